@@ -1,0 +1,108 @@
+"""File-system state and the pure semantics of each file-system operation.
+
+State: a set of shared names, each pointing at an inode, and each inode's
+content.  An inode with no name lives on while a descriptor or a mapping
+holds it (the unlink-while-open rule).  Per-process state (descriptors,
+private names) lives with the process, in ``spec.machine``.
+
+Modelled, with Linux semantics: name lookup, creation, O_TRUNC, writes at
+an offset that zero-fill a hole, ftruncate that shrinks or zero-extends,
+unlink that keeps the inode for its holders, atomic rename, and page-granular
+SIGBUS for a mapped read past end of file.
+Not modelled: directories, permissions, times, link counts above one,
+durability (there is no crash yet: fsync only fails), and sizes beyond what
+the protocols write.  Every function here is pure: it returns a new state.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+PAGE_SIZE = 4096
+
+# Errno names, as the OS reports them.
+ENOENT = "ENOENT"
+EEXIST = "EEXIST"
+EBADF = "EBADF"
+EINVAL = "EINVAL"
+ENOSPC = "ENOSPC"
+EIO = "EIO"
+EACCES = "EACCES"
+
+
+class FileSystem(NamedTuple):
+    """Shared names and inode contents.
+
+    names:    sorted (path, inode) pairs: what ``ls`` would show.
+    contents: the bytes of inode i at index i (None once collected).
+    """
+
+    names: tuple[tuple[str, int], ...] = ()
+    contents: tuple[bytes | None, ...] = ()
+
+    def lookup(self, path: str) -> int | None:
+        """The inode that ``path`` names, or None."""
+        for name, ino in self.names:
+            if name == path:
+                return ino
+        return None
+
+    def size(self, ino: int) -> int:
+        """The size of inode ``ino``."""
+        data = self.contents[ino]
+        assert data is not None, "a collected inode was used"
+        return len(data)
+
+    def file(self, path: str) -> bytes | None:
+        """The content of the file named ``path``, or None if absent."""
+        ino = self.lookup(path)
+        return None if ino is None else self.contents[ino]
+
+
+def create(fs: FileSystem) -> tuple[FileSystem, int]:
+    """A new, empty, unnamed inode."""
+    return fs._replace(contents=fs.contents + (b"",)), len(fs.contents)
+
+
+def bind(fs: FileSystem, path: str, ino: int) -> FileSystem:
+    """Point shared name ``path`` at ``ino``, replacing any old binding."""
+    names = tuple(sorted([(n, i) for n, i in fs.names if n != path] + [(path, ino)]))
+    return fs._replace(names=names)
+
+
+def unbind(fs: FileSystem, path: str) -> FileSystem:
+    """Remove shared name ``path`` (the inode stays for its holders)."""
+    return fs._replace(names=tuple((n, i) for n, i in fs.names if n != path))
+
+
+def set_content(fs: FileSystem, ino: int, data: bytes) -> FileSystem:
+    """Replace inode ``ino``'s bytes."""
+    contents = list(fs.contents)
+    contents[ino] = data
+    return fs._replace(contents=tuple(contents))
+
+
+def write_at(old: bytes, offset: int, data: bytes) -> bytes:
+    """pwrite semantics: overwrite at ``offset``, zero-filling any hole
+    between the old end and ``offset``, extending the size if needed."""
+    if offset > len(old):
+        old = old + bytes(offset - len(old))
+    return old[:offset] + data + old[offset + len(data):]
+
+
+def truncate(old: bytes, n: int) -> bytes:
+    """ftruncate semantics: keep the first min(n, size) bytes; a longer
+    file is extended with zero bytes."""
+    return old[:n] if n <= len(old) else old + bytes(n - len(old))
+
+
+def mapped_read(current: bytes, length: int) -> bytes | None:
+    """Touch ``length`` mapped bytes of a file now holding ``current``.
+
+    None means SIGBUS: some touched byte lies in a page wholly past the end
+    of file.  Bytes past the end inside the last page read as zero.
+    """
+    backed = -(-len(current) // PAGE_SIZE) * PAGE_SIZE
+    if length > backed:
+        return None
+    return current[:length] + bytes(max(0, length - len(current)))
