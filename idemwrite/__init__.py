@@ -1,0 +1,3 @@
+"""The ``idemwrite`` command line; the libraries are ``spec``, ``reference`` and ``proofs``."""
+
+__all__: list[str] = []
