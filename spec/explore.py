@@ -97,10 +97,13 @@ class Model:
     init: World
     names: tuple[str, ...]
     blocks: tuple[tuple[int, int], ...]
+    symmetry: bool = True
 
 
-def build(setup: Setup) -> Model:
-    """The Config, initial world and process names for ``setup``."""
+def build(setup: Setup, *, symmetry: bool = True) -> Model:
+    """The Config, initial world and process names for ``setup``.  With
+    ``symmetry`` off every process is its own class (for cross-checking the
+    reduction: the verdicts must not change, only the state counts)."""
     order = setup.process_protocols()
     kinds: list[Kind] = []
     index: dict[str, int] = {}
@@ -114,10 +117,10 @@ def build(setup: Setup) -> Model:
     blocks = []
     start = 0
     for i in range(1, len(procs) + 1):
-        if i == len(procs) or procs[i] != procs[start]:
+        if i == len(procs) or procs[i] != procs[start] or not symmetry:
             blocks.append((start, i))
             start = i
-    model = Model(setup, cfg, initial(cfg, procs), names, tuple(blocks))
+    model = Model(setup, cfg, initial(cfg, procs), names, tuple(blocks), symmetry)
     model.init = canonical(model, model.init)
     return model
 
@@ -254,10 +257,12 @@ class _Stepper:
         return got
 
 
-def explore(setup: Setup, properties: Iterable[str] | None = None, *, stop_when_all_violated: bool = True) -> Exploration:
+def explore(setup: Setup, properties: Iterable[str] | None = None, *, stop_when_all_violated: bool = True, symmetry: bool = True) -> Exploration:
     """Every reachable world of ``setup``, breadth first, checking
-    ``properties`` (all by default) in each; shortest violations recorded."""
-    model = build(setup)
+    ``properties`` (all by default) in each; shortest violations recorded.
+    The search stops early once every property asked about is violated
+    (then ``complete`` is False and ``states`` counts what was seen)."""
+    model = build(setup, symmetry=symmetry)
     props: list[Property] = [get_property(p) for p in (properties if properties is not None else PROPERTIES)]
     result = Exploration(model, tuple(p.name for p in props))
     started = time.perf_counter()
@@ -273,7 +278,7 @@ def explore(setup: Setup, properties: Iterable[str] | None = None, *, stop_when_
             pub = published(w)
             procs = w.procs
             for i, p in enumerate(procs):
-                if p.status != RUNNING or (i > 0 and procs[i - 1] == p):
+                if p.status != RUNNING or (model.symmetry and i > 0 and procs[i - 1] == p):
                     continue  # identical processes: stepping one is enough
                 for f, q, fs in stepper.moves(w, i, pub):
                     succ = canonical(model, World(fs, procs[:i] + (q,) + procs[i + 1:], w.faults + (1 if f else 0)))
