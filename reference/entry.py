@@ -1,0 +1,138 @@
+"""write_entry / read_entry: the public, safe API for one cache entry.
+
+``write_entry`` runs a catalogue writer - by default
+``write-then-truncate``, which the explorer and the proofs show keeps
+``published-entry-stays-complete`` and ``reader-after-publication-hits`` at
+every fault budget - through the OS interpreter (:mod:`reference.osfs`).  It
+is the very Program the model checks, not a copy of it.
+
+Concurrency promise (the one the model checks, under its assumptions):
+any number of threads or processes may write the *same* bytes to the same
+path at once, with no lock, while others read; once one write_entry has
+returned, every later read_entry of that path hits, and no read_entry ever
+returns a partial entry.  Writers of *different* bytes of the same length
+are outside the promise (the model's entries differ only in don't-care
+fields); so are crashes and power loss (fsync is not modelled as durability).
+
+``read_entry`` runs the catalogue's ``read-unvalidated`` program (open, read
+size+1, close: Go's DiskCache.get without its parser) and then does what
+``go-read-entry``'s validity check stands for: the exact-length check,
+then the caller's ``validate``.  The exact length alone rejects every
+partial entry that write-then-truncate can leave (a short prefix); the
+model's reader also rejects a zero byte, because a torn ``write-file``
+entry can have the right length with a zero-filled hole: pass
+``validate=no_hole_bytes`` (or a real parser) if other writers may use
+O_TRUNC.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Callable
+
+from spec.ops import ENTRY, Outcome, Role
+from spec.protocols import CATALOGUE, WRITERS
+
+from .errors import BadSizeError, NotAWriterError, UnknownProtocolError, UnsupportedProtocolError, WriteError
+from .osfs import Compiled, compiled, private_name, program_paths
+
+DEFAULT_PROTOCOL = "write-then-truncate"
+READER_PROTOCOL = "read-unvalidated"  # its validation is done here, after the run
+
+_OK = Outcome.OK.value
+_HIT = Outcome.HIT.value
+
+
+def _usable(name: str) -> str | None:
+    """Why writer ``name`` cannot serve write_entry, or None if it can:
+    it may name only the entry (and private temp files beside it) and only
+    the ``entry`` payload."""
+    prog = CATALOGUE[name].program
+    shared = {p.name for p in program_paths(prog) if not p.private}
+    if shared - {ENTRY.name}:
+        return f"also writes {', '.join(sorted(shared - {ENTRY.name}))}"
+    if set(prog.payloads()) - {"entry"}:
+        return f"needs payloads {', '.join(prog.payloads())}"
+    return None
+
+
+def entry_writers() -> tuple[str, ...]:
+    """The catalogue writers write_entry accepts."""
+    return tuple(n for n in WRITERS if _usable(n) is None)
+
+
+# Per protocol: the compiled program and, per path slot, None for the entry
+# itself or the suffix of a private file beside it ("entry.tmp" -> ".tmp").
+_Plan = tuple[Compiled, tuple[str | None, ...]]
+_PLANS: dict[str, _Plan] = {}
+
+
+def _plan(protocol: str) -> _Plan:
+    plan = _PLANS.get(protocol)
+    if plan is not None:
+        return plan
+    if protocol not in CATALOGUE:
+        raise UnknownProtocolError(protocol, entry_writers())
+    prog = CATALOGUE[protocol].program
+    if prog.role is not Role.WRITER:
+        raise NotAWriterError(protocol, entry_writers())
+    why = _usable(protocol)
+    if why is not None:
+        raise UnsupportedProtocolError(protocol, why, entry_writers())
+    c = compiled(prog)
+    suffixes = tuple(None if not p.private else p.name[len(ENTRY.name):] for p in c.paths)
+    plan = _PLANS[protocol] = (c, suffixes)
+    return plan
+
+
+def write_entry(path: str | os.PathLike[str], data: bytes, *, protocol: str = DEFAULT_PROTOCOL) -> None:
+    """Publish ``data`` as the entry at ``path`` with a catalogue writer.
+
+    Safe to call concurrently from many threads and processes with the same
+    bytes (see the module doc).  Raises UnknownProtocolError,
+    NotAWriterError or UnsupportedProtocolError for a protocol it cannot
+    run, WriteError when the protocol failed (the errno, the failing call)."""
+    c, suffixes = _PLANS.get(protocol) or _plan(protocol)
+    p = os.fspath(path)
+    if type(data) is not bytes:
+        data = bytes(data)  # a str raises TypeError here, before any file is touched
+    if len(suffixes) == 1 and suffixes[0] is None:
+        paths = [p]  # the common case: the entry is the only path
+    else:
+        paths = [p if s is None else private_name(p + s) for s in suffixes]
+    status, _, first = c.execute(paths, [data])
+    if status != _OK:
+        raise _write_error(c, protocol, p, paths, first)
+
+
+def _write_error(c: Compiled, protocol: str, path: str, paths: list[str], first: tuple[str, int] | None) -> WriteError:
+    if first is None:
+        return WriteError(path, protocol, "unknown", "the protocol's failure path (no call failed)")
+    err = c.error(first, dict(zip(c.paths, paths)))
+    assert err is not None
+    return WriteError(path, protocol, err.errno, err.op, err.path)
+
+
+def no_hole_bytes(buf: bytes) -> bool:
+    """The model's stand-in for a parser: no zero byte (Go's entry format
+    has none; a zero-filled hole from a torn write does)."""
+    return 0 not in buf
+
+
+def read_entry(path: str | os.PathLike[str], size: int, *, validate: Callable[[bytes], bool] | None = None) -> bytes | None:
+    """The entry at ``path`` if it is exactly ``size`` bytes and
+    ``validate`` (if given) accepts it; otherwise None - a miss, never a
+    partial entry.  Every OS error is a miss.  Raises BadSizeError for a
+    negative size; an exception from ``validate`` propagates (a bug in the
+    validator should not pass for a miss)."""
+    if size < 0:
+        raise BadSizeError(size)
+    c = compiled(CATALOGUE[READER_PROTOCOL].program)
+    # The reader's payload is the entry it expects; the program only uses
+    # its length (read size+1), so a range of that length stands in for it.
+    status, buf, _ = c.execute([os.fspath(path)], [range(size)])  # type: ignore[list-item]
+    if status != _HIT or buf is None or len(buf) != size:
+        return None
+    if validate is not None and not validate(buf):
+        return None
+    return buf

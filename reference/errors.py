@@ -1,0 +1,98 @@
+"""The exceptions of the public entry API: one small class per failure.
+
+Each message says what was wrong and what to do.  All derive from
+:class:`IdemwriteError`; the ones about bad arguments are also ValueErrors,
+so ``except ValueError`` still works for callers that do not know this
+package.  A failed *read* is never an exception: it is a miss (None).
+"""
+
+from __future__ import annotations
+
+import errno as errno_mod
+import os
+
+
+class IdemwriteError(Exception):
+    """Base class of every error the entry API raises."""
+
+
+class UnknownProtocolError(IdemwriteError, ValueError):
+    """No writer protocol of that name is in the catalogue."""
+
+    def __init__(self, name: str, known: tuple[str, ...]) -> None:
+        super().__init__(name)
+        self.name, self.known = name, known
+
+    def __str__(self) -> str:
+        return f"unknown protocol {self.name!r}; use one of: {', '.join(self.known)}"
+
+
+class NotAWriterError(IdemwriteError, ValueError):
+    """The protocol named is a reader: it looks entries up, it cannot write one."""
+
+    def __init__(self, name: str, writers: tuple[str, ...]) -> None:
+        super().__init__(name)
+        self.name, self.writers = name, writers
+
+    def __str__(self) -> str:
+        return (f"{self.name!r} is a reader protocol and cannot write an entry; use read_entry to read, "
+                f"or write with one of: {', '.join(self.writers)}")
+
+
+class UnsupportedProtocolError(IdemwriteError, ValueError):
+    """The writer protocol needs more than one file or payload (an output
+    file beside the entry), which write_entry does not provide."""
+
+    def __init__(self, name: str, needs: str, usable: tuple[str, ...]) -> None:
+        super().__init__(name)
+        self.name, self.needs, self.usable = name, needs, usable
+
+    def __str__(self) -> str:
+        return (f"protocol {self.name!r} {self.needs}; write_entry writes one entry file, "
+                f"so use one of: {', '.join(self.usable)} (or reference.osfs.run for the full program)")
+
+
+class BadSizeError(IdemwriteError, ValueError):
+    """read_entry was asked for a negative size."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(size)
+        self.size = size
+
+    def __str__(self) -> str:
+        return f"entry size must be >= 0, not {self.size}: pass the exact length every writer of the entry writes"
+
+
+_HINTS = {
+    "ENOSPC": "free some space on the file system",
+    "EDQUOT": "free some space or raise the disk quota",
+    "EACCES": "check the permissions of the file and of its directory",
+    "EPERM": "check the permissions of the file and of its directory",
+    "EROFS": "the file system is read-only: write the entry somewhere writable",
+    "ENOENT": "create the directory first",
+    "ENOTDIR": "a component of the path is not a directory: fix the path",
+    "EISDIR": "the path is a directory: give a file path",
+    "EIO": "the device reported an I/O error: check it, then write again",
+}
+
+
+class WriteError(IdemwriteError):
+    """The write protocol ran its error path: the entry was not published.
+
+    errno:  the failing call's errno by name (``"ENOSPC"``).
+    code:   the same as a number (0 when the name is not a known errno).
+    op:     the failing operation, as the protocol's source text.
+    path:   the entry's real path (and ``file`` the file the call touched).
+    """
+
+    def __init__(self, path: str, protocol: str, errno: str, op: str, file: str | None = None) -> None:
+        super().__init__(path, errno)
+        self.path, self.protocol, self.errno, self.op, self.file = path, protocol, errno, op, file
+        self.code = int(getattr(errno_mod, errno, 0))
+
+    def __str__(self) -> str:
+        what = os.strerror(self.code) if self.code else "unknown error"
+        where = f" on {self.file}" if self.file and self.file != self.path else ""
+        hint = _HINTS.get(self.errno, "fix the cause, then write again")
+        return (f"writing entry {self.path} ({self.protocol}) failed: {self.op}{where} returned {self.errno} "
+                f"({what}); the entry may now be missing or incomplete, which read_entry reports as a miss; {hint}")

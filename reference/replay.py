@@ -1,0 +1,59 @@
+"""Replay a model counterexample on the real kernel.
+
+A :class:`spec.trace.Trace` names, step by step, which process runs and
+which fault it suffers.  :func:`replay_trace` runs exactly those steps with
+:class:`reference.osfs.OSWorld` - the same programs, real files, one byte
+per step at byte granularity - and reports the real shared files after each
+step in the shape ``spec.trace.files`` gives the model's, so the two lists
+can be compared with ``==``.  What the model says a reader could see (an
+empty or torn entry under ``write-file``, a removed one under
+``go-index-entry`` with a fault) is then seen on disk, not just predicted.
+
+Not covered: timing.  The replay forces the interleaving; it says nothing
+about how likely that interleaving is on a loaded machine.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+
+from spec.trace import Trace, TraceError
+
+from .osfs import OSWorld, Snapshot
+
+Files = tuple[tuple[str, bytes | None], ...]
+
+
+def replay_snapshots(trace: Trace, root: str | os.PathLike[str]) -> list[Snapshot]:
+    """The full real snapshot after each step of ``trace`` (see
+    :func:`replay_trace`; this is the same run with the processes too)."""
+    out: list[Snapshot] = []
+    with OSWorld.from_setup(trace.setup, root) as world:
+        for n, s in enumerate(trace.steps, 1):
+            i = _index(world, s.process, n)
+            if world.current(i) is None:
+                raise TraceError(f"step {n}: {s.process} has already ended")
+            if s.fault is not None and s.fault not in world.faults(i):
+                raise TraceError(f"step {n}: {s.process} cannot suffer {s.fault} here (allowed: {world.faults(i)})")
+            world.step(i, s.fault)
+            out.append(world.snapshot())
+    return out
+
+
+def replay_trace(trace: Trace, root: pathlib.Path) -> list[Files]:
+    """Replay ``trace`` (faults included) on real files in the empty
+    directory ``root``; the real shared files after each step, entry first
+    then the rest by name, a missing file as None - exactly
+    ``spec.trace.files(world.fs)`` for the model's worlds after each step.
+
+    Raises TraceError, as ``spec.trace.replay`` does, when a step names an
+    unknown or ended process or a fault the step cannot suffer."""
+    return [snap.files for snap in replay_snapshots(trace, root)]
+
+
+def _index(world: OSWorld, name: str, n: int) -> int:
+    try:
+        return world.names.index(name)
+    except ValueError:
+        raise TraceError(f"step {n}: no process {name!r} (have {', '.join(world.names)})") from None
