@@ -1,0 +1,384 @@
+"""A GOCACHEPROG server that stores into a Go-format cache directory.
+
+Speaks the go command's cache-program protocol (``go doc
+cmd/go/internal/cacheprog``): it first announces ``get``, ``put`` and
+``close``; then reads one JSON request per line (a put's body follows on its
+own line as a base64 JSON string) and answers each with one JSON line whose
+``DiskPath`` is an absolute path inside the directory, so the go command
+reads (or mmaps) the file itself.  Entries are written by
+:class:`reference.gocache.GoCache`, i.e. in Go's own on-disk format, so the
+same directory works as a plain ``GOCACHE`` too.
+
+Promised:
+
+- Malformed input (bad JSON, unknown command, wrong field types, an ID that
+  is not 32 bytes, a body that is missing, not base64, of the wrong size or
+  not matching its OutputID) gets an ``Err`` response naming what was wrong;
+  the server keeps serving and no line that follows is lost.
+- A failed write is an ``Err`` response for that request, never a crash.
+- End of input and ``close`` both end cleanly; on the way out the server
+  prints gets, hits, puts and bytes to stderr and runs Go's (usually
+  skipped) daily trim after answering, so the go command is not kept waiting.
+- Many servers (one per go command) and plain go commands may share one
+  directory on a local file system: writes use the catalogue protocol given
+  (``write-then-truncate`` by default), which never removes or shrinks
+  another writer's complete entry or output.
+
+Not promised: network file systems, Windows sharing semantics, or anything
+for ``--protocol write-file`` (the known-bad twin, kept to show the failure).
+
+Speed: requests are read with large ``os.read`` calls and answered in one
+``os.write`` per batch of input (flushing only before the server would block),
+JSON is the C-accelerated ``json`` module, and the catalogue (``spec``) is
+imported only at the first put.
+"""
+
+from __future__ import annotations
+
+import binascii
+import json
+import os
+import sys
+import time
+from typing import Any
+
+from reference.gocache import DEFAULT_PROTOCOL, HASH_SIZE, Entry, GoCache
+
+KNOWN_COMMANDS = (b'{"ID":0,"KnownCommands":["get","put","close"]}\n')
+_READ_CHUNK = 1 << 20
+
+
+class BadRequest(ValueError):
+    """A request the server cannot act on; its message goes back as Err."""
+
+
+class Stats:
+    """What one server session did (printed to stderr at the end)."""
+
+    def __init__(self) -> None:
+        self.gets = 0
+        self.hits = 0
+        self.puts = 0
+        self.put_bytes = 0
+        self.errors = 0
+
+    def render(self) -> str:
+        return (f"idemwrite gocacheprog: {self.gets} gets, {self.hits} hits, "
+                f"{self.puts} puts, {self.put_bytes} bytes put, {self.errors} errors")
+
+
+class _Lines:
+    """Lines from a file descriptor, read in large chunks; ``on_block`` is
+    called before each read that may block (the time to flush replies)."""
+
+    def __init__(self, fd: int, on_block: Any) -> None:
+        self._fd = fd
+        self._buf = bytearray()
+        self._start = 0  # first unconsumed byte
+        self._scan = 0  # no newline before this offset
+        self._on_block = on_block
+        self._eof = False
+
+    def next(self) -> bytes | None:
+        """The next line without its newline; None at end of input."""
+        while True:
+            i = self._buf.find(b"\n", self._scan)
+            if i >= 0:
+                line = bytes(self._buf[self._start:i])
+                self._start = self._scan = i + 1
+                return line
+            if self._eof:
+                if self._start < len(self._buf):  # a last line with no newline
+                    line = bytes(self._buf[self._start:])
+                    self._start = self._scan = len(self._buf)
+                    return line
+                return None
+            del self._buf[:self._start]
+            self._start, self._scan = 0, len(self._buf)
+            self._on_block()
+            chunk = os.read(self._fd, _READ_CHUNK)
+            if chunk:
+                self._buf += chunk
+            else:
+                self._eof = True
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _b64(b: bytes) -> str:
+    return binascii.b2a_base64(b, newline=False).decode("ascii")
+
+
+def _rfc3339(ns: int) -> str:
+    """Go's time.Time JSON form (RFC 3339 with nanoseconds, UTC)."""
+    s, frac = divmod(ns, 10**9)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(s)) + f".{frac:09d}Z"
+
+
+def _decode_id(req: dict[str, Any], key: str) -> bytes:
+    """A 32-byte ID sent as Go's []byte JSON (base64)."""
+    v = req.get(key)
+    if not isinstance(v, str):
+        raise BadRequest(f"{key} is missing or not a base64 string")
+    try:
+        b = binascii.a2b_base64(v, strict_mode=True)
+    except binascii.Error as e:
+        raise BadRequest(f"{key} is not valid base64: {e}") from None
+    if len(b) != HASH_SIZE:
+        raise BadRequest(f"{key} must be {HASH_SIZE} bytes, got {len(b)}")
+    return b
+
+
+def _guess_id(line: bytes) -> int:
+    """The ID of a request we could not parse, if it is findable (so the
+    go command can match the error to the request), else 0."""
+    import re  # only on the error path
+
+    m = re.search(rb'"ID"\s*:\s*(-?\d+)', line)
+    return int(m.group(1)) if m else 0
+
+
+class Server:
+    """One session of the protocol over two file descriptors."""
+
+    def __init__(self, cache: GoCache, infd: int = 0, outfd: int = 1) -> None:
+        self.cache = cache
+        self.stats = Stats()
+        self._outfd = outfd
+        self._out: list[bytes] = []
+        self._lines = _Lines(infd, self.flush)
+        self._pending: bytes | None = None  # a line read ahead, not yet handled
+
+    # ---- output
+
+    def flush(self) -> None:
+        if not self._out:
+            return
+        data = b"".join(self._out)
+        self._out.clear()
+        _write_all(self._outfd, data)
+
+    def _reply(self, resp: dict[str, Any]) -> None:
+        self._out.append(json.dumps(resp, separators=(",", ":")).encode() + b"\n")
+
+    def _error(self, id_: int, msg: str) -> None:
+        self.stats.errors += 1
+        self._reply({"ID": id_, "Err": msg})
+
+    # ---- input
+
+    def _next_line(self) -> bytes | None:
+        if self._pending is not None:
+            line, self._pending = self._pending, None
+            return line
+        return self._lines.next()
+
+    def serve(self) -> Stats:
+        """Answer requests until ``close`` or end of input (the caller has
+        announced the known commands)."""
+        while (line := self._next_line()) is not None:
+            if not line.strip():
+                continue  # the go command sends a blank line after each request
+            if not self._handle(line):
+                break
+        self.flush()
+        return self.stats
+
+    def _handle(self, line: bytes) -> bool:
+        """Handle one request line; False after ``close``."""
+        try:
+            req = json.loads(line)
+        except ValueError as e:
+            self._error(_guess_id(line), f"malformed request (not JSON: {e}): {line[:80]!r}")
+            return True
+        if isinstance(req, str):
+            self._error(0, "a body line (base64 JSON string) with no put request before it")
+            return True
+        if not isinstance(req, dict):
+            self._error(0, f"malformed request (not a JSON object): {line[:80]!r}")
+            return True
+        id_ = req.get("ID")
+        if not isinstance(id_, int) or isinstance(id_, bool):
+            self._error(0, f"malformed request (ID missing or not an integer): {line[:80]!r}")
+            self._skip_body(req)
+            return True
+        cmd = req.get("Command")
+        try:
+            if cmd == "get":
+                self._get(id_, req)
+            elif cmd == "put":
+                self._put(id_, req)
+            elif cmd == "close":
+                self._reply({"ID": id_})
+                return False
+            else:
+                self._skip_body(req)
+                raise BadRequest(f"unknown command {cmd!r}; known: get, put, close")
+        except BadRequest as e:
+            self._error(id_, f"{cmd} request {id_}: {e}")
+        except Exception as e:  # a server never dies of one request
+            self._error(id_, f"{cmd} request {id_} failed: {type(e).__name__}: {e}")
+        return True
+
+    def _skip_body(self, req: dict[str, Any]) -> None:
+        """Consume the body line of a request we reject, so that it is not
+        taken for the next request."""
+        size = req.get("BodySize")
+        if isinstance(size, int) and size > 0:
+            self._read_body(size)
+
+    def _read_body(self, size: int) -> bytes:
+        """The base64 JSON string line that follows a put with BodySize > 0."""
+        line = self._next_line()
+        while line is not None and not line.strip():
+            line = self._next_line()
+        if line is None:
+            raise BadRequest(f"BodySize is {size} but input ended before the body")
+        line = line.strip()
+        if not line.startswith(b'"'):
+            # Not a body: keep the line, it is probably the next request.
+            self._pending = line
+            raise BadRequest(f"BodySize is {size} but no body line followed")
+        if len(line) < 2 or not line.endswith(b'"'):
+            raise BadRequest("body is not a JSON string")
+        # The go command writes the base64 text raw between quotes (no JSON
+        # escapes can occur in base64), so decode the slice directly.
+        try:
+            body = binascii.a2b_base64(memoryview(line)[1:-1], strict_mode=True)
+        except binascii.Error as e:
+            raise BadRequest(f"body is not valid base64: {e}") from None
+        if len(body) != size:
+            raise BadRequest(f"body has {len(body)} bytes, BodySize says {size}")
+        return body
+
+    # ---- commands
+
+    def _get(self, id_: int, req: dict[str, Any]) -> None:
+        self.stats.gets += 1
+        action_id = _decode_id(req, "ActionID")
+        hit = self.cache.get_file(action_id)
+        if hit is None:
+            self._reply({"ID": id_, "Miss": True})
+            return
+        self.stats.hits += 1
+        path, entry = hit
+        self._reply(_hit_response(id_, path, entry))
+
+    def _put(self, id_: int, req: dict[str, Any]) -> None:
+        size = req.get("BodySize", 0)
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise BadRequest(f"BodySize must be a non-negative integer, got {size!r}")
+        body = self._read_body(size) if size > 0 else b""
+        action_id = _decode_id(req, "ActionID")
+        output_id = _decode_id(req, "OutputID")
+        import hashlib  # OpenSSL: loaded at the first put, not at start-up
+
+        if hashlib.sha256(body).digest() != output_id:
+            raise BadRequest("OutputID is not the SHA-256 of the body")
+        path = self.cache.put_output(output_id, body)
+        self.cache.put_index(action_id, output_id, size)
+        self.stats.puts += 1
+        self.stats.put_bytes += size
+        self._reply({"ID": id_, "DiskPath": path})
+
+
+def _hit_response(id_: int, path: str, entry: Entry) -> dict[str, Any]:
+    return {"ID": id_, "OutputID": _b64(entry.output_id), "Size": entry.size,
+            "Time": _rfc3339(entry.time_ns), "DiskPath": path}
+
+
+def run(dir: str, protocol: str, infd: int = 0, outfd: int = 1) -> Stats:
+    """Serve one session on ``infd``/``outfd``; then report and trim."""
+    # The go command blocks until it has this line: announce first, then
+    # make the 256 subdirectories while it gets on with loading packages.
+    _write_all(outfd, KNOWN_COMMANDS)
+    cache = GoCache(dir, protocol=protocol)
+    server = Server(cache, infd, outfd)
+    try:
+        stats = server.serve()
+    finally:
+        sys.stderr.write(server.stats.render() + "\n")
+        sys.stderr.flush()
+    # Go's DiskCache trims on Close; with GOCACHEPROG nobody else trims this
+    # directory.  Close stdout first: the go command waits for it to close,
+    # not for the trim (which is skipped on all but one run a day).
+    try:
+        os.close(outfd)
+    except OSError:
+        pass
+    try:
+        cache.trim()
+    except OSError as e:
+        sys.stderr.write(f"idemwrite gocacheprog: trim failed: {e}\n")
+    return stats
+
+
+def _check_protocol(name: str) -> str | None:
+    """Why ``name`` cannot write cache files, or None if it can.  Imports
+    the catalogue only for a non-default protocol (start-up speed)."""
+    if name == DEFAULT_PROTOCOL:
+        return None
+    from reference.entry import entry_writers
+
+    usable = entry_writers()
+    if name not in usable:
+        return f"protocol {name!r} cannot write a cache file; use one of: {', '.join(usable)}"
+    return None
+
+
+USAGE = """usage: idemwrite gocacheprog --dir DIR [--protocol P]
+
+A GOCACHEPROG server storing into DIR (created if missing) in Go's own cache
+format.  --protocol names the catalogue program for every write (default
+write-then-truncate; write-file is the known-bad twin).  Use it as
+    GOCACHEPROG="idemwrite gocacheprog --dir DIR" go build ./...
+"""
+
+
+def parse_args(argv: list[str]) -> tuple[str, str]:
+    """(dir, protocol) from ``--dir DIR [--protocol P]`` (also ``--x=v``).
+    Hand-rolled rather than argparse: argparse's import is start-up time
+    for every go command.  Raises BadRequest with a usage message."""
+    opts = {"--dir": "", "--protocol": DEFAULT_PROTOCOL}
+    it = iter(argv)
+    for arg in it:
+        name, eq, value = arg.partition("=")
+        if name in ("-h", "--help"):
+            raise BadRequest(USAGE)
+        if name not in opts:
+            raise BadRequest(f"unknown argument {arg!r}\n{USAGE}")
+        if not eq:
+            value = next(it, "")
+        if not value:
+            raise BadRequest(f"{name} needs a value\n{USAGE}")
+        opts[name] = value
+    if not opts["--dir"]:
+        raise BadRequest(f"--dir is required\n{USAGE}")
+    return opts["--dir"], opts["--protocol"]
+
+
+def main(argv: list[str]) -> int:
+    """``gocacheprog --dir DIR [--protocol P]``; exit 2 on bad usage."""
+    try:
+        dir, protocol = parse_args(argv)
+    except BadRequest as e:
+        print(f"idemwrite gocacheprog: {e}", file=sys.stderr)
+        return 0 if str(e) == USAGE else 2
+    why = _check_protocol(protocol)
+    if why is not None:
+        print(f"idemwrite gocacheprog: {why}", file=sys.stderr)
+        return 2
+    try:
+        run(dir, protocol)
+    except OSError as e:
+        print(f"idemwrite gocacheprog: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
