@@ -175,6 +175,14 @@ def _write_all(fd: int, data: bytes, at: int | None) -> None:
             return
 
 
+def fsync(fd: int) -> None:
+    """os.fsync, except that an unset descriptor (-1) is the kernel's EBADF
+    rather than Python's ValueError (os.fsync checks before the call)."""
+    if fd < 0:
+        raise OSError(errno_mod.EBADF, os.strerror(errno_mod.EBADF))
+    os.fsync(fd)
+
+
 # ------------------------------------------------------------ mapped reads
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -608,7 +616,7 @@ class Compiled:
         return op
 
     def _c_fsync(self, i: int, ins: Fsync) -> Step:
-        return self._fd_call(i, ins.fd, os.fsync)
+        return self._fd_call(i, ins.fd, fsync)
 
     def _c_close(self, i: int, ins: Close) -> Step:
         ok, fail = self._exits(i)
@@ -1136,7 +1144,7 @@ class OSWorld:
         fd = self._fd(p, k, ins.fd)
         if fault and fd != -1:
             return p._replace(last=fault[0]), True
-        return p._replace(last=self._call(os.fsync, fd)), True
+        return p._replace(last=self._call(fsync, fd)), True
 
     def _close(self, ins: Close, p: Proc, k: Kind, fault: Fault, i: int) -> tuple[Proc, bool]:
         fd = self._fd(p, k, ins.fd)
