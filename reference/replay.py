@@ -29,6 +29,7 @@ def replay_snapshots(trace: Trace, root: str | os.PathLike[str]) -> list[Snapsho
     """The full real snapshot after each step of ``trace`` (see
     :func:`replay_trace`; this is the same run with the processes too)."""
     out: list[Snapshot] = []
+    pathlib.Path(root).mkdir(parents=True, exist_ok=True)  # a fresh directory is fine; a used one is refused
     with OSWorld.from_setup(trace.setup, root) as world:
         for n, s in enumerate(trace.steps, 1):
             i = _index(world, s.process, n)
@@ -42,8 +43,8 @@ def replay_snapshots(trace: Trace, root: str | os.PathLike[str]) -> list[Snapsho
 
 
 def replay_trace(trace: Trace, root: pathlib.Path) -> list[Files]:
-    """Replay ``trace`` (faults included) on real files in the empty
-    directory ``root``; the real shared files after each step, entry first
+    """Replay ``trace`` (faults included) on real files in the directory
+    ``root`` (made if missing, refused unless empty); the real shared files after each step, entry first
     then the rest by name, a missing file as None - exactly
     ``spec.trace.files(world.fs)`` for the model's worlds after each step.
 

@@ -1,0 +1,135 @@
+"""Model counterexamples replayed on the real kernel.
+
+The explorer's shortest counterexample is a schedule; ``replay_trace`` forces
+that schedule on real files.  The real shared files after every step must
+equal the model's (``spec.trace.files``), and the failure the model predicts
+must be *seen* on disk: ``write-file``'s entry empty or torn after
+publication, ``go-index-entry``'s entry removed by the failing writer.
+"""
+
+from __future__ import annotations
+
+import pathlib
+
+import pytest
+
+from spec.explore import Setup, explore
+from spec.machine import Config
+from spec.protocols import CATALOGUE
+from spec.trace import Trace, TraceError, TraceStep, files, from_exploration, replay
+from reference.osfs import OSWorld, project
+from reference.replay import replay_snapshots, replay_trace
+
+STAYS = "published-entry-stays-complete"
+HITS = "reader-after-publication-hits"
+
+
+def counterexample(setup: Setup, prop: str) -> Trace:
+    result = explore(setup, [prop])
+    assert result.verdict(prop) == "violated", f"the explorer found no counterexample for {prop}"
+    return from_exploration(result, prop)
+
+
+def model_files(trace: Trace) -> list[tuple[tuple[str, bytes | None], ...]]:
+    return [files(w.fs) for w in replay(trace)[1:]]
+
+
+def test_write_file_real_entry_is_seen_empty_or_torn(tmp_path: pathlib.Path) -> None:
+    setup = Setup(("write-file",), writers=2, readers=1)
+    trace = counterexample(setup, STAYS)
+    real = replay_trace(trace, tmp_path)
+    assert real == model_files(trace)
+    payload = dict(setup.payloads())["entry"]
+    after = dict(real[-1])["entry"]
+    assert after is not None and after != payload, "the published entry is no longer the payload"
+    seen = [dict(f)["entry"] for f in real]
+    assert b"" in seen or any(e is not None and len(e) == len(payload) and e != payload for e in seen)
+
+
+def test_go_index_entry_real_entry_goes_missing(tmp_path: pathlib.Path) -> None:
+    trace = counterexample(Setup(("go-index-entry",), writers=2, readers=1, faults=1), STAYS)
+    assert any(s.fault for s in trace.steps), "the counterexample needs the injected fault"
+    real = replay_trace(trace, tmp_path)
+    assert real == model_files(trace)
+    assert dict(real[-1])["entry"] is None, "the failing writer's remove deleted the published entry"
+    assert not (tmp_path / "entry").exists()
+
+
+@pytest.mark.parametrize("setup,prop", [
+    (Setup(("write-file",), writers=2, readers=1), HITS),
+    (Setup(("create-exclusive",), writers=2, readers=1), HITS),
+    (Setup(("write-file",), writers=2, readers=1, reader="mmap-read"), "mmap-reader-never-faults"),
+    (Setup(("go-put",), writers=2, readers=0, faults=1), "index-implies-complete-output"),
+    (Setup(("write-file",), writers=2, readers=1, reader="read-unvalidated"), "reader-never-accepts-corrupt"),
+])
+def test_every_state_of_other_counterexamples_agrees(tmp_path: pathlib.Path, setup: Setup, prop: str) -> None:
+    """Not just the files: every process's registers, pc and status too."""
+    trace = counterexample(setup, prop)
+    from spec.explore import build
+
+    cfg: Config = build(setup).config
+    worlds = replay(trace)[1:]
+    snaps = replay_snapshots(trace, tmp_path)
+    assert snaps == [project(cfg, w) for w in worlds]
+
+
+def test_write_then_truncate_has_no_counterexample_and_replays_clean(tmp_path: pathlib.Path) -> None:
+    """The fix: the explorer finds nothing, and a hand-made schedule that
+    breaks write-file (the same steps) leaves a complete entry on disk."""
+    setup = Setup(("write-then-truncate",), writers=2, readers=1)
+    assert explore(setup, [STAYS]).verdict(STAYS) == "holds"
+    steps = tuple(TraceStep(p) for p in ["W1", "W1", "W2", "W1", "W1", "W1", "W2", "W2", "W2", "W2"])
+    real = replay_trace(Trace(setup, steps, STAYS), tmp_path)
+    assert dict(real[-1])["entry"] == dict(setup.payloads())["entry"]
+    assert all(dict(f)["entry"] in (None, b"", b"a", b"ab") for f in real)
+
+
+def test_replay_catches_a_broken_interpreter(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Known-bad twin: an OS interpreter that drops O_TRUNC never shows the
+    empty entry, and the comparison with the model fails."""
+    from spec.ops import O_TRUNC, Open
+
+    original = OSWorld._open
+
+    def no_trunc(self, ins, p, k, fault, i):  # type: ignore[no-untyped-def]
+        return original(self, Open(ins.path, ins.flags & ~O_TRUNC, ins.fd), p, k, fault, i)
+
+    monkeypatch.setattr(OSWorld, "_open", no_trunc)
+    trace = counterexample(Setup(("write-file",), writers=2, readers=1), STAYS)
+    assert replay_trace(trace, tmp_path) != model_files(trace)
+
+
+def test_bad_traces_are_refused(tmp_path: pathlib.Path) -> None:
+    setup = Setup(("write-file",), writers=1, readers=0)
+    with pytest.raises(TraceError):
+        replay_trace(Trace(setup, (TraceStep("W9"),)), tmp_path / "a")
+    (tmp_path / "b").mkdir()
+    with pytest.raises(TraceError):
+        replay_trace(Trace(setup, (TraceStep("W1", ("ENOSPC", 0)),)), tmp_path / "b")  # budget 0
+    (tmp_path / "c").mkdir()
+    done = tuple(TraceStep("W1") for _ in range(5))
+    with pytest.raises(TraceError):
+        replay_trace(Trace(setup, done), tmp_path / "c")
+
+
+def test_the_sandbox_must_start_empty(tmp_path: pathlib.Path) -> None:
+    (tmp_path / "stray").write_bytes(b"x")
+    with pytest.raises(ValueError):
+        replay_trace(Trace(Setup(("write-file",), writers=1, readers=0), ()), tmp_path)
+
+
+def test_every_catalogue_writer_has_its_claims_replayed(tmp_path: pathlib.Path) -> None:
+    """Each declared violation at F<=1 replays on disk with files equal to
+    the model's (a cheap sweep over the whole catalogue)."""
+    n = 0
+    for proto in CATALOGUE.values():
+        for claim in proto.claims:
+            if claim.property != STAYS or claim.holds_up_to is None or claim.holds_up_to >= 1:
+                continue
+            setup = Setup((proto.name,), writers=2, readers=0, faults=claim.holds_up_to + 1)
+            trace = counterexample(setup, STAYS)
+            sandbox = tmp_path / proto.name
+            sandbox.mkdir()
+            assert replay_trace(trace, sandbox) == model_files(trace), proto.name
+            n += 1
+    assert n >= 4
