@@ -34,6 +34,7 @@ def _bounds(p: argparse.ArgumentParser, *, faults_many: bool) -> None:
         p.add_argument("--faults", "-F", type=int, default=None, help="fault budget (default: the smallest of 0, 1, 2 that shows a violation)")
     p.add_argument("--entry-length", "-L", type=int, default=2, help="bytes per entry (default 2)")
     p.add_argument("--granularity", choices=("byte", "write"), default="byte", help="a write lands a byte a step, or whole (default byte)")
+    p.add_argument("--crashes", type=int, choices=(0, 1), default=None, help="let the machine lose power once (default: only for published-entry-survives-crash)")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -91,13 +92,16 @@ def _scenarios(args: argparse.Namespace) -> list[Scenario]:
     budgets = args.faults or [0, 1]
     if not args.protocol:
         out = default_scenarios(args.writers, args.readers, args.entry_length, args.granularity, budgets)
+        if args.crashes is not None:
+            out = [s for s in out if s.setup.crashes == args.crashes]
         if args.reader:
             out = [s for s in out if s.setup.reader == args.reader]
         return [s for s in out if not args.property or s.property in args.property]
     out = []
     for f in budgets:
         reader = args.reader or protocol(args.protocol[0]).reader
-        setup = Setup(tuple(dict.fromkeys(args.protocol)), args.writers, args.readers, reader, f, args.entry_length, args.granularity)
+        crashes = args.crashes if args.crashes is not None else int(bool(args.property) and all(get_property(p).after_crash for p in args.property))
+        setup = Setup(tuple(dict.fromkeys(args.protocol)), args.writers, args.readers, reader, f, args.entry_length, args.granularity, crashes)
         for prop in args.property or applicable(setup):
             expected, reason = declared(setup, prop)
             out.append(Scenario(setup, prop, expected, reason))
@@ -132,7 +136,8 @@ def _find_trace(args: argparse.Namespace) -> Trace | None:
     prop = args.property
     reader = args.reader or ("mmap-read" if prop == "mmap-reader-never-faults" else protocol(args.protocols[0]).reader)
     for f in [args.faults] if args.faults is not None else [0, 1, 2]:
-        setup = Setup(tuple(dict.fromkeys(args.protocols)), args.writers, args.readers, reader, f, args.entry_length, args.granularity)
+        crashes = args.crashes if args.crashes is not None else int(get_property(prop).after_crash)
+        setup = Setup(tuple(dict.fromkeys(args.protocols)), args.writers, args.readers, reader, f, args.entry_length, args.granularity, crashes)
         ex = explore(setup, [prop])
         if prop in ex.violations:
             return from_exploration(ex, prop)

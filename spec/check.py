@@ -16,7 +16,7 @@ from typing import Any, Iterable
 
 from .explore import Setup, explore
 from .properties import get_property
-from .protocols import CATALOGUE, INDEX_OUTPUT, NO_CORRUPT, NO_SIGBUS, STAYS, WRITERS, Claim, protocol
+from .protocols import CATALOGUE, INDEX_OUTPUT, NO_CORRUPT, NO_SIGBUS, STAYS, SURVIVES, WRITERS, Claim, protocol
 from .trace import Trace, from_exploration, setup_json
 
 
@@ -94,7 +94,8 @@ def default_scenarios(writers: int = 3, readers: int = 1, entry_length: int = 2,
     for f in fault_budgets:
         for name in WRITERS:
             for c in CATALOGUE[name].claims:
-                s = Setup((name,), writers, readers, reader_for(name, c.property), f, entry_length, granularity)
+                crashes = 1 if c.property == SURVIVES else 0
+                s = Setup((name,), writers, readers, reader_for(name, c.property), f, entry_length, granularity, crashes)
                 out.append(Scenario(s, c.property, c.expected(f), c.reason))
         for m in MIXES:
             s = Setup(m.protocols, max(writers, len(m.protocols)), readers, m.reader, f, entry_length, granularity)
@@ -117,7 +118,7 @@ def declared(setup: Setup, prop: str) -> tuple[str | None, str]:
 def applicable(setup: Setup) -> list[str]:
     """Properties worth checking for an ad-hoc setup: the claimed ones, or
     else every property whose needs the setup meets."""
-    claimed = [p for p in _all_properties() if declared(setup, p)[0] is not None]
+    claimed = [p for p in _all_properties() if declared(setup, p)[0] is not None and get_property(p).after_crash == bool(setup.crashes)]
     if claimed:
         return claimed
     publishes = {path.name for n in setup.protocols for path, _ in protocol(n).program.publishes}
@@ -125,6 +126,8 @@ def applicable(setup: Setup) -> list[str]:
     for p in _all_properties():
         prop = get_property(p)
         if prop.needs_reader and setup.readers == 0:
+            continue
+        if prop.after_crash != bool(setup.crashes):
             continue
         if p == NO_SIGBUS and setup.reader != "mmap-read":
             continue

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from .machine import RUNNING, Config, Fault, Kind, Proc, World, initial, local_faults, published, step_local
+from .machine import RUNNING, Config, Fault, Kind, Proc, World, crash, initial, local_faults, published, step_local
 from .fs import FileSystem
 from .properties import PROPERTIES, Property, get_property
 from .protocols import protocol
@@ -46,6 +46,7 @@ class Setup:
     faults:       F, how many injected faults the whole run may suffer.
     entry_length: L, bytes in each payload (the entry, the output).
     granularity:  "byte" (a write lands a byte a step) or "write".
+    crashes:      0, or 1 to let the machine lose power once, anywhere.
     """
 
     protocols: tuple[str, ...] = ("write-then-truncate",)
@@ -55,6 +56,7 @@ class Setup:
     faults: int = 0
     entry_length: int = 2
     granularity: str = "byte"
+    crashes: int = 0
 
     def __post_init__(self) -> None:
         if not self.protocols:
@@ -70,6 +72,8 @@ class Setup:
             raise SetupError(f"entry length must be 1..{len(ENTRY_BYTES)}, not {self.entry_length}")
         if self.writers < len(self.protocols):
             raise SetupError(f"{len(self.protocols)} protocols need at least as many writers, not {self.writers}")
+        if self.crashes not in (0, 1):
+            raise SetupError(f"crashes must be 0 or 1, not {self.crashes}")
         if self.granularity not in ("byte", "write"):
             raise SetupError(f"granularity must be 'byte' or 'write', not {self.granularity!r}")
 
@@ -174,7 +178,7 @@ def canonical(model: Model, w: World) -> World:
         out: list[Proc] = []
         for s, e in model.blocks:
             out.extend(procs[s:e] if e - s == 1 else sorted(procs[s:e]))
-        return World(w.fs, tuple(out), w.faults)
+        return World(w.fs, tuple(out), w.faults, w.crashed)
     keys = [_relabel(p, kinds[p.kind], remap, -1) for p in w.procs]
     order = _sort_blocks(w.procs, keys, model.blocks)
     for i in order:
@@ -183,10 +187,12 @@ def canonical(model: Model, w: World) -> World:
             remap.setdefault(ino, len(remap))
     procs2 = tuple(_relabel(w.procs[i], kinds[w.procs[i].kind], remap, None) for i in order)
     contents: list[bytes | None] = [None] * len(remap)
+    durable: list[bytes | None] = [None] * len(remap)
     for old, new in remap.items():
         contents[new] = w.fs.contents[old]
+        durable[new] = w.fs.durable[old]
     names = tuple((nm, remap[i]) for nm, i in w.fs.names)
-    return World(FileSystem(names, tuple(contents)), procs2, w.faults)
+    return World(FileSystem(names, tuple(contents), tuple(durable)), procs2, w.faults, w.crashed)
 
 
 # ------------------------------------------------------------ search
@@ -275,13 +281,21 @@ def explore(setup: Setup, properties: Iterable[str] | None = None, *, stop_when_
         nxt: list[World] = []
         for w in frontier:
             _check(model, props, result, w, depth)
+            if w.crashed:
+                continue  # nothing runs after a power loss
+            if setup.crashes:
+                succ = canonical(model, crash(w))
+                result.transitions += 1
+                if succ not in parent:
+                    parent[succ] = w
+                    nxt.append(succ)
             pub = published(w)
             procs = w.procs
             for i, p in enumerate(procs):
                 if p.status != RUNNING or (model.symmetry and i > 0 and procs[i - 1] == p):
                     continue  # identical processes: stepping one is enough
                 for f, q, fs in stepper.moves(w, i, pub):
-                    succ = canonical(model, World(fs, procs[:i] + (q,) + procs[i + 1:], w.faults + (1 if f else 0)))
+                    succ = canonical(model, World(fs, procs[:i] + (q,) + procs[i + 1:], w.faults + (1 if f else 0), 0))
                     result.transitions += 1
                     if succ not in parent:
                         parent[succ] = w
@@ -301,6 +315,8 @@ def _check(model: Model, props: list[Property], result: Exploration, w: World, d
     for prop in props:
         if prop.name in result.violations:
             continue
+        if bool(w.crashed) != prop.after_crash:
+            continue  # crash properties speak of post-crash states only
         why = prop.check(model.config, w)
         if why is not None:
             result.violations[prop.name] = Violation(prop.name, why, w, depth)

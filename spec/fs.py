@@ -9,9 +9,12 @@ Modelled, with Linux semantics: name lookup, creation, O_TRUNC, writes at
 an offset that zero-fill a hole, ftruncate that shrinks or zero-extends,
 unlink that keeps the inode for its holders, atomic rename, and page-granular
 SIGBUS for a mapped read past end of file.
-Not modelled: directories, permissions, times, link counts above one,
-durability (there is no crash yet: fsync only fails), and sizes beyond what
-the protocols write.  Every function here is pure: it returns a new state.
+Crashes: each inode also has *durable* content, the bytes a crash leaves
+(what its last successful fsync saw; a never-synced file is empty after a
+crash).  Names are taken as durable at once (a journalled directory); data
+is durable only through fsync, the pessimistic reading of POSIX.
+Not modelled: directories, permissions, times, link counts above one, and
+sizes beyond what the protocols write.  Every function here is pure: it returns a new state.
 """
 
 from __future__ import annotations
@@ -35,10 +38,12 @@ class FileSystem(NamedTuple):
 
     names:    sorted (path, inode) pairs: what ``ls`` would show.
     contents: the bytes of inode i at index i (None once collected).
+    durable:  the bytes of inode i that survive a crash (its last fsync).
     """
 
     names: tuple[tuple[str, int], ...] = ()
     contents: tuple[bytes | None, ...] = ()
+    durable: tuple[bytes | None, ...] = ()
 
     def lookup(self, path: str) -> int | None:
         """The inode that ``path`` names, or None."""
@@ -61,7 +66,7 @@ class FileSystem(NamedTuple):
 
 def create(fs: FileSystem) -> tuple[FileSystem, int]:
     """A new, empty, unnamed inode."""
-    return fs._replace(contents=fs.contents + (b"",)), len(fs.contents)
+    return fs._replace(contents=fs.contents + (b"",), durable=fs.durable + (b"",)), len(fs.contents)
 
 
 def bind(fs: FileSystem, path: str, ino: int) -> FileSystem:
@@ -80,6 +85,22 @@ def set_content(fs: FileSystem, ino: int, data: bytes) -> FileSystem:
     contents = list(fs.contents)
     contents[ino] = data
     return fs._replace(contents=tuple(contents))
+
+
+def sync(fs: FileSystem, ino: int) -> FileSystem:
+    """fsync: inode ``ino``'s current bytes become its durable bytes."""
+    durable = list(fs.durable)
+    durable[ino] = fs.contents[ino]
+    return fs._replace(durable=tuple(durable))
+
+
+def crash(fs: FileSystem) -> FileSystem:
+    """The file system a power loss leaves: every named inode holds its
+    durable bytes; unnamed inodes are gone with their holders."""
+    keep = sorted({i for _, i in fs.names})
+    new = {old: n for n, old in enumerate(keep)}
+    data = tuple(fs.durable[i] for i in keep)
+    return FileSystem(tuple((nm, new[i]) for nm, i in fs.names), data, data)
 
 
 def write_at(old: bytes, offset: int, data: bytes) -> bytes:

@@ -56,6 +56,7 @@ from .ops import (
 
 RUNNING = "run"
 SIGBUS = "sigbus"
+CRASHED = "crashed"
 READ_BIT, WRITE_BIT = 1, 2
 
 # The errno each operation fails with when the fault budget injects a fault.
@@ -96,11 +97,13 @@ class Proc(NamedTuple):
 
 
 class World(NamedTuple):
-    """Everything: the file system, the processes, the faults used."""
+    """Everything: the file system, the processes, the faults used, and
+    whether the machine crashed (0 no, 1 before any publication, 2 after)."""
 
     fs: FileSystem
     procs: tuple[Proc, ...]
     faults: int
+    crashed: int = 0
 
 
 @dataclass(frozen=True)
@@ -269,9 +272,12 @@ def _ftruncate(ins: Ftruncate, p: Proc, fs: FileSystem, k: Kind, cfg: Config, fa
 
 
 def _fsync(ins: Fsync, p: Proc, fs: FileSystem, k: Kind, cfg: Config, fault: Fault) -> Result:
-    if not _get(p, k, ins.fd):
+    d = _get(p, k, ins.fd)
+    if not d:
         return _fail(p, F.EBADF), fs, True
-    return _fail(p, fault[0]) if fault else p._replace(last=""), fs, True
+    if fault:
+        return _fail(p, fault[0]), fs, True
+    return p._replace(last=""), F.sync(fs, int(d[0])), True  # type: ignore[call-overload]
 
 
 def _close(ins: Close, p: Proc, fs: FileSystem, k: Kind, cfg: Config, fault: Fault) -> Result:
@@ -476,6 +482,13 @@ def step(cfg: Config, world: World, i: int, fault: Fault = None) -> World:
     q, fs = step_local(cfg, world.procs[i], world.fs, fault, published(world))
     procs = world.procs[:i] + (q,) + world.procs[i + 1:]
     return World(fs, procs, world.faults + (1 if fault else 0))
+
+
+def crash(world: World) -> World:
+    """Power loss: every running process dies, every file reverts to its
+    durable bytes.  Nothing runs afterwards (no recovery is modelled)."""
+    procs = tuple(p if p.status != RUNNING else p._replace(status=CRASHED, regs=((),) * len(p.regs)) for p in world.procs)
+    return World(F.crash(world.fs), procs, world.faults, 2 if published(world) else 1)
 
 
 def successors(cfg: Config, world: World, i: int) -> list[tuple[Fault, World]]:

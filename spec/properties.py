@@ -101,14 +101,26 @@ def index_implies_complete_output(cfg: Config, w: World) -> str | None:
     return None
 
 
+def published_entry_survives_crash(cfg: Config, w: World) -> str | None:
+    """If the machine loses power after the first publication, every path a
+    writer had published holds, after the crash, exactly the complete payload
+    of some writer of that path."""
+    if w.crashed != 2:
+        return None
+    return published_entry_stays_complete(cfg, w)
+
+
 @dataclass(frozen=True)
 class Property:
     """A named state predicate; ``check`` returns why a state violates it,
-    or None.  ``needs_reader`` says the run must include a reader."""
+    or None.  ``needs_reader`` says the run must include a reader;
+    ``after_crash`` that it speaks of post-crash states (and the others of
+    states before any crash)."""
 
     name: str
     check: Callable[[Config, World], str | None]
     needs_reader: bool = False
+    after_crash: bool = False
 
     @property
     def doc(self) -> str:
@@ -123,6 +135,7 @@ PROPERTIES: dict[str, Property] = {
         Property("reader-never-accepts-corrupt", reader_never_accepts_corrupt, True),
         Property("mmap-reader-never-faults", mmap_reader_never_faults, True),
         Property("index-implies-complete-output", index_implies_complete_output),
+        Property("published-entry-survives-crash", published_entry_survives_crash, after_crash=True),
     )
 }
 

@@ -317,8 +317,10 @@ HITS = "reader-after-publication-hits"
 NO_CORRUPT = "reader-never-accepts-corrupt"
 NO_SIGBUS = "mmap-reader-never-faults"
 INDEX_OUTPUT = "index-implies-complete-output"
+SURVIVES = "published-entry-survives-crash"
 
 _VALIDATES = Claim(NO_CORRUPT, None, "go-read-entry accepts only an exact, valid entry")
+_NOT_DURABLE = Claim(SURVIVES, -1, "nothing is fsynced: after a power loss the published entry may be empty")
 
 
 def _writer(name: str, summary: str, source: tuple[Instr, ...], *claims: Claim, publishes: tuple[tuple[Path, str], ...] = ((ENTRY, "entry"),), reader: str = "go-read-entry") -> Protocol:
@@ -337,6 +339,7 @@ _ENTRIES: tuple[Protocol, ...] = (
         Claim(HITS, -1, "a reader between O_TRUNC and write finds it empty"),
         Claim(NO_SIGBUS, -1, "O_TRUNC shrinks a file a reader has mapped"),
         _VALIDATES,
+        _NOT_DURABLE,
     ),
     _writer(
         "go-index-entry", "write, truncate after, close; remove on error (Go 1.13+ putIndexEntry)", _index_entry(True),
@@ -344,6 +347,7 @@ _ENTRIES: tuple[Protocol, ...] = (
         Claim(HITS, 0, "after that remove a reader misses"),
         Claim(NO_SIGBUS, None, "nothing ever shrinks the file below the entry's size while it is mapped"),
         _VALIDATES,
+        _NOT_DURABLE,
     ),
     _writer(
         "write-then-truncate", "write, truncate after, close; never remove", _index_entry(False),
@@ -351,6 +355,7 @@ _ENTRIES: tuple[Protocol, ...] = (
         Claim(HITS, None, "the published entry stays complete"),
         Claim(NO_SIGBUS, None, "the file never shrinks below the entry's size"),
         _VALIDATES,
+        _NOT_DURABLE,
     ),
     _writer(
         "rename-into-place", "private temp file, close, rename over the entry", _rename_into_place(False),
@@ -358,12 +363,14 @@ _ENTRIES: tuple[Protocol, ...] = (
         Claim(HITS, None, "the name only ever points at a complete file"),
         Claim(NO_SIGBUS, None, "a mapped inode is never written again"),
         _VALIDATES,
+        Claim(SURVIVES, -1, "the name can be durable before the data: after a power loss the entry may be empty"),
     ),
     _writer(
         "rename-into-place-fsync", "private temp file, fsync, close, rename over the entry", _rename_into_place(True),
         Claim(STAYS, None, "the name only ever points at a complete file"),
         Claim(HITS, None, "the name only ever points at a complete file"),
         _VALIDATES,
+        Claim(SURVIVES, None, "the data is durable before the name points at it"),
     ),
     _writer(
         "create-exclusive", "O_EXCL create; EEXIST counts as done", _create_exclusive(),

@@ -16,7 +16,8 @@ def _mix(r: Result) -> str:
 
 def _bounds(r: Result) -> str:
     s = r.scenario.setup
-    return f"N={s.writers} R={s.readers} F={s.faults} L={s.entry_length} {s.granularity}"
+    crash = " crash" if s.crashes else ""
+    return f"N={s.writers} R={s.readers} F={s.faults} L={s.entry_length} {s.granularity}{crash}"
 
 
 def _mark(r: Result) -> str:

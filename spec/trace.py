@@ -17,7 +17,9 @@ from typing import Any
 
 from .explore import Exploration, Model, Setup, build, canonical
 from .fs import FileSystem
-from .machine import SIGBUS, Config, Fault, World, current, faults, step
+from .machine import SIGBUS, Config, Fault, World, crash, current, faults, step
+
+CRASH = "crash"
 from .ops import Read, Stat, Fstat, MapRead, Write, PWrite
 
 
@@ -29,7 +31,7 @@ class TraceError(ValueError):
 @dataclass(frozen=True)
 class TraceStep:
     """One step: ``process`` runs; ``fault`` is None or (errno, bytes that
-    land before it)."""
+    land before it).  The process name ``crash`` is a power loss."""
 
     process: str
     fault: tuple[str, int] | None = None
@@ -70,6 +72,12 @@ def replay(trace: Trace) -> list[World]:
     w = _concrete_initial(model)
     worlds = [w]
     for n, s in enumerate(trace.steps, 1):
+        if w.crashed:
+            raise TraceError(f"step {n}: nothing runs after the crash")
+        if s.process == CRASH:
+            w = crash(w)
+            worlds.append(w)
+            continue
         i = _index(model, s.process, n)
         if current(model.config, w.procs[i]) is None:
             raise TraceError(f"step {n}: {s.process} has already ended")
@@ -111,6 +119,8 @@ def from_exploration(result: Exploration, prop: str) -> Trace:
 
 
 def _step_to(model: Model, w: World, target: World) -> tuple[TraceStep, World] | None:
+    if target.crashed:
+        return TraceStep(CRASH), crash(w)
     for i, p in enumerate(w.procs):
         if current(model.config, p) is None:
             continue
@@ -130,6 +140,9 @@ def rows(trace: Trace) -> list[Row]:
     worlds = replay(trace)
     out = []
     for n, (s, before, after) in enumerate(zip(trace.steps, worlds, worlds[1:]), 1):
+        if s.process == CRASH:
+            out.append(Row(n, CRASH, "power loss", "running processes die; unsynced data is lost", files(after.fs)))
+            continue
         i = model.names.index(s.process)
         out.append(Row(n, s.process, describe_op(model.config, before, i), describe_result(model.config, before, after, i, s.fault), files(after.fs)))
     return out
@@ -227,13 +240,13 @@ def to_json(trace: Trace) -> dict[str, Any]:
 def setup_json(s: Setup) -> dict[str, Any]:
     """A Setup as data (the fields of the ``--json`` result rows)."""
     return {"protocols": list(s.protocols), "writers": s.writers, "readers": s.readers, "reader": s.reader,
-            "faults": s.faults, "entry_length": s.entry_length, "granularity": s.granularity}
+            "faults": s.faults, "entry_length": s.entry_length, "granularity": s.granularity, "crashes": s.crashes}
 
 
 def from_json(d: dict[str, Any]) -> Trace:
     """Inverse of :func:`to_json` (the rows are recomputed, not trusted)."""
     s = d["setup"]
-    setup = Setup(tuple(s["protocols"]), s["writers"], s["readers"], s["reader"], s["faults"], s["entry_length"], s["granularity"])
+    setup = Setup(tuple(s["protocols"]), s["writers"], s["readers"], s["reader"], s["faults"], s["entry_length"], s["granularity"], s.get("crashes", 0))
     return Trace(setup, tuple(TraceStep.from_json(x) for x in d["steps"]), d.get("property", ""))
 
 
