@@ -395,7 +395,7 @@ def valid(buf: bytes | None, length: int) -> bool:
 
 def _finish(p: Proc, k: Kind, status: str, value: str | None) -> Proc:
     """Return: exit releases descriptors and mappings; a hit keeps its value."""
-    regs = [()] * len(p.regs)
+    regs: list[tuple[object, ...]] = [()] * len(p.regs)
     if value is not None:
         regs[k.reg[value]] = p.regs[k.reg[value]]
     return p._replace(pc=len(k.program.code), status=status, last="", progress=0, regs=tuple(regs))
