@@ -97,13 +97,28 @@ def test_symmetry_counts_writers_per_local_state(n: int) -> None:
     Setup(("rename-into-place",), 3, 1, "mmap-read", faults=1),
     Setup(("write-file", "write-then-truncate"), 3, 1, faults=1),
     Setup(("go-output-file",), 2, 1, faults=1, granularity="write", entry_length=3),
-], ids=lambda s: "+".join(s.protocols))
+    Setup(("rename-into-place-fsync",), 2, 1, faults=1, crashes=1),
+    Setup(("rename-into-place",), 3, 0, crashes=1),
+], ids=lambda s: "+".join(s.protocols) + ("+crash" if s.crashes else ""))
 def test_symmetry_reduction_keeps_verdicts_and_depths(setup: Setup) -> None:
     a = explore(setup, stop_when_all_violated=False)
     b = explore(setup, stop_when_all_violated=False, symmetry=False)
     assert b.states > a.states
     assert {p: a.verdict(p) for p in a.properties} == {p: b.verdict(p) for p in b.properties}
     assert {p: v.depth for p, v in a.violations.items()} == {p: v.depth for p, v in b.violations.items()}
+
+
+def test_only_fsync_before_rename_survives_a_crash() -> None:
+    prop = "published-entry-survives-crash"
+    def v(name: str) -> str:
+        return explore(Setup((name,), 2, 0, faults=1, crashes=1), [prop]).verdict(prop)
+
+    assert v("rename-into-place-fsync") == "holds"
+    assert v("rename-into-place") == "violated"
+    assert v("write-then-truncate") == "violated"
+    # and the crash-free properties are not judged on post-crash states
+    ex = explore(Setup(("write-then-truncate",), 2, 0, faults=1, crashes=1), ["published-entry-stays-complete"])
+    assert ex.verdict("published-entry-stays-complete") == "holds"
 
 
 def test_write_granularity_finds_the_same_bugs() -> None:
