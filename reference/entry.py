@@ -63,7 +63,7 @@ def entry_writers() -> tuple[str, ...]:
 
 # Per protocol: the compiled program and, per path slot, None for the entry
 # itself or the suffix of a private file beside it ("entry.tmp" -> ".tmp").
-_Plan = tuple[Compiled, tuple[str | None, ...]]
+_Plan = tuple[Compiled, tuple[str | None, ...], bool]
 _PLANS: dict[str, _Plan] = {}
 
 
@@ -81,7 +81,7 @@ def _plan(protocol: str) -> _Plan:
         raise UnsupportedProtocolError(protocol, why, entry_writers())
     c = compiled(prog)
     suffixes = tuple(None if not p.private else p.name[len(ENTRY.name):] for p in c.paths)
-    plan = _PLANS[protocol] = (c, suffixes)
+    plan = _PLANS[protocol] = (c, suffixes, suffixes == (None,))
     return plan
 
 
@@ -92,11 +92,11 @@ def write_entry(path: str | os.PathLike[str], data: bytes, *, protocol: str = DE
     bytes (see the module doc).  Raises UnknownProtocolError,
     NotAWriterError or UnsupportedProtocolError for a protocol it cannot
     run, WriteError when the protocol failed (the errno, the failing call)."""
-    c, suffixes = _PLANS.get(protocol) or _plan(protocol)
+    c, suffixes, entry_only = _PLANS.get(protocol) or _plan(protocol)
     p = os.fspath(path)
     if type(data) is not bytes:
         data = bytes(data)  # a str raises TypeError here, before any file is touched
-    if len(suffixes) == 1 and suffixes[0] is None:
+    if entry_only:
         paths = [p]  # the common case: the entry is the only path
     else:
         paths = [p if s is None else private_name(p + s) for s in suffixes]

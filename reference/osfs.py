@@ -145,10 +145,6 @@ def os_flags(flags: OpenFlags) -> int:
     return n | os.O_CLOEXEC
 
 
-def _length(n: Length, payloads: Mapping[str, bytes]) -> int:
-    return n.delta if n.payload is None else len(payloads[n.payload]) + n.delta
-
-
 def _read_full(fd: int, n: int) -> bytes:
     """read until ``n`` bytes or end of file (Go's io.ReadFull; the model's
     one Read)."""
@@ -404,9 +400,7 @@ class Compiled:
         """Run with real ``paths`` and ``payloads`` in slot order (see
         ``self.paths``/``self.payload_names``): (status, hit value, first
         failure as (errno, pc)).  The lean entry point for ``write_entry``."""
-        env = self.init.copy()
-        env += paths
-        env += payloads
+        env = [*self.init, *paths, *payloads]
         code = self.code
         pc = 0
         try:
@@ -538,11 +532,15 @@ class Compiled:
 
     def _c_return(self, ins: Return) -> Step:
         keep = self.slot[ins.value] if ins.outcome is Outcome.HIT else None
-        status, release = ins.outcome.value, self._release
+        status, release, held = ins.outcome.value, self._release, self.fd_slots + self.map_slots
 
         def ret(env: list[object]) -> int:
             value = env[keep] if keep is not None else None
-            release(env)  # exit releases descriptors and mappings
+            for s in held:  # exit releases descriptors and mappings still held
+                v = env[s]
+                if v is not None and v != -1:
+                    release(env)
+                    break
             env[_END] = (status, value, env[_FIRST])
             return STOP
 
@@ -567,6 +565,8 @@ class Compiled:
         r, data = self.slot[ins.fd], self._data(ins.data)
         at = ins.offset if isinstance(ins, PWrite) else None
         _write = os.write
+        if at is None and ins.data.start is None and ins.data.stop is None:
+            return self._c_write_whole(ok, fail, r, self._payload(ins.data.payload))
 
         def op(env: list[object]) -> int:
             b = data(env)
@@ -586,6 +586,24 @@ class Compiled:
 
     _c_pwrite = _c_write
 
+    @staticmethod
+    def _c_write_whole(ok: int, fail: Callable[[list[object], OSError], int], r: int, s: int) -> Step:
+        """write(fd, payload): the hot path of every writer, with no getter."""
+        _write = os.write
+
+        def op(env: list[object]) -> int:
+            b: bytes = env[s]  # type: ignore[assignment]
+            try:
+                n = _write(env[r], b)  # type: ignore[arg-type]
+                if n < len(b):  # a short write: go on from where it stopped
+                    _write_all(env[r], b[n:], None)  # type: ignore[arg-type]
+            except OSError as e:
+                return fail(env, e)
+            env[_LAST] = ""
+            return ok
+
+        return op
+
     def _c_read(self, i: int, ins: Read) -> Step:
         ok, fail = self._exits(i)
         r, into, n = self.slot[ins.fd], self.slot[ins.into], self._len(ins.n)
@@ -604,10 +622,27 @@ class Compiled:
     def _c_ftruncate(self, i: int, ins: Ftruncate) -> Step:
         ok, fail = self._exits(i)
         r, n, _ftruncate = self.slot[ins.fd], self._len(ins.n), os.ftruncate
+        if ins.n.payload is not None:
+            return self._c_ftruncate_len(ok, fail, r, self._payload(ins.n.payload), ins.n.delta)
 
         def op(env: list[object]) -> int:
             try:
                 _ftruncate(env[r], n(env))  # type: ignore[arg-type]
+            except OSError as e:
+                return fail(env, e)
+            env[_LAST] = ""
+            return ok
+
+        return op
+
+    @staticmethod
+    def _c_ftruncate_len(ok: int, fail: Callable[[list[object], OSError], int], r: int, s: int, delta: int) -> Step:
+        """ftruncate(fd, len(payload)+delta): the truncate-after of the fix."""
+        _ftruncate = os.ftruncate
+
+        def op(env: list[object]) -> int:
+            try:
+                _ftruncate(env[r], len(env[s]) + delta)  # type: ignore[arg-type]
             except OSError as e:
                 return fail(env, e)
             env[_LAST] = ""
