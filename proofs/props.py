@@ -1,0 +1,87 @@
+"""The properties of ``spec.properties``, as formulas over a symbolic state.
+
+Each is stated over a :class:`Procs` range: a finite one (process ids
+0..N-1, for bounded model checking and for checks on concrete states) or
+all integers (the unbounded proofs, where every integer is a process).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import z3
+
+from spec.machine import SIGBUS
+from spec.ops import Outcome, Role
+
+from .symbolic import SymPayload, SymState, System, status_code
+
+STAYS = "published-entry-stays-complete"
+HITS = "reader-after-publication-hits"
+
+
+@dataclass(frozen=True)
+class Procs:
+    """The process ids a formula ranges over: 0..n-1, or every integer."""
+
+    n: int | None = None
+
+    def forall(self, body: Callable[[z3.ArithRef], z3.BoolRef]) -> z3.BoolRef:
+        if self.n is None:
+            p = z3.FreshInt("p")
+            return z3.ForAll([p], body(p))
+        return z3.And([body(z3.IntVal(i)) for i in range(self.n)])
+
+    def exists(self, body: Callable[[z3.ArithRef], z3.BoolRef]) -> z3.BoolRef:
+        if self.n is None:
+            p = z3.FreshInt("p")
+            return z3.Exists([p], body(p))
+        return z3.Or([body(z3.IntVal(i)) for i in range(self.n)])
+
+
+def holds_payload(sysm: System, s: SymState, ino: z3.ArithRef, pl: SymPayload) -> z3.BoolRef:
+    """Inode ``ino`` holds exactly payload ``pl``."""
+    return z3.And(ino >= 0, s.fs.size[ino] == pl.length,
+                  sysm.bytes.forall_below(pl.length, lambda b: s.fs.data[ino, b] == pl.data[b]))
+
+
+def writers_payloads(sysm: System, path: str) -> list[SymPayload]:
+    """Every distinct payload a writer in the system means to store at ``path``."""
+    out: list[SymPayload] = []
+    for k in sysm.kinds:
+        for pp, name in k.program.publishes:
+            pl = k.payload(name)
+            if pp.name == path and not any(pl.length.eq(o.length) and pl.data.eq(o.data) for o in out):
+                out.append(pl)
+    return out
+
+
+def stays_complete(sysm: System, s: SymState, procs: Procs) -> z3.BoolRef:
+    """published-entry-stays-complete: once a writer of a path has returned
+    ok, the path holds the complete payload of some writer of it."""
+    out = []
+    for path in sysm.published_paths():
+        ino = s.file_ino(path)
+        ok = z3.Or([holds_payload(sysm, s, ino, pl) for pl in writers_payloads(sysm, path)])
+        out.append(z3.Implies(s.pub_path[path], ok))
+    return z3.And(out)
+
+
+def reader_hits(sysm: System, s: SymState, procs: Procs) -> z3.BoolRef:
+    """reader-after-publication-hits: a reader whose first step came after
+    the first publication has not ended with a miss or SIGBUS."""
+    readers = [i for i, k in enumerate(sysm.kinds) if k.program.role is Role.READER]
+    bad = (status_code(Outcome.MISS.value), status_code(SIGBUS))
+
+    def ok(p: z3.ArithRef) -> z3.BoolRef:
+        is_reader = z3.Or([sysm.kind_of[p] == i for i in readers])
+        return z3.Implies(z3.And(is_reader, s.began[p] == 2), z3.And([s.st[p] != c for c in bad]))
+
+    return procs.forall(ok)
+
+
+PROPERTY_FORMULAS: dict[str, Callable[[System, SymState, Procs], z3.BoolRef]] = {
+    STAYS: stays_complete,
+    HITS: reader_hits,
+}
