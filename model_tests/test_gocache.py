@@ -1,0 +1,356 @@
+"""GoCache: Go's on-disk format and validation, put/get, trim, verify.
+
+The format cases are Go's own (``cmd/go/internal/cache/cache.go``): every
+reason Go's ``DiskCache.get`` gives for a miss has a crafted entry here.
+The write-failure tests run the real kernel's EFBIG (RLIMIT_FSIZE in a child
+process) through the catalogue protocols: write-then-truncate keeps another
+writer's complete files, and Go's go-index-entry (remove on error) is the
+known-bad twin that loses them.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from reference.gocache import ENTRY_SIZE, Entry, GoCache, Miss, format_entry, parse_entry
+
+AID = bytes(range(32))
+OUT = hashlib.sha256(b"out").digest()
+REPO = Path(__file__).resolve().parent.parent
+
+
+def good() -> bytes:
+    return format_entry(AID, OUT, 3, 1_700_000_000_000_000_000)
+
+
+def with_field(at: int, text: bytes) -> bytes:
+    raw = bytearray(good())
+    raw[at:at + len(text)] = text
+    return bytes(raw)
+
+
+# ------------------------------------------------------------ the format
+
+
+def test_format_is_gos_printf() -> None:
+    raw = format_entry(AID, OUT, 3, 42)
+    assert len(raw) == ENTRY_SIZE == 175
+    assert raw == b"v1 %s %s %20d %20d\n" % (AID.hex().encode(), OUT.hex().encode(), 3, 42)
+
+
+@pytest.mark.parametrize(
+    "raw, reason",
+    [
+        (b"", "file is empty"),
+        (good()[:100], "entry file incomplete"),
+        (good()[:-1], "entry file incomplete"),
+        (good() + b"x", "too long"),
+        (good() + good(), "too long"),
+        (with_field(0, b"v2"), "invalid header"),
+        (with_field(2, b"x"), "invalid header"),
+        (with_field(67, b"x"), "invalid header"),
+        (with_field(132, b"0"), "invalid header"),
+        (with_field(153, b"0"), "invalid header"),
+        (good()[:-1] + b" ", "invalid header"),
+        (with_field(3, b"zz"), "decoding ID"),
+        (format_entry(bytes(32), OUT, 3, 1), "mismatched ID"),
+        (with_field(68, b"g"), "decoding output ID"),
+        (with_field(68, b"0 0"), "decoding output ID"),  # bytes.fromhex would skip the space
+        (with_field(133, b" " * 18 + b"1_"), "parsing size"),  # Python's int() accepts 1_0
+        (with_field(133, b" " * 17 + b"1 2"), "parsing size"),
+        (with_field(133, b" " * 20), "parsing size"),
+        (with_field(133, b" " * 18 + b"-1"), "negative size"),
+        (with_field(133, b"99999999999999999999"), "parsing size"),  # beyond int64
+        (with_field(154, b" " * 19 + b"x"), "parsing timestamp"),
+        (with_field(154, b" " * 18 + b"-5"), "negative timestamp"),
+    ],
+)
+def test_parse_misses_for_gos_reasons(raw: bytes, reason: str) -> None:
+    assert parse_entry(AID, raw) == Miss(reason)
+
+
+def test_parse_accepts_what_go_accepts() -> None:
+    assert parse_entry(AID, good()) == Entry(OUT, 3, 1_700_000_000_000_000_000)
+    # hex.Decode takes upper case; strconv.ParseInt takes a leading '+'.
+    upper = with_field(3, AID.hex().upper().encode())
+    assert parse_entry(AID, upper) == Entry(OUT, 3, 1_700_000_000_000_000_000)
+    assert parse_entry(AID, with_field(133, b" " * 18 + b"+7")) == Entry(OUT, 7, 1_700_000_000_000_000_000)
+
+
+@given(st.binary(min_size=32, max_size=32), st.binary(min_size=32, max_size=32),
+       st.integers(0, 2**63 - 1), st.integers(0, 2**63 - 1))
+def test_format_parse_round_trip(aid: bytes, out: bytes, size: int, tm: int) -> None:
+    assert parse_entry(aid, format_entry(aid, out, size, tm)) == Entry(out, size, tm)
+
+
+@given(st.binary(max_size=ENTRY_SIZE + 2))
+def test_parse_never_raises(raw: bytes) -> None:
+    assert isinstance(parse_entry(AID, raw), (Entry, Miss))
+
+
+@given(st.integers(0, ENTRY_SIZE - 1), st.integers(0, 255))
+def test_one_changed_byte_never_yields_a_different_id(at: int, byte: int) -> None:
+    """Corruption in the framing or the ID is a miss, never another entry."""
+    raw = bytearray(good())
+    raw[at] = byte
+    got = parse_entry(AID, bytes(raw))
+    if at < 68:  # "v1 ", the action ID and the space after it
+        assert isinstance(got, Miss) or bytes(raw).lower() == good()
+
+
+# ------------------------------------------------------------ put and get
+
+
+def test_put_get_round_trip(tmp_path: Path) -> None:
+    c = GoCache(str(tmp_path / "c"))
+    assert c.get(AID) is None
+    out, size = c.put(AID, b"hello")
+    assert (out, size) == (hashlib.sha256(b"hello").digest(), 5)
+    entry = c.get(AID)
+    assert entry is not None and (entry.output_id, entry.size) == (out, 5)
+    hit = c.get_file(AID)
+    assert hit is not None
+    path, _ = hit
+    assert os.path.isabs(path) and path.startswith(c.dir + os.sep) and Path(path).read_bytes() == b"hello"
+    assert c.get_bytes(AID) == (b"hello", entry)
+    # Go's layout: xx/<hex>-a and xx/<hex>-d, 256 subdirectories, a README.
+    assert (tmp_path / "c" / AID.hex()[:2] / f"{AID.hex()}-a").stat().st_size == ENTRY_SIZE
+    assert len([p for p in (tmp_path / "c").iterdir() if p.is_dir()]) == 256
+    assert (tmp_path / "c" / "README").read_text().startswith("This directory holds cached build artifacts")
+
+
+def test_put_empty_output_and_overwrite(tmp_path: Path) -> None:
+    c = GoCache(str(tmp_path))
+    c.put(AID, b"")
+    assert c.get_bytes(AID) == (b"", c.get(AID))
+    c.put(AID, b"second")  # an action's entry may be overwritten (Go leaves them writable)
+    assert c.get_bytes(AID) is not None and c.get_bytes(AID)[0] == b"second"  # type: ignore[index]
+
+
+def test_put_repairs_too_long_and_corrupt_files(tmp_path: Path) -> None:
+    c = GoCache(str(tmp_path))
+    entry_path = Path(c.file_name(AID, "a"))
+    entry_path.write_bytes(b"x" * 400)
+    assert c.lookup(AID) == Miss("too long")
+    out = hashlib.sha256(b"data").digest()
+    Path(c.file_name(out, "d")).write_bytes(b"DATA")  # right size, wrong bytes
+    c.put(AID, b"data")
+    assert c.get_bytes(AID) is not None
+    assert entry_path.stat().st_size == ENTRY_SIZE  # truncated only after writing
+
+
+def test_get_file_misses_on_dangling_entry(tmp_path: Path) -> None:
+    c = GoCache(str(tmp_path))
+    out, _ = c.put(AID, b"payload")
+    out_path = Path(c.file_name(out, "d"))
+    out_path.write_bytes(b"pay")  # wrong size: Go's GetFile says "file incomplete"
+    assert c.get(AID) is not None and c.get_file(AID) is None
+    out_path.unlink()
+    assert c.get_file(AID) is None
+
+
+def test_get_bytes_checks_the_hash(tmp_path: Path) -> None:
+    c = GoCache(str(tmp_path))
+    out, _ = c.put(AID, b"payload")
+    Path(c.file_name(out, "d")).write_bytes(b"PAYLOAD")
+    assert c.get_file(AID) is not None and c.get_bytes(AID) is None
+
+
+def test_executable_output_directory(tmp_path: Path) -> None:
+    """Go 1.24+ caches executables as ``<out>-d/<name>``."""
+    c = GoCache(str(tmp_path))
+    body = b"\x7fELF..."
+    out = hashlib.sha256(body).digest()
+    d = Path(c.file_name(out, "d"))
+    d.mkdir()
+    (d / "tool").write_bytes(body)
+    c.put_index(AID, out, len(body))
+    hit = c.get_file(AID)
+    assert hit is not None and hit[0] == str(d / "tool")
+    report = c.verify()
+    assert report.ok and report.executables == 1
+
+
+def test_get_refreshes_mtime_at_most_hourly(tmp_path: Path) -> None:
+    c = GoCache(str(tmp_path))
+    out, _ = c.put(AID, b"x")
+    a, d = c.file_name(AID, "a"), c.file_name(out, "d")
+    old = time.time_ns() - 2 * 3600 * 10**9
+    recent = time.time_ns() - 60 * 10**9
+    os.utime(a, ns=(old, old))
+    os.utime(d, ns=(recent, recent))
+    assert c.get_file(AID) is not None
+    assert os.stat(a).st_mtime_ns > old  # older than an hour: refreshed
+    assert os.stat(d).st_mtime_ns == recent  # used a minute ago: left alone
+    os.utime(a, ns=(old, old))
+    c.verify()
+    assert os.stat(a).st_mtime_ns == old  # verify only reads
+
+
+def test_bad_ids_are_refused(tmp_path: Path) -> None:
+    c = GoCache(str(tmp_path))
+    with pytest.raises(ValueError, match="32 bytes"):
+        c.put(b"short", b"x")
+    with pytest.raises(ValueError, match="32 bytes"):
+        c.get(b"")
+
+
+def test_unknown_protocol_is_refused_before_any_write(tmp_path: Path) -> None:
+    c = GoCache(str(tmp_path), protocol="no-such-protocol")
+    with pytest.raises(ValueError, match="no-such-protocol"):
+        c.put(AID, b"x")
+    assert c.get(AID) is None
+
+
+def test_read_only_open_touches_nothing(tmp_path: Path) -> None:
+    with pytest.raises(OSError):
+        GoCache(str(tmp_path / "missing"), create=False)
+    assert not (tmp_path / "missing").exists()
+
+
+# ------------------------------------------------------------ write errors
+
+
+FAILING_PUT = """
+import resource, signal, sys
+from reference.gocache import GoCache
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)   # EFBIG instead of a kill
+resource.setrlimit(resource.RLIMIT_FSIZE, (64, resource.RLIM_INFINITY))
+c = GoCache(sys.argv[1], protocol=sys.argv[2])
+try:
+    c.put(bytes(range(32)), b"y" * 1000)
+except Exception as e:
+    print(type(e).__name__)
+"""
+
+
+@pytest.mark.parametrize("protocol, survives", [("write-then-truncate", True), ("go-index-entry", False)])
+def test_failed_put_never_undoes_another_writers_entry(tmp_path: Path, protocol: str, survives: bool) -> None:
+    """Writer A puts; writer B's put of the same bytes fails (EFBIG from the
+    real kernel).  write-then-truncate leaves A's entry and output whole;
+    Go's remove-on-error (go-index-entry) deletes A's output: the twin."""
+    c = GoCache(str(tmp_path))
+    c.put(AID, b"y" * 1000)
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    r = subprocess.run([sys.executable, "-c", FAILING_PUT, str(tmp_path), protocol],
+                       capture_output=True, text=True, env=env, timeout=60)
+    assert r.stdout.strip() == "WriteError", r.stderr
+    assert (c.get_bytes(AID) is not None) is survives
+
+
+# ------------------------------------------------------------ trim
+
+
+def _age(path: str, seconds: int) -> None:
+    t = time.time_ns() - seconds * 10**9
+    os.utime(path, ns=(t, t))
+
+
+def test_trim_removes_only_entries_unused_for_five_days(tmp_path: Path) -> None:
+    c = GoCache(str(tmp_path))
+    old_out, _ = c.put(AID, b"old")
+    new_aid = bytes(31) + b"\x01"
+    new_out, _ = c.put(new_aid, b"new")
+    day = 24 * 3600
+    _age(c.file_name(AID, "a"), 5 * day + 2 * 3600)
+    _age(c.file_name(old_out, "d"), 5 * day + 2 * 3600)
+    _age(c.file_name(new_aid, "a"), 5 * day)  # within the extra hour of slack: kept
+    stray = tmp_path / "00" / "notes.txt"
+    stray.write_text("not a cache file")
+    _age(str(stray), 30 * day)
+    report = c.trim()
+    assert (report.skipped, report.removed) == (False, 2)
+    assert c.get(AID) is None and c.get_file(new_aid) is not None and stray.exists()
+    last = int((tmp_path / "trim.txt").read_text())
+    assert abs(last - time.time()) < 600
+    assert c.trim().skipped  # once a day
+
+
+@pytest.mark.parametrize("content, skipped", [
+    (b"%d", True), (b"%d\n", True), (b"garbage", False), (b"", False), (b"1_0", False),
+])
+def test_trim_txt_is_read_like_go(tmp_path: Path, content: bytes, skipped: bool) -> None:
+    c = GoCache(str(tmp_path))
+    (tmp_path / "trim.txt").write_bytes(content.replace(b"%d", b"%d" % int(time.time())))
+    assert c.trim().skipped is skipped
+
+
+def test_trim_txt_far_in_the_future_or_past_trims(tmp_path: Path) -> None:
+    c = GoCache(str(tmp_path))
+    (tmp_path / "trim.txt").write_text(str(int(time.time()) + 2 * 3600))
+    assert not c.trim().skipped
+    (tmp_path / "trim.txt").write_text(str(int(time.time()) - 25 * 3600))
+    assert not c.trim().skipped
+    (tmp_path / "trim.txt").write_text(str(int(time.time()) - 25 * 3600))
+    assert not c.trim(force=False).skipped
+    assert c.trim(force=True).skipped is False
+
+
+def test_trim_waits_for_gos_lock_on_trim_txt(tmp_path: Path) -> None:
+    """Go's lockedfile takes an flock on trim.txt; trim must wait for it."""
+    c = GoCache(str(tmp_path))
+    fd = os.open(tmp_path / "trim.txt", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    t = threading.Thread(target=c.trim)
+    t.start()
+    t.join(timeout=0.5)
+    try:
+        assert t.is_alive()  # blocked on the lock (never a false failure: slow only helps)
+        assert (tmp_path / "trim.txt").read_bytes() == b""
+    finally:
+        os.close(fd)
+    t.join(timeout=60)
+    assert not t.is_alive() and (tmp_path / "trim.txt").read_bytes().isdigit()
+
+
+# ------------------------------------------------------------ verify
+
+
+def test_verify_names_every_bad_file(tmp_path: Path) -> None:
+    c = GoCache(str(tmp_path))
+    ids = [bytes([i]) * 32 for i in range(1, 6)]
+    outs = [c.put(a, b"body %d" % i)[0] for i, a in enumerate(ids)]
+    assert c.verify().ok
+    Path(c.file_name(ids[0], "a")).write_bytes(b"")  # corrupt entry
+    Path(c.file_name(outs[1], "d")).unlink()  # dangling entry
+    Path(c.file_name(outs[2], "d")).write_bytes(b"BODY 2")  # corrupt output (same size)
+    Path(c.file_name(ids[3], "a")).write_bytes(format_entry(ids[4], outs[3], 6, 1))  # mismatched ID
+    (tmp_path / "07" / "stray.tmp").write_text("x")
+    report = c.verify()
+    got = sorted((p.kind, Path(p.path).name, p.detail) for p in report.problems)
+    assert got == sorted([
+        ("corrupt-entry", f"{ids[0].hex()}-a", "file is empty"),
+        ("dangling-entry", f"{ids[1].hex()}-a", f"output {outs[1].hex()} is missing"),
+        ("corrupt-output", f"{outs[2].hex()}-d", f"SHA-256 is {hashlib.sha256(b'BODY 2').hexdigest()}"),
+        ("corrupt-entry", f"{ids[3].hex()}-a", "mismatched ID"),
+        ("unexpected", "stray.tmp", "not a Go cache file name (xx/<64 hex>-a or -d)"),
+    ])
+    assert report.entries == 5 and not report.ok
+    assert report.unreferenced_outputs == 2  # outs[0] and outs[3] lost their entries
+
+
+def test_cli_verify_stat_trim(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from reference.cli import cache_main
+
+    c = GoCache(str(tmp_path))
+    c.put(AID, b"hello")
+    assert cache_main(["verify", str(tmp_path)]) == 0
+    assert cache_main(["stat", str(tmp_path), "--json"]) == 0
+    assert '"entries": 1' in capsys.readouterr().out
+    Path(c.file_name(AID, "a")).write_bytes(b"v1 junk")
+    assert cache_main(["verify", str(tmp_path)]) == 1
+    assert f"corrupt-entry   {c.file_name(AID, 'a')}: entry file incomplete" in capsys.readouterr().out
+    assert cache_main(["trim", str(tmp_path), "--json"]) == 0
+    assert '"skipped": false' in capsys.readouterr().out
+    assert cache_main(["verify", str(tmp_path / "nope")]) == 2

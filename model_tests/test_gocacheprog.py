@@ -1,0 +1,226 @@
+"""The GOCACHEPROG server: Go's protocol, and surviving bad input.
+
+Conversations are fed through real file descriptors to the same ``run``
+that ``python -m reference.gocacheprog`` uses; a few tests run the module as
+a subprocess to check its exit codes and its stderr summary.  Every request
+line must get exactly one response with its ID, whatever is wrong with it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from reference.gocache import GoCache
+from reference.gocacheprog import KNOWN_COMMANDS, parse_args, run
+
+REPO = Path(__file__).resolve().parent.parent
+AID = bytes(range(32))
+
+
+def b64(b: bytes) -> str:
+    return base64.b64encode(b).decode()
+
+
+def get(id_: int, aid: bytes) -> bytes:
+    return json.dumps({"ID": id_, "Command": "get", "ActionID": b64(aid)}).encode() + b"\n\n"
+
+
+def put(id_: int, aid: bytes, body: bytes) -> bytes:
+    """As the go command writes it: object, newline, blank line, body line."""
+    req = {"ID": id_, "Command": "put", "ActionID": b64(aid), "OutputID": b64(hashlib.sha256(body).digest())}
+    if body:
+        req["BodySize"] = len(body)
+    line = json.dumps(req).encode() + b"\n\n"
+    return line + (b'"' + base64.b64encode(body) + b'"\n' if body else b"")
+
+
+def close(id_: int) -> bytes:
+    return json.dumps({"ID": id_, "Command": "close"}).encode() + b"\n\n"
+
+
+def converse(tmp: Path, data: bytes, protocol: str = "write-then-truncate") -> list[dict[str, Any]]:
+    """Run one server session on ``data``; the responses after the first."""
+    (tmp / "in").write_bytes(data)
+    infd = os.open(tmp / "in", os.O_RDONLY)
+    outfd = os.open(tmp / "out", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    try:
+        run(str(tmp / "cache"), protocol, infd, outfd)  # closes outfd
+    finally:
+        os.close(infd)
+    lines = (tmp / "out").read_bytes().splitlines(keepends=True)
+    assert lines[0] == KNOWN_COMMANDS
+    return [json.loads(line) for line in lines[1:]]
+
+
+def test_announces_get_put_close_first(tmp_path: Path) -> None:
+    assert converse(tmp_path, b"") == []
+    assert json.loads(KNOWN_COMMANDS) == {"ID": 0, "KnownCommands": ["get", "put", "close"]}
+
+
+def test_put_then_get(tmp_path: Path) -> None:
+    body = b"compiled object bytes\x00\xff" * 100
+    r = converse(tmp_path, get(1, AID) + put(2, AID, body) + get(3, AID) + close(4))
+    assert r[0] == {"ID": 1, "Miss": True}
+    assert r[1]["ID"] == 2 and Path(r[1]["DiskPath"]).read_bytes() == body
+    hit = r[2]
+    assert hit["ID"] == 3 and hit["Size"] == len(body) and hit["DiskPath"] == r[1]["DiskPath"]
+    assert base64.b64decode(hit["OutputID"]) == hashlib.sha256(body).digest()
+    assert os.path.isabs(hit["DiskPath"]) and hit["DiskPath"].startswith(str(tmp_path / "cache") + os.sep)
+    assert hit["Time"].endswith("Z") and len(hit["Time"]) == len("2006-01-02T15:04:05.000000000Z")
+    assert r[3] == {"ID": 4}
+    # Go's own format: a plain GoCache reads what the server stored.
+    assert GoCache(str(tmp_path / "cache")).get_bytes(AID) is not None
+
+
+def test_empty_body_and_large_body(tmp_path: Path) -> None:
+    big = os.urandom(3 << 20)  # spans several reads of the input
+    other = bytes(32)
+    r = converse(tmp_path, put(1, AID, b"") + put(2, other, big) + get(3, AID) + get(4, other))
+    assert Path(r[0]["DiskPath"]).read_bytes() == b""
+    assert r[2].get("Size", 0) == 0 and r[2]["DiskPath"] == r[0]["DiskPath"]  # Go omits a zero Size
+    assert Path(r[3]["DiskPath"]).read_bytes() == big
+
+
+def test_lines_after_close_are_not_read(tmp_path: Path) -> None:
+    r = converse(tmp_path, close(1) + get(2, AID))
+    assert r == [{"ID": 1}]
+
+
+BAD_REQUESTS = [
+    (b"this is not json\n", 0, "not JSON"),
+    (b'{"ID": 7, "Command": "get", "ActionID": \n', 7, "not JSON"),
+    (b"[1, 2]\n", 0, "not a JSON object"),
+    (b'{"ID": "7", "Command": "get"}\n', 0, "ID missing or not an integer"),
+    (b'{"ID": 8, "Command": "fly"}\n', 8, "unknown command 'fly'"),
+    (b'{"ID": 9, "Command": "get"}\n', 9, "ActionID is missing"),
+    (b'{"ID": 10, "Command": "get", "ActionID": "AAAA"}\n', 10, "ActionID must be 32 bytes, got 3"),
+    (b'{"ID": 11, "Command": "get", "ActionID": "!!notbase64"}\n', 11, "ActionID is not valid base64"),
+    (b'{"ID": 12, "Command": "put", "ActionID": "%s", "OutputID": "%s", "BodySize": 3}\n"AAAAAA=="\n'
+     % (b64(AID).encode(), b64(hashlib.sha256(b"\0\0\0").digest()).encode()), 12, "body has 4 bytes"),
+    (b'{"ID": 13, "Command": "put", "ActionID": "%s", "OutputID": "%s", "BodySize": 3}\n"AAA*"\n'
+     % (b64(AID).encode(), b64(AID).encode()), 13, "body is not valid base64"),
+    (b'{"ID": 14, "Command": "put", "ActionID": "%s", "OutputID": "%s", "BodySize": 3}\n"YWJj"\n'
+     % (b64(AID).encode(), b64(AID).encode()), 14, "OutputID is not the SHA-256 of the body"),
+    (b'{"ID": 15, "Command": "put", "ActionID": "%s", "BodySize": -1}\n' % b64(AID).encode(), 15, "BodySize must be"),
+    (b'"YWJj"\n', 0, "a body line"),
+]
+
+
+@pytest.mark.parametrize("line, id_, message", BAD_REQUESTS)
+def test_a_bad_request_gets_err_and_the_server_goes_on(tmp_path: Path, line: bytes, id_: int, message: str) -> None:
+    r = converse(tmp_path, put(1, AID, b"kept") + line + get(2, AID) + close(3))
+    assert r[0]["ID"] == 1 and "Err" not in r[0]
+    assert r[1]["ID"] == id_ and message in r[1]["Err"], r[1]
+    assert r[2]["ID"] == 2 and Path(r[2]["DiskPath"]).read_bytes() == b"kept"  # nothing lost
+    assert r[3] == {"ID": 3}
+    assert len(r) == 4
+
+
+def test_a_put_whose_body_is_missing_loses_the_next_request(tmp_path: Path) -> None:
+    """No: the line that came instead of the body is served as a request."""
+    header = json.dumps({"ID": 1, "Command": "put", "ActionID": b64(AID),
+                         "OutputID": b64(AID), "BodySize": 5}).encode() + b"\n\n"
+    r = converse(tmp_path, header + get(2, AID))
+    assert r[0]["ID"] == 1 and "no body line followed" in r[0]["Err"]
+    assert r[1] == {"ID": 2, "Miss": True}
+
+
+def test_input_ending_inside_a_put(tmp_path: Path) -> None:
+    header = json.dumps({"ID": 1, "Command": "put", "ActionID": b64(AID),
+                         "OutputID": b64(AID), "BodySize": 5}).encode() + b"\n"
+    r = converse(tmp_path, header)
+    assert r[0]["ID"] == 1 and "input ended before the body" in r[0]["Err"]
+
+
+def test_a_failed_write_is_an_err_response(tmp_path: Path) -> None:
+    sub = AID.hex()[:2]
+    cache = GoCache(str(tmp_path / "cache"))
+    os.rmdir(os.path.join(cache.dir, sub))
+    Path(cache.dir, sub).write_text("a file where a directory should be")
+    r = converse(tmp_path, put(1, AID, b"x") + put(2, b"\xab" * 32, b"y") + close(3))
+    assert r[0]["ID"] == 1 and "WriteError" in r[0]["Err"], r[0]
+    assert "Err" not in r[1] and Path(r[1]["DiskPath"]).read_bytes() == b"y"
+
+
+@given(st.lists(st.tuples(st.sampled_from(["get", "put", "junk"]), st.integers(0, 3), st.binary(max_size=64)), max_size=25))
+def test_every_request_gets_one_answer_and_gets_see_puts(tmp_path_factory: pytest.TempPathFactory,
+                                                         ops: list[tuple[str, int, bytes]]) -> None:
+    """A model: a dict from action to body.  Every line gets exactly one
+    response in order; a get hits exactly when a put of that action came
+    before, and its file holds the last body put."""
+    tmp = tmp_path_factory.mktemp("conv")
+    model: dict[bytes, bytes] = {}
+    data, expect = b"", []
+    for i, (op, key, body) in enumerate(ops, start=1):
+        aid = bytes([key]) * 32
+        if op == "get":
+            data += get(i, aid)
+            expect.append(("get", i, model.get(aid)))
+        elif op == "put":
+            data += put(i, aid, body)
+            model[aid] = body
+            expect.append(("put", i, body))
+        else:
+            data += b'{"ID": %d, "Command": "get", "ActionID": 5}\n' % i
+            expect.append(("err", i, None))
+    r = converse(tmp, data + close(len(ops) + 1))
+    assert len(r) == len(ops) + 1
+    for (kind, i, want), resp in zip(expect, r):
+        assert resp["ID"] == i
+        if kind == "err":
+            assert "Err" in resp
+        elif kind == "put":
+            assert "Err" not in resp
+        elif want is None:
+            assert resp == {"ID": i, "Miss": True}
+        else:
+            assert Path(resp["DiskPath"]).read_bytes() == want
+
+
+# ------------------------------------------------------------ as a command
+
+
+def serve_cmd(args: list[str], data: bytes) -> subprocess.CompletedProcess[bytes]:
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    return subprocess.run([sys.executable, "-m", "reference.gocacheprog", *args], input=data,
+                          capture_output=True, env=env, timeout=60)
+
+
+def test_command_prints_its_summary_to_stderr(tmp_path: Path) -> None:
+    r = serve_cmd(["--dir", str(tmp_path)], put(1, AID, b"abc") + get(2, AID) + get(3, bytes(32)) + close(4))
+    assert r.returncode == 0
+    assert r.stdout.splitlines()[0] == KNOWN_COMMANDS.strip()
+    assert b"2 gets, 1 hits, 1 puts, 3 bytes put, 0 errors" in r.stderr
+
+
+def test_command_ends_cleanly_at_eof(tmp_path: Path) -> None:
+    r = serve_cmd([f"--dir={tmp_path}"], get(1, AID))
+    assert r.returncode == 0 and b"1 gets, 0 hits" in r.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    ([], b"--dir is required"),
+    (["--dir"], b"--dir needs a value"),
+    (["--dir", "x", "--fast"], b"unknown argument '--fast'"),
+    (["--dir", "x", "--protocol", "no-such"], b"cannot write a cache file"),
+    (["--dir", "x", "--protocol", "go-put"], b"cannot write a cache file"),
+])
+def test_command_refuses_bad_usage(tmp_path: Path, args: list[str], message: bytes) -> None:
+    r = serve_cmd(args, b"")
+    assert r.returncode == 2 and message in r.stderr and r.stdout == b""
+
+
+def test_parse_args() -> None:
+    assert parse_args(["--dir", "d"]) == ("d", "write-then-truncate")
+    assert parse_args(["--protocol=write-file", "--dir=d"]) == ("d", "write-file")
