@@ -64,10 +64,8 @@ import faulthandler
 import fcntl
 import mmap as mmap_mod
 import os
-import pathlib
 import secrets
 import signal
-from dataclasses import dataclass
 from typing import Callable, Mapping, NamedTuple, Sequence, Union
 
 from spec.explore import Setup, build
@@ -169,6 +167,13 @@ def _write_all(fd: int, data: bytes, at: int | None) -> None:
         done += n
         if done >= len(data):
             return
+
+
+def _close_quietly(fd: int) -> None:
+    try:
+        os.close(fd)
+    except OSError:
+        pass
 
 
 def fsync(fd: int) -> None:
@@ -456,7 +461,8 @@ class Compiled:
         """The next pc after op ``i`` succeeds, and a failure handler that
         records the errno and returns the next pc for it."""
         ok = self._after(i + 1, "")
-        counts = isinstance(self.program.code[i], _FAILURE_OPS)
+        ins = self.program.code[i]
+        counts = isinstance(ins, _FAILURE_OPS) and not (isinstance(ins, Open) and ins.flags == OpenFlags.READ)
         memo: dict[str, int] = {}
 
         def fail(env: list[object], e: OSError | str) -> int:
@@ -552,9 +558,12 @@ class Compiled:
 
         def op(env: list[object]) -> int:
             try:
-                env[r] = _open(env[p], flags, 0o666)  # type: ignore[arg-type]
+                fd = _open(env[p], flags, 0o666)  # type: ignore[arg-type]
             except OSError as e:
                 return fail(env, e)
+            old, env[r] = env[r], fd
+            if old != -1:  # re-opened into a register still holding one: release it
+                _close_quietly(old)  # type: ignore[arg-type]
             env[_LAST] = ""
             return ok
 
@@ -751,12 +760,12 @@ class Compiled:
         r, size, into = self.slot[ins.fd], self.slot[ins.size], self.slot[ins.into]
 
         def op(env: list[object]) -> int:
-            unmap(env[into] or ())  # type: ignore[arg-type]
-            env[into] = None
             try:
-                env[into] = map_file(env[r], env[size])  # type: ignore[arg-type]
+                m = map_file(env[r], env[size])  # type: ignore[arg-type]
             except OSError as e:
-                return fail(env, e)
+                return fail(env, e)  # a failed mmap leaves the register as it was
+            unmap(env[into] or ())  # type: ignore[arg-type]
+            env[into] = m
             env[_LAST] = ""
             return ok
 
@@ -1210,13 +1219,12 @@ class OSWorld:
         return p._replace(last=self._call(os.rename, self.real(i, ins.src), self.real(i, ins.dst))), True
 
     def _mmap(self, ins: Mmap, p: Proc, k: Kind, fault: Fault, i: int) -> tuple[Proc, bool]:
-        unmap(p.regs[k.reg[ins.into]])  # the model overwrites the register
-        p = self._set(p, k, ins.into, ())
         size = p.regs[k.reg[ins.size]]
         try:
             m = map_file(self._fd(p, k, ins.fd), int(size[0]) if size else -1)  # type: ignore[call-overload]
         except OSError as e:
-            return p._replace(last=errno_name(e)), True
+            return p._replace(last=errno_name(e)), True  # the register keeps what it had
+        unmap(p.regs[k.reg[ins.into]])  # the model overwrites the register
         return self._set(p, k, ins.into, m)._replace(last=""), True
 
     def _mapread(self, ins: MapRead, p: Proc, k: Kind, fault: Fault, i: int) -> tuple[Proc, bool]:
