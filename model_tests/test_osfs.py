@@ -466,3 +466,57 @@ def test_edges_agree(tmp_path: pathlib.Path, name: str) -> None:
     "opens read-only with O_TRUNC."))
 def test_o_rdonly_o_trunc_truncates_on_linux(tmp_path: pathlib.Path) -> None:
     _after_a_complete_entry(tmp_path, prog("t", Open(ENTRY, O_RDONLY | O_TRUNC), Close(), OK))
+
+
+# ------------------------------------------------------------ compiled conditions
+
+
+@pytest.mark.parametrize("op", ["==", "!=", ">"])
+def test_compiled_size_conditions_agree_with_holds(op: str) -> None:
+    """The compiled SizeIs restates spec.machine.holds: pin it, size by size
+    (-1 is a missing file), against the model's own function."""
+    from spec.machine import Proc, holds
+
+    for delta in (-1, 0, 1):
+        cond = SizeIs(op, Length("entry", delta))
+        p = prog("c", Stat(ENTRY), If(cond, "y"), OK, Label("y"), FAIL)
+        c, k = compiled(p), kind(p)
+        for size in (-1, 0, 1, 2, 3, 4):
+            env = [*c.init, "/nonexistent", b"abc"]
+            env[c.slot["st"]] = size
+            model = holds(cond, Proc(0, 0, RUNNING, "", 0, ((size,),), (), 0), k)
+            assert c._cond(cond)(env) == model, (op, delta, size)
+
+
+def test_compiled_validity_agrees_with_holds() -> None:
+    from spec.machine import Proc, holds
+    from spec.ops import Invalid
+
+    cond = Invalid("entry")
+    p = prog("v", Open(ENTRY, O_RDONLY), Read(), If(cond, "m"), HIT, Label("m"), Return(Outcome.MISS), role=Role.READER)
+    c, k = compiled(p), kind(p)
+    for buf in (None, b"", b"ab", b"abc", b"a\x00c", b"abcd", b"xyz"):
+        env = [*c.init, "/nonexistent", b"abc"]
+        env[c.slot["buf"]] = buf
+        model = holds(cond, Proc(0, 0, RUNNING, "", 0, ((), () if buf is None else (buf,)), (), 0), k)
+        assert c._cond(cond)(env) == model, buf
+
+
+# ------------------------------------------------------------ path mapping
+
+
+def test_paths_from_a_directory_or_a_mapping(tmp_path: pathlib.Path) -> None:
+    from reference.osfs import resolve_paths
+
+    rip = CATALOGUE["rename-into-place"].program
+    by_dir = resolve_paths(rip, tmp_path)
+    assert by_dir[ENTRY] == str(tmp_path / "entry")
+    assert os.path.dirname(by_dir[TEMP]) == str(tmp_path) and os.path.basename(by_dir[TEMP]).startswith("entry.tmp.")
+    by_map = resolve_paths(rip, {ENTRY: tmp_path / "x" / "e175"})
+    assert by_map[TEMP].startswith(str(tmp_path / "x" / "e175") + ".tmp.")
+    assert resolve_paths(rip, {"entry": "/a/b"})[TEMP] != resolve_paths(rip, {"entry": "/a/b"})[TEMP], "unique per run"
+
+
+def test_run_with_a_mapping_leaves_no_temp_file(tmp_path: pathlib.Path) -> None:
+    got = run(CATALOGUE["rename-into-place"].program, {"entry": b"abc"}, {"entry": tmp_path / "e"})
+    assert got.outcome is Outcome.OK and os.listdir(tmp_path) == ["e"]

@@ -13,7 +13,7 @@ import pathlib
 
 import pytest
 
-from spec.explore import Setup, explore
+from spec.explore import Setup, build, explore
 from spec.machine import Config
 from spec.protocols import CATALOGUE
 from spec.trace import Trace, TraceError, TraceStep, files, from_exploration, replay
@@ -65,8 +65,6 @@ def test_go_index_entry_real_entry_goes_missing(tmp_path: pathlib.Path) -> None:
 def test_every_state_of_other_counterexamples_agrees(tmp_path: pathlib.Path, setup: Setup, prop: str) -> None:
     """Not just the files: every process's registers, pc and status too."""
     trace = counterexample(setup, prop)
-    from spec.explore import build
-
     cfg: Config = build(setup).config
     worlds = replay(trace)[1:]
     snaps = replay_snapshots(trace, tmp_path)

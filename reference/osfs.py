@@ -944,7 +944,17 @@ class OSWorld:
     Deterministic: one Python process, one call per step, no threads.
 
     Use as a context manager (or call :meth:`close`) to release every
-    descriptor and mapping the processes still hold.
+    descriptor and mapping the processes still hold.  In lockstep with the
+    model::
+
+        model = spec.explore.build(setup)
+        kinds = tuple(p.kind for p in model.init.procs)
+        world = spec.machine.initial(model.config, kinds)
+        with OSWorld(model.config, kinds, empty_dir, model.names) as real:
+            for i, fault in schedule:           # fault in real.faults(i) or None
+                world = spec.machine.step(model.config, world, i, fault)
+                real.step(i, fault)
+                assert real.snapshot() == project(model.config, world)
     """
 
     def __init__(self, config: Config, kinds: Sequence[int], root: str | os.PathLike[str], names: Sequence[str] | None = None) -> None:
