@@ -10,6 +10,7 @@ the known-bad ``write-file`` makes the same reader miss.
 
 from __future__ import annotations
 
+import errno
 import multiprocessing
 import os
 import pathlib
@@ -130,9 +131,9 @@ def test_write_error_names_the_call_and_errno(tmp_path: pathlib.Path) -> None:
     with pytest.raises(WriteError) as e:
         write_entry(path, DATA)
     err = e.value
-    assert (err.errno, err.code, err.path) == ("ENOENT", 2, str(path))
+    assert (err.errno, err.errno_name, err.path, err.filename) == (errno.ENOENT, "ENOENT", str(path), str(path))
     assert err.op.startswith("f = open(entry") and "create the directory" in str(err)
-    assert isinstance(err, IdemwriteError)
+    assert isinstance(err, IdemwriteError) and isinstance(err, OSError), "except OSError catches it"
 
 
 def test_write_error_for_the_temp_file_names_it(tmp_path: pathlib.Path) -> None:
@@ -147,7 +148,7 @@ def test_write_error_on_a_read_only_directory(tmp_path: pathlib.Path) -> None:
     try:
         with pytest.raises(WriteError) as e:
             write_entry(tmp_path / "entry", DATA)
-        assert e.value.errno == "EACCES" and "permissions" in str(e.value)
+        assert e.value.errno_name == "EACCES" and "permissions" in str(e.value)
     finally:
         tmp_path.chmod(0o700)
 
@@ -155,7 +156,7 @@ def test_write_error_on_a_read_only_directory(tmp_path: pathlib.Path) -> None:
 def test_write_error_when_the_path_is_a_directory(tmp_path: pathlib.Path) -> None:
     with pytest.raises(WriteError) as e:
         write_entry(tmp_path, DATA)
-    assert e.value.errno == "EISDIR"
+    assert e.value.errno == errno.EISDIR
 
 
 def test_negative_size() -> None:
@@ -220,3 +221,18 @@ def test_known_bad_write_file_makes_readers_miss(tmp_path: pathlib.Path) -> None
     published entry, and the reader sees it (golang/go#29667)."""
     _, misses, _ = hammer(tmp_path, "write-file", 5.0, stop_on_miss=True)
     assert misses > 0, "write-file's truncate-first window went unseen"
+
+
+@pytest.mark.parametrize("err", [
+    UnknownProtocolError("x", ("a", "b")),
+    NotAWriterError("go-read-entry", ("a",)),
+    UnsupportedProtocolError("go-put", "also writes output", ("a",)),
+    BadSizeError(-1),
+    WriteError("/p", "write-then-truncate", "ENOSPC", "write(f, entry)", "/p"),
+])
+def test_errors_survive_pickling(err: IdemwriteError) -> None:
+    """Errors cross process boundaries (multiprocessing, servers) intact."""
+    import pickle
+
+    back = pickle.loads(pickle.dumps(err))
+    assert type(back) is type(err) and str(back) == str(err)

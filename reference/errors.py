@@ -23,6 +23,9 @@ class UnknownProtocolError(IdemwriteError, ValueError):
         super().__init__(name)
         self.name, self.known = name, known
 
+    def __reduce__(self) -> tuple[type, tuple[object, ...]]:  # picklable across processes
+        return type(self), (self.name, self.known)
+
     def __str__(self) -> str:
         return f"unknown protocol {self.name!r}; use one of: {', '.join(self.known)}"
 
@@ -33,6 +36,9 @@ class NotAWriterError(IdemwriteError, ValueError):
     def __init__(self, name: str, writers: tuple[str, ...]) -> None:
         super().__init__(name)
         self.name, self.writers = name, writers
+
+    def __reduce__(self) -> tuple[type, tuple[object, ...]]:
+        return type(self), (self.name, self.writers)
 
     def __str__(self) -> str:
         return (f"{self.name!r} is a reader protocol and cannot write an entry; use read_entry to read, "
@@ -47,6 +53,9 @@ class UnsupportedProtocolError(IdemwriteError, ValueError):
         super().__init__(name)
         self.name, self.needs, self.usable = name, needs, usable
 
+    def __reduce__(self) -> tuple[type, tuple[object, ...]]:
+        return type(self), (self.name, self.needs, self.usable)
+
     def __str__(self) -> str:
         return (f"protocol {self.name!r} {self.needs}; write_entry writes one entry file, "
                 f"so use one of: {', '.join(self.usable)} (or reference.osfs.run for the full program)")
@@ -58,6 +67,9 @@ class BadSizeError(IdemwriteError, ValueError):
     def __init__(self, size: int) -> None:
         super().__init__(size)
         self.size = size
+
+    def __reduce__(self) -> tuple[type, tuple[object, ...]]:
+        return type(self), (self.size,)
 
     def __str__(self) -> str:
         return f"entry size must be >= 0, not {self.size}: pass the exact length every writer of the entry writes"
@@ -76,23 +88,31 @@ _HINTS = {
 }
 
 
-class WriteError(IdemwriteError):
+class WriteError(IdemwriteError, OSError):
     """The write protocol ran its error path: the entry was not published.
 
-    errno:  the failing call's errno by name (``"ENOSPC"``).
-    code:   the same as a number (0 when the name is not a known errno).
-    op:     the failing operation, as the protocol's source text.
-    path:   the entry's real path (and ``file`` the file the call touched).
+    An OSError, so ``except OSError`` and ``e.errno == errno.ENOSPC`` work
+    as for any failed write:
+
+    errno:       the failing call's errno as a number (0 if unknown);
+    errno_name:  the same by name (``"ENOSPC"``), as the model spells it;
+    strerror:    the system's text for it;
+    filename:    the entry's real path (also ``path``);
+    op:          the failing operation, as the protocol's source text;
+    file:        the file that call touched (a temp file, or the entry);
+    protocol:    the catalogue protocol that ran.
     """
 
     def __init__(self, path: str, protocol: str, errno: str, op: str, file: str | None = None) -> None:
-        super().__init__(path, errno)
-        self.path, self.protocol, self.errno, self.op, self.file = path, protocol, errno, op, file
-        self.code = int(getattr(errno_mod, errno, 0))
+        code = int(getattr(errno_mod, errno, 0))
+        super().__init__(code, os.strerror(code) if code else "unknown error", path)
+        self.path, self.protocol, self.errno_name, self.op, self.file = path, protocol, errno, op, file
+
+    def __reduce__(self) -> tuple[type, tuple[object, ...]]:
+        return type(self), (self.path, self.protocol, self.errno_name, self.op, self.file)
 
     def __str__(self) -> str:
-        what = os.strerror(self.code) if self.code else "unknown error"
         where = f" on {self.file}" if self.file and self.file != self.path else ""
-        hint = _HINTS.get(self.errno, "fix the cause, then write again")
-        return (f"writing entry {self.path} ({self.protocol}) failed: {self.op}{where} returned {self.errno} "
-                f"({what}); the entry may now be missing or incomplete, which read_entry reports as a miss; {hint}")
+        hint = _HINTS.get(self.errno_name, "fix the cause, then write again")
+        return (f"writing entry {self.path} ({self.protocol}) failed: {self.op}{where} returned {self.errno_name} "
+                f"({self.strerror}); the entry may now be missing or incomplete, which read_entry reports as a miss; {hint}")
