@@ -1,0 +1,222 @@
+"""Unbounded proofs by induction, and their vacuity checks.
+
+The system: every integer is a process id; ``kind_of`` (unconstrained)
+says whether it runs the writer protocol, the reader, or nothing; the
+entry's length L >= 1 and bytes ``pay`` are symbolic; faults are unlimited
+(every operation may fail wherever ``spec.machine.local_faults`` lets it,
+so the result covers every fault budget F).  One theorem is proved by
+three validity checks, each an unsat query:
+
+- initiation:  the initial state satisfies the invariant;
+- consecution: the invariant and one step of any process (split by kind,
+  operation and fault, so a failure names its step) imply the invariant
+  after the step;
+- property:    the invariant implies the property.
+
+and one vacuity check: on states the explorer reached (concrete, built from
+K and Store), the invariant holds and some step is enabled, so neither the
+invariant nor the transition is unsatisfiable.  ``unknown`` from Z3 is a
+failure of the check, never a pass.
+
+The same induction at a concrete scope (N processes, length L) is
+quantifier-free; :func:`concrete_consecution` uses it to find a
+counterexample to induction, which Z3 cannot do with the quantifiers.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import z3
+
+from spec.explore import Setup, explore
+from spec.machine import World, published
+from spec.ops import Role
+from spec.protocols import protocol
+
+from .bmc import Scenario
+from .concrete import abstract, kind_of_array
+from .invariants import Conjuncts, Invariant, View
+from .props import PROPERTY_FORMULAS, Procs
+from .symbolic import (
+    Bytes,
+    SymKind,
+    SymPayload,
+    SymState,
+    System,
+    case_step,
+    cases,
+    fault_allowed,
+    fresh_state,
+    initial_state,
+)
+
+TIMEOUT_MS = 20_000
+
+
+@dataclass
+class Check:
+    """One solver query: ``expect`` is the answer that passes."""
+
+    name: str
+    answer: str
+    expect: str
+    seconds: float
+    detail: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.answer == self.expect
+
+
+@dataclass
+class InductionResult:
+    """Every check of one inductive proof attempt."""
+
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def proved(self) -> bool:
+        return bool(self.checks) and all(c.passed for c in self.checks)
+
+    @property
+    def unknown(self) -> bool:
+        return any(c.answer == "unknown" for c in self.checks)
+
+    def failures(self) -> list[Check]:
+        return [c for c in self.checks if not c.passed]
+
+
+def _query(name: str, facts: list[z3.BoolRef], expect: str = "unsat", detail: str = "") -> Check:
+    started = time.perf_counter()
+    solver = z3.Solver()
+    solver.set("timeout", TIMEOUT_MS)
+    solver.add(*facts)
+    answer = str(solver.check())
+    if answer == "unknown":
+        detail = (detail + " " if detail else "") + f"({solver.reason_unknown()})"
+    return Check(name, answer, expect, time.perf_counter() - started, detail)
+
+
+def unbounded_system(writer: str, reader: str) -> System:
+    """Writers of ``writer`` and readers of ``reader``, any number of each,
+    all with one entry of symbolic length L and bytes ``pay``."""
+    entry = SymPayload(z3.Int("L"), z3.Array("pay", z3.IntSort(), z3.IntSort()))
+    kinds = tuple(SymKind(name, protocol(name).program, {"entry": entry}) for name in (writer, reader))
+    return System(kinds, z3.Array("kind_of", z3.IntSort(), z3.IntSort()), Bytes(None), None)
+
+
+def assumptions(sysm: System) -> list[z3.BoolRef]:
+    """L >= 1 and the entry holds no zero byte (the reader's own validation
+    accepts the complete entry: Go's parser rejects NUL in every field)."""
+    pl = sysm.kinds[0].payload("entry")
+    b = z3.Int("b_pay")
+    return [pl.length >= 1, z3.ForAll([b], z3.Implies(z3.And(b >= 0, b < pl.length), pl.data[b] != 0))]
+
+
+def _view(sysm: System, s: SymState, procs: Procs) -> View:
+    roles = [k.program.role for k in sysm.kinds]
+    reader = roles.index(Role.READER) if Role.READER in roles else None
+    return View(sysm, s, procs, roles.index(Role.WRITER), reader)
+
+
+def prove(sysm: System, inv: Invariant, prop: str, procs: Procs = Procs(), extra: list[z3.BoolRef] | None = None) -> InductionResult:
+    """Initiation, consecution (per step case) and property, as unsat
+    queries; ``procs`` is all integers for the unbounded proof."""
+    base = assumptions(sysm) + (extra or [])
+    res = InductionResult()
+    init = _view(sysm, initial_state(sysm, procs.n), procs)
+    res.checks.append(_query("initiation", base + [z3.Not(z3.And([c for _, c in inv(init)]))]))
+    s = fresh_state(sysm, "")
+    now = _view(sysm, s, procs)
+    holds = [c for _, c in inv(now)]
+    p = z3.Int("p")
+    for ki, pc in cases(sysm):
+        k = sysm.kinds[ki]
+        faulty = (False, True) if not z3.is_false(z3.simplify(fault_allowed(k.program.code[pc], k))) else (False,)
+        for fault in faulty:
+            tr = case_step(sysm, s, p, z3.BoolVal(fault), ki, pc)
+            after = inv(_view(sysm, tr.after, procs))
+            name = f"consecution {k.protocol}@{pc} {k.program.code[pc]}" + (" [fault]" if fault else "")
+            scope = [] if procs.n is None else [p >= 0, p < procs.n]
+            res.checks.append(_query(name, base + holds + scope + [tr.enabled, z3.Not(z3.And([c for _, c in after]))],
+                                     detail=", ".join(n for n, _ in after)))
+    res.checks.append(_query("invariant implies property", base + holds + [z3.Not(PROPERTY_FORMULAS[prop](sysm, s, procs))]))
+    return res
+
+
+# ------------------------------------------------------------ vacuity
+
+
+def sample_states(setup: Setup, wanted: list[Callable[[World], bool]]) -> list[World]:
+    """For each predicate, one state the explorer reached that satisfies it."""
+    result = explore(setup, properties=(), stop_when_all_violated=False)
+    found: list[World] = []
+    for want in wanted:
+        w = next((w for w in result.parent if want(w)), None)
+        if w is not None:
+            found.append(w)
+    return found
+
+
+def vacuity(sysm: System, inv: Invariant, setup: Setup, wanted: list[Callable[[World], bool]]) -> list[Check]:
+    """On each sampled reachable state: the invariant holds (its negation is
+    unsat) and, with it, some step is enabled (sat).  A sample the explorer
+    cannot provide is itself a failed check."""
+    scn = Scenario.of_setup(setup)
+    cfg = scn.config()
+    states = sample_states(setup, wanted)
+    checks: list[Check] = []
+    if len(states) < len(wanted):
+        checks.append(Check("vacuity: sample states", "missing", "found", 0.0, f"{len(states)} of {len(wanted)} found"))
+    pl = sysm.kinds[0].payload("entry")
+    entry = setup.payloads()[0][1]
+    for n, w in enumerate(states):
+        conc = System(sysm.kinds, kind_of_array(sysm, cfg, w.procs), sysm.bytes, None)
+        s = abstract(conc, cfg, w)
+        v = _view(conc, s, Procs())
+        fix = [pl.length == len(entry)] + [pl.data[i] == byte for i, byte in enumerate(entry)]
+        holds = z3.And([c for _, c in inv(v)])
+        tag = f"vacuity: state {n + 1} (pub={published(w)}, {len(w.procs)} procs)"
+        checks.append(_query(tag + " satisfies the invariant", fix + [z3.Not(holds)]))
+        p, f = z3.Int("p"), z3.Bool("fault")
+        steps = [case_step(conc, s, p, f, ki, pc).enabled for ki, pc in cases(conc)]
+        checks.append(_query(tag + " has an enabled step", fix + [holds, z3.Or(steps)], expect="sat"))
+    return checks
+
+
+# ------------------------------------------------------------ refutation
+
+
+def concrete_consecution(scn: Scenario, inv: Invariant) -> tuple[Check, str]:
+    """Consecution at a concrete scope (the scenario's processes and
+    payloads), quantifier-free: ``sat`` is a counterexample to induction,
+    described as the step that breaks which conjunct."""
+    sysm = scn.system()
+    n = len(scn.procs)
+    procs = Procs(n)
+    s = fresh_state(sysm, "")
+    now = inv(_view(sysm, s, procs))
+    p, f = z3.Int("p"), z3.Bool("fault")
+    started = time.perf_counter()
+    for ki, pc in cases(sysm):
+        tr = case_step(sysm, s, p, f, ki, pc)
+        after = inv(_view(sysm, tr.after, procs))
+        solver = z3.Solver()
+        solver.set("timeout", TIMEOUT_MS)
+        budget = [] if sysm.fault_budget is None else [z3.Implies(f, s.faults < sysm.fault_budget)]
+        solver.add(*[c for _, c in now], p >= 0, p < n, tr.enabled, *budget, z3.Not(z3.And([c for _, c in after])))
+        r = solver.check()
+        if r == z3.unknown:
+            return Check("concrete consecution", "unknown", "sat", time.perf_counter() - started, solver.reason_unknown()), ""
+        if r == z3.sat:
+            m = solver.model()
+            broken = [name for name, c in after if z3.is_false(m.eval(c, True))]
+            k = sysm.kinds[ki]
+            who = scn.names[m.eval(p, True).as_long()]
+            why = (f"{who} ({k.protocol}) at `{k.program.code[pc]}`" + (" with a fault" if z3.is_true(m.eval(f, True)) else "")
+                   + f" breaks {', '.join(broken)}")
+            return Check("concrete consecution", "sat", "sat", time.perf_counter() - started, why), why
+    return Check("concrete consecution", "unsat", "sat", time.perf_counter() - started, "the invariant is inductive at this scope"), ""

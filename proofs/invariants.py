@@ -1,0 +1,208 @@
+"""The hand-written inductive invariants, one per (protocol, property).
+
+Everything else is generated from the programs; these are the only
+protocol-specific proof text.  Each invariant is a list of named conjuncts
+over a :class:`View` (a symbolic state seen through one writer protocol and
+one reader), so a failed check says which conjunct broke.  Program
+positions are found in the program value by instruction (the Write, the
+first Close, ...), never typed in as numbers.
+
+Notation in the docstrings: E is the inode the name ``entry`` points at (-1
+when absent), L the entry's length, pay its bytes; W(p) and R(p) say that
+process p runs the writer or the reader protocol; "p at X" means p is
+running and its next operation is X.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import z3
+
+from spec.ops import ENTRY, TEMP, Close, Ftruncate, Instr, Open, Read, Rename, Unlink, Write
+
+from .props import Procs, holds_payload
+from .symbolic import RUN_CODE, SymPayload, SymState, System, status_code
+
+Conjuncts = list[tuple[str, z3.BoolRef]]
+
+
+def find(code: tuple[Instr, ...], cls: type, nth: int = 0) -> int:
+    """The index of the ``nth`` instruction of type ``cls`` (-1: none)."""
+    hits = [i for i, ins in enumerate(code) if isinstance(ins, cls)]
+    return hits[nth] if nth < len(hits) else -1
+
+
+@dataclass(frozen=True)
+class View:
+    """A state seen through one writer kind and one reader kind."""
+
+    sysm: System
+    s: SymState
+    procs: Procs
+    writer: int
+    reader: int | None
+
+    @property
+    def pay(self) -> SymPayload:
+        return self.sysm.kinds[self.writer].payload("entry")
+
+    @property
+    def E(self) -> z3.ArithRef:
+        return self.s.fs.names[ENTRY.name]
+
+    def code(self, ki: int) -> tuple[Instr, ...]:
+        return self.sysm.kinds[ki].program.code
+
+    def at(self, p: z3.ArithRef, ki: int | None, *pcs: int) -> z3.BoolRef:
+        """p runs kind ``ki`` and waits at one of ``pcs`` (none: -1s dropped)."""
+        if ki is None:
+            return z3.BoolVal(False)
+        real = [j for j in pcs if j >= 0]
+        return z3.And(self.sysm.kind_of[p] == ki, self.s.st[p] == RUN_CODE, z3.Or([self.s.pc[p] == j for j in real]))
+
+    def reg(self, name: str, fname: str, p: z3.ArithRef) -> z3.ExprRef:
+        return self.s.regs[(name, fname)][p]
+
+    def prefix(self, ino: z3.ArithRef, n: z3.ArithRef) -> z3.BoolRef:
+        """Bytes [0, n) of ``ino`` are the entry's."""
+        return self.sysm.bytes.forall_below(n, lambda b: self.s.fs.data[ino, b] == self.pay.data[b])
+
+    def complete(self, ino: z3.ArithRef) -> z3.BoolRef:
+        return holds_payload(self.sysm, self.s, ino, self.pay)
+
+    def forall(self, body: Callable[[z3.ArithRef], z3.BoolRef]) -> z3.BoolRef:
+        return self.procs.forall(body)
+
+
+def _fd_is(v: View, p: z3.ArithRef, ino: z3.ArithRef, mode: int) -> z3.BoolRef:
+    return z3.And(v.reg("f", "set", p), v.reg("f", "ino", p) == ino, v.reg("f", "mode", p) == mode)
+
+
+# ------------------------------------------------------------ write in place
+
+
+def in_place_writer(v: View) -> Conjuncts:
+    """Writers that write the entry in place (write-then-truncate; the same
+    text is tried on write-file, where it must fail).
+
+    - entry-prefix:   E >= 0 implies 0 <= size(E) <= L and every byte below the
+                      size is the entry's byte at that index;
+    - fresh-inode:    -1 <= E < the next inode number;
+    - writer-holds-E: a writer at its write, truncate or closes holds a
+                      write-only descriptor on E (and E exists);
+    - writer-offset:  a writer at its write has offset = progress < L and
+                      progress <= size(E) (so it never leaves a hole);
+    - progress-idle:  a writer not at its write has progress 0;
+    - written:        a writer past its write (at truncate or first close)
+                      sees size(E) = L;
+    - published:      once a writer returned ok, E exists and size(E) = L.
+    """
+    code = v.code(v.writer)
+    wr, tr, cl = find(code, Write), find(code, Ftruncate), find(code, Close)
+    holders = [j for j in (wr, tr, cl, find(code, Close, 1)) if j >= 0]
+    size = v.s.fs.size
+    E, L = v.E, v.pay.length
+    return [
+        ("entry-prefix", z3.Implies(E >= 0, z3.And(size[E] >= 0, size[E] <= L, v.prefix(E, size[E])))),
+        ("fresh-inode", z3.And(E >= -1, E < v.s.fs.nino)),
+        ("writer-holds-E", v.forall(lambda p: z3.Implies(v.at(p, v.writer, *holders), z3.And(E >= 0, _fd_is(v, p, E, 2))))),
+        ("writer-offset", v.forall(lambda p: z3.Implies(v.at(p, v.writer, wr), z3.And(
+            v.reg("f", "off", p) == v.s.prog[p], v.s.prog[p] >= 0, v.s.prog[p] < L, v.s.prog[p] <= size[E])))),
+        ("progress-idle", v.forall(lambda p: z3.Implies(z3.And(v.sysm.kind_of[p] == v.writer, z3.Not(v.at(p, v.writer, wr))), v.s.prog[p] == 0))),
+        ("written", v.forall(lambda p: z3.Implies(v.at(p, v.writer, tr, cl), size[E] == L))),
+        ("published", z3.Implies(v.s.pub_path[ENTRY.name], z3.And(E >= 0, size[E] == L))),
+    ]
+
+
+# ------------------------------------------------------------ rename into place
+
+
+def rename_writer(v: View) -> Conjuncts:
+    """rename-into-place: the name only ever points at a complete inode.
+
+    Let T(p) be writer p's private temp inode (-1: unbound).
+    - fresh-inodes:   E, every T(p) and every held descriptor's inode are
+                      below the next inode number;
+    - temps-private:  T(p) >= 0 is nobody else's temp and is not E;
+    - temp-writing:   a writer at its write holds a write-only descriptor
+                      on T(p), offset = progress < L, size(T(p)) = progress,
+                      and the bytes below it are the entry's;
+    - temp-complete:  a writer at its close or its rename has T(p) complete;
+    - progress-idle:  a writer not at its write has progress 0;
+    - entry-complete: E >= 0 implies E is complete;
+    - published:      once a writer returned ok, E exists.
+    """
+    code = v.code(v.writer)
+    wr, cl, rn = find(code, Write), find(code, Close), find(code, Rename)
+    size, nino, E, L = v.s.fs.size, v.s.fs.nino, v.E, v.pay.length
+    T = v.s.priv[TEMP.name]
+    return [
+        ("fresh-inodes", z3.And(E >= -1, E < nino, v.forall(lambda p: z3.And(
+            T[p] < nino, z3.Implies(v.reg("f", "set", p), z3.And(v.reg("f", "ino", p) >= 0, v.reg("f", "ino", p) < nino)))))),
+        ("temps-private", v.forall(lambda p: z3.Implies(T[p] >= 0, z3.And(T[p] != E, v.forall(
+            lambda q: z3.Implies(p != q, T[p] != T[q])))))),
+        ("temp-writing", v.forall(lambda p: z3.Implies(v.at(p, v.writer, wr), z3.And(
+            T[p] >= 0, _fd_is(v, p, T[p], 2), v.reg("f", "off", p) == v.s.prog[p], v.s.prog[p] >= 0,
+            v.s.prog[p] < L, size[T[p]] == v.s.prog[p], v.prefix(T[p], v.s.prog[p]))))),
+        ("temp-complete", v.forall(lambda p: z3.Implies(v.at(p, v.writer, cl, rn), v.complete(T[p])))),
+        ("progress-idle", v.forall(lambda p: z3.Implies(z3.And(v.sysm.kind_of[p] == v.writer, z3.Not(v.at(p, v.writer, wr))), v.s.prog[p] == 0))),
+        ("entry-complete", z3.Implies(E >= 0, v.complete(E))),
+        ("published", z3.Implies(v.s.pub_path[ENTRY.name], E >= 0)),
+    ]
+
+
+# ------------------------------------------------------------ readers
+
+
+def _reader_positions(v: View) -> tuple[int, int, int]:
+    assert v.reader is not None
+    code = v.code(v.reader)
+    return find(code, Open), find(code, Read), find(code, Close)
+
+
+def reader_after_publication(v: View, inode_stable: Callable[[z3.ArithRef, z3.ArithRef], z3.BoolRef]) -> Conjuncts:
+    """go-read-entry begun after publication (began = 2).
+
+    - publication-ghost: "some writer returned ok" (what a reader's first
+                      step records) is "a writer of the entry returned ok";
+    - reader-unbegun: a reader that has not stepped waits at its open;
+    - reader-late:    a reader begun after publication either waits at its
+                      read holding a read-only descriptor at offset 0 on a
+                      complete inode that no writer will write again
+                      (``inode_stable``), or waits at its close with a buffer
+                      of exactly L bytes and no zero byte, or has ended hit.
+    """
+    op, rd, cl = _reader_positions(v)
+    L, hit = v.pay.length, status_code("hit")
+
+    def late(p: z3.ArithRef) -> z3.BoolRef:
+        ino = v.reg("f", "ino", p)
+        reading = z3.And(v.at(p, v.reader, rd), _fd_is(v, p, ino, 1), v.reg("f", "off", p) == 0, v.complete(ino),
+                         inode_stable(p, ino))
+        closing = z3.And(v.at(p, v.reader, cl), v.reg("buf", "set", p), v.reg("buf", "len", p) == L, v.reg("buf", "nz", p))
+        return z3.Or(reading, closing, z3.And(v.sysm.kind_of[p] == v.reader, v.s.st[p] == hit))
+
+    is_reader = lambda p: v.sysm.kind_of[p] == v.reader  # noqa: E731
+    return [
+        ("publication-ghost", v.s.pub == v.s.pub_path[ENTRY.name]),
+        ("reader-unbegun", v.forall(lambda p: z3.Implies(z3.And(is_reader(p), v.s.began[p] == 0), v.at(p, v.reader, op)))),
+        ("reader-late", v.forall(lambda p: z3.Implies(z3.And(is_reader(p), v.s.began[p] == 2), late(p)))),
+    ]
+
+
+def in_place_reader(v: View) -> Conjuncts:
+    """With in-place writers there is one entry inode: a late reader holds E."""
+    return in_place_writer(v) + reader_after_publication(v, lambda p, ino: ino == v.E)
+
+
+def rename_reader(v: View) -> Conjuncts:
+    """With rename-into-place a late reader may hold an inode the name no
+    longer points at; it stays complete because it is nobody's temp."""
+    T = v.s.priv[TEMP.name]
+    stable = lambda p, ino: z3.And(ino >= 0, v.forall(lambda q: z3.Implies(T[q] >= 0, T[q] != ino)))  # noqa: E731
+    return rename_writer(v) + reader_after_publication(v, stable)
+
+
+Invariant = Callable[[View], Conjuncts]
