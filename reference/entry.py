@@ -10,9 +10,11 @@ Concurrency promise (the one the model checks, under its assumptions):
 any number of threads or processes may write the *same* bytes to the same
 path at once, with no lock, while others read; once one write_entry has
 returned, every later read_entry of that path hits, and no read_entry ever
-returns a partial entry.  Writers of *different* bytes of the same length
-are outside the promise (the model's entries differ only in don't-care
-fields); so are crashes and power loss (fsync is not modelled as durability).
+returns a partial entry.  Writers of *different* bytes are outside the
+promise: the model's writers all write identical bytes, and two different
+entries of one length may interleave byte by byte (harmless only where the
+bytes that differ are don't-care, like Go's timestamp).  Crashes and power
+loss are outside it too (fsync is not modelled as durability).
 
 ``read_entry`` runs the catalogue's ``read-unvalidated`` program (open, read
 size+1, close: Go's DiskCache.get without its parser) and then does what
