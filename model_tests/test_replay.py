@@ -131,3 +131,19 @@ def test_every_catalogue_writer_has_its_claims_replayed(tmp_path: pathlib.Path) 
             assert replay_trace(trace, sandbox) == model_files(trace), proto.name
             n += 1
     assert n >= 4
+
+
+def test_a_power_loss_is_refused_and_the_steps_before_it_replay(tmp_path: pathlib.Path) -> None:
+    """A crash cannot be replayed on a live kernel: a specific TraceError
+    naming the step; the steps before it agree with the model."""
+    from spec.trace import CRASH
+    from reference.replay import CrashNotReplayable
+
+    prop = "published-entry-survives-crash"
+    trace = counterexample(Setup(("rename-into-place",), writers=1, readers=0, crashes=1), prop)
+    n = next(j for j, s in enumerate(trace.steps, 1) if s.process == CRASH)
+    with pytest.raises(CrashNotReplayable) as e:
+        replay_trace(trace, tmp_path / "all")
+    assert e.value.step == n and isinstance(e.value, TraceError)
+    before = Trace(trace.setup, trace.steps[:n - 1], prop)
+    assert replay_trace(before, tmp_path / "before") == model_files(before)

@@ -116,3 +116,4 @@ class WriteError(IdemwriteError, OSError):
         hint = _HINTS.get(self.errno_name, "fix the cause, then write again")
         return (f"writing entry {self.path} ({self.protocol}) failed: {self.op}{where} returned {self.errno_name} "
                 f"({self.strerror}); the entry may now be missing or incomplete, which read_entry reports as a miss; {hint}")
+

@@ -58,17 +58,15 @@ program reaches; the tests pin the ones that matter):
 
 from __future__ import annotations
 
-import ctypes
 import errno as errno_mod
 import faulthandler
 import fcntl
+import functools
 import mmap as mmap_mod
 import os
-import secrets
 import signal
-from typing import Callable, Mapping, NamedTuple, Sequence, Union
+from typing import TYPE_CHECKING, Any, Callable, Mapping, NamedTuple, Sequence, Union
 
-from spec.explore import Setup, build
 from spec.fs import FileSystem
 from spec.machine import (
     READ_BIT,
@@ -117,6 +115,9 @@ from spec.ops import (
     Unlink,
     Write,
 )
+
+if TYPE_CHECKING:
+    from spec.explore import Setup
 
 # Operations whose failure makes a writer fail (the ones the model can fault):
 # their first error is what a WriteError reports.  A stat's ENOENT or a
@@ -186,14 +187,19 @@ def fsync(fd: int) -> None:
 
 # ------------------------------------------------------------ mapped reads
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_c_mmap = _libc.mmap
-_c_mmap.restype = ctypes.c_void_p
-_c_mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
-_c_munmap = _libc.munmap
-_c_munmap.restype = ctypes.c_int
-_c_munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
-_MAP_FAILED = ctypes.c_void_p(-1).value
+@functools.cache
+def _libc() -> tuple[Any, Any, Any]:
+    """The C library's mmap and munmap, typed, and MAP_FAILED; loaded on
+    first use, so that writers never pay for it at import."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    c_mmap, c_munmap = libc.mmap, libc.munmap
+    c_mmap.restype = ctypes.c_void_p
+    c_mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+    c_munmap.restype = ctypes.c_int
+    c_munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    return c_mmap, c_munmap, ctypes.c_void_p(-1).value
 
 
 def map_file(fd: int, size: int) -> tuple[int, int, int]:
@@ -208,8 +214,11 @@ def map_file(fd: int, size: int) -> tuple[int, int, int]:
         raise OSError(errno_mod.EINVAL, os.strerror(errno_mod.EINVAL))
     if size == 0:
         return 0, 0, dup
-    addr = _c_mmap(None, size, mmap_mod.PROT_READ, mmap_mod.MAP_SHARED, fd, 0)
-    if addr is None or addr == _MAP_FAILED:
+    c_mmap, _, map_failed = _libc()
+    addr = c_mmap(None, size, mmap_mod.PROT_READ, mmap_mod.MAP_SHARED, fd, 0)
+    if addr is None or addr == map_failed:
+        import ctypes
+
         err = ctypes.get_errno()
         os.close(dup)
         raise OSError(err, os.strerror(err))
@@ -222,7 +231,7 @@ def unmap(mapping: tuple[object, ...]) -> None:
         return
     addr, length, dup = (int(x) for x in mapping)  # type: ignore[call-overload]
     if length:
-        _c_munmap(addr, length)
+        _libc()[1](addr, length)
     try:
         os.close(dup)
     except OSError:
@@ -242,6 +251,8 @@ def touch_mapping(addr: int, length: int) -> bytes | None:
             os.close(r)
             faulthandler.disable()  # pytest's handler would print a traceback
             signal.signal(signal.SIGBUS, signal.SIG_DFL)
+            import ctypes
+
             _write_all(w, ctypes.string_at(addr, length), None)
             os._exit(0)
         except BaseException:
@@ -264,7 +275,7 @@ def touch_mapping(addr: int, length: int) -> bytes | None:
 
 def private_name(base: str) -> str:
     """A file name no other process or thread will pick: ``base.<pid>.<hex>``."""
-    return f"{base}.{os.getpid()}.{secrets.token_hex(4)}"
+    return f"{base}.{os.getpid()}.{os.urandom(4).hex()}"
 
 
 Root = Union[str, os.PathLike[str], Mapping[Union[str, Path], Union[str, os.PathLike[str]]]]
@@ -976,6 +987,8 @@ class OSWorld:
     def from_setup(cls, setup: Setup, root: str | os.PathLike[str]) -> "OSWorld":
         """The processes of ``setup`` (``W1``.., ``R1``..), as
         ``spec.explore.build`` and ``spec.trace.replay`` order them."""
+        from spec.explore import build  # the explorer is needed only here, not by writers
+
         model = build(setup)
         return cls(model.config, tuple(p.kind for p in model.init.procs), root, model.names)
 
@@ -1073,7 +1086,7 @@ class OSWorld:
             return os.path.join(self.root, path.name)
         mine = self._private[i]
         if path.name not in mine:
-            mine[path.name] = os.path.join(self.root, f"{path.name}.{self.names[i]}.{secrets.token_hex(4)}")
+            mine[path.name] = os.path.join(self.root, f"{path.name}.{self.names[i]}.{os.urandom(4).hex()}")
         return mine[path.name]
 
     @staticmethod

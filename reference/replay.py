@@ -9,8 +9,9 @@ can be compared with ``==``.  What the model says a reader could see (an
 empty or torn entry under ``write-file``, a removed one under
 ``go-index-entry`` with a fault) is then seen on disk, not just predicted.
 
-Not covered: timing.  The replay forces the interleaving; it says nothing
-about how likely that interleaving is on a loaded machine.
+Not covered: timing (the replay forces the interleaving; it says nothing
+about how likely that interleaving is on a loaded machine), and power loss:
+a ``crash`` step raises :class:`CrashNotReplayable` (a TraceError), since a live kernel cannot be made to drop its page cache.
 """
 
 from __future__ import annotations
@@ -18,11 +19,29 @@ from __future__ import annotations
 import os
 import pathlib
 
-from spec.trace import Trace, TraceError
+from spec.trace import CRASH, Trace, TraceError
 
 from .osfs import OSWorld, Snapshot
 
 Files = tuple[tuple[str, bytes | None], ...]
+
+
+class CrashNotReplayable(TraceError):
+    """A trace step is a power loss, which real files cannot replay: the
+    kernel would have to lose its page cache, and a simulation of that
+    would only restate the model's crash rule, not check it."""
+
+    def __init__(self, step: int) -> None:
+        super().__init__(step)
+        self.step = step
+
+    def __reduce__(self) -> tuple[type, tuple[object, ...]]:  # picklable across processes
+        return type(self), (self.step,)
+
+    def __str__(self) -> str:
+        return (f"step {self.step} is a power loss, which cannot be replayed on real files; "
+                f"replay the {self.step - 1} steps before it (Trace(setup, steps[:{self.step - 1}])) "
+                "and read the crash itself from the model's trace")
 
 
 def replay_snapshots(trace: Trace, root: str | os.PathLike[str]) -> list[Snapshot]:
@@ -32,6 +51,8 @@ def replay_snapshots(trace: Trace, root: str | os.PathLike[str]) -> list[Snapsho
     pathlib.Path(root).mkdir(parents=True, exist_ok=True)  # a fresh directory is fine; a used one is refused
     with OSWorld.from_setup(trace.setup, root) as world:
         for n, s in enumerate(trace.steps, 1):
+            if s.process == CRASH:
+                raise CrashNotReplayable(n)
             i = _index(world, s.process, n)
             if world.current(i) is None:
                 raise TraceError(f"step {n}: {s.process} has already ended")
@@ -49,7 +70,8 @@ def replay_trace(trace: Trace, root: pathlib.Path) -> list[Files]:
     ``spec.trace.files(world.fs)`` for the model's worlds after each step.
 
     Raises TraceError, as ``spec.trace.replay`` does, when a step names an
-    unknown or ended process or a fault the step cannot suffer."""
+    unknown or ended process or a fault the step cannot suffer, and its
+    subclass CrashNotReplayable at a power-loss step."""
     return [snap.files for snap in replay_snapshots(trace, root)]
 
 
