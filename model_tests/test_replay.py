@@ -147,3 +147,8 @@ def test_a_power_loss_is_refused_and_the_steps_before_it_replay(tmp_path: pathli
     assert e.value.step == n and isinstance(e.value, TraceError)
     before = Trace(trace.setup, trace.steps[:n - 1], prop)
     assert replay_trace(before, tmp_path / "before") == model_files(before)
+    from reference.replay import replay_until_crash
+
+    files_, stopped = replay_until_crash(trace, tmp_path / "until")
+    assert files_ == model_files(before) and stopped is not None and stopped.step == n
+    assert replay_until_crash(before, tmp_path / "clean")[1] is None

@@ -75,6 +75,17 @@ def replay_trace(trace: Trace, root: pathlib.Path) -> list[Files]:
     return [snap.files for snap in replay_snapshots(trace, root)]
 
 
+def replay_until_crash(trace: Trace, root: pathlib.Path) -> tuple[list[Files], CrashNotReplayable | None]:
+    """:func:`replay_trace` of the steps before the first power loss, and
+    the CrashNotReplayable naming it (None when the trace has no crash).
+    For renderers that show the real files beside the model's as far as
+    the real kernel can go."""
+    n = next((j for j, s in enumerate(trace.steps, 1) if s.process == CRASH), None)
+    if n is None:
+        return replay_trace(trace, root), None
+    return replay_trace(Trace(trace.setup, trace.steps[:n - 1], trace.property), root), CrashNotReplayable(n)
+
+
 def _index(world: OSWorld, name: str, n: int) -> int:
     try:
         return world.names.index(name)
