@@ -168,19 +168,21 @@ def cmd_trace(args: argparse.Namespace) -> int:
 
 def _replay(trace: Trace) -> str:
     """The trace replayed on real files, next to the model's files."""
-    from reference.replay import replay_trace
+    from reference.replay import replay_until_crash
     from spec.trace import rows
 
     model_rows = rows(trace)
     with tempfile.TemporaryDirectory(prefix="idemwrite-replay-") as d:
-        real = replay_trace(trace, Path(d))
+        real, stopped = replay_until_crash(trace, Path(d))
     lines = [f"replayed on real files ({len(real)} steps); the entry after each step, model | real:"]
     agree = True
     for r, files in zip(model_rows, real):
         m, o = dict(r.files).get("entry"), dict(files).get("entry")
         agree &= dict(r.files) == dict(files)
         lines.append(f"  {r.step:>3} {r.process:<3} {show(m):<24} | {show(o)}{'' if dict(r.files) == dict(files) else '   <- differs'}")
-    lines.append("the real files agree with the model at every step" if agree else "the real files DIFFER from the model")
+    lines.append("the real files agree with the model at every step replayed" if agree else "the real files DIFFER from the model")
+    if stopped is not None:
+        lines.append(f"replay stopped: {stopped}")
     return "\n".join(lines)
 
 

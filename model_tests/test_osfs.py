@@ -460,10 +460,6 @@ def test_edges_agree(tmp_path: pathlib.Path, name: str) -> None:
     _after_a_complete_entry(tmp_path, EDGES[name])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "model-vs-Linux disagreement: open(O_RDONLY|O_TRUNC) truncates on Linux (POSIX leaves it "
-    "unspecified); spec.machine._open truncates only with write access. No catalogue program "
-    "opens read-only with O_TRUNC."))
 def test_o_rdonly_o_trunc_truncates_on_linux(tmp_path: pathlib.Path) -> None:
     _after_a_complete_entry(tmp_path, prog("t", Open(ENTRY, O_RDONLY | O_TRUNC), Close(), OK))
 

@@ -207,7 +207,8 @@ def _open(ins: Open, p: Proc, fs: FileSystem, k: Kind, cfg: Config, fault: Fault
         fs, ino = F.create(fs)
         fs, p = _bind(fs, p, ins.path, ino)
     mode = (READ_BIT if OpenFlags.READ in flags else 0) | (WRITE_BIT if OpenFlags.WRITE in flags else 0)
-    if OpenFlags.TRUNC in flags and mode & WRITE_BIT:
+    if OpenFlags.TRUNC in flags:
+        # Linux truncates even with O_RDONLY|O_TRUNC (POSIX leaves it undefined).
         fs = F.set_content(fs, ino, b"")
     return _set(p, k, ins.fd, (ino, 0, mode))._replace(last=""), fs, True
 

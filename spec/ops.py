@@ -420,7 +420,7 @@ class Program:
         buffers, mappings)."""
         regs: list[str] = []
         for ins in self.code:
-            for attr in ("fd", "into", "map"):
+            for attr in ("fd", "into", "map", "size"):
                 v = getattr(ins, attr, None)
                 if isinstance(v, str) and v not in regs:
                     regs.append(v)
