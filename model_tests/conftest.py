@@ -1,0 +1,37 @@
+"""Hypothesis settings profiles for the model tests.
+
+``ci`` (the default) is deterministic and small enough for ``make test``;
+``deep`` (``make test-deep`` sets ``HYPOTHESIS_PROFILE=deep``) runs many more
+examples and longer programs, with a fresh random seed each run.  Neither
+writes an example database: nothing a test run makes lands in the repository
+(a failure is reproduced from the printed program, not from ``.hypothesis/``).
+"""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import HealthCheck, settings
+
+PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
+
+settings.register_profile(
+    "ci",
+    database=None,
+    derandomize=True,  # the same examples every run: a red CI is reproducible
+    deadline=None,  # real file-system calls have no useful per-example deadline
+    max_examples=60,
+    stateful_step_count=40,
+    print_blob=False,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile(
+    "deep",
+    database=None,
+    deadline=None,
+    max_examples=2000,
+    stateful_step_count=120,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile(PROFILE)
