@@ -23,7 +23,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reference.gocache import ENTRY_SIZE, Entry, GoCache, Miss, format_entry, parse_entry
+from reference.gocache import ENTRY_SIZE, Entry, GoCache, Miss, format_entry, parse_entry, parse_entry_slowly
 
 AID = bytes(range(32))
 OUT = hashlib.sha256(b"out").digest()
@@ -99,6 +99,28 @@ def test_parse_never_raises(raw: bytes) -> None:
     assert isinstance(parse_entry(AID, raw), (Entry, Miss))
 
 
+def _near_entries() -> st.SearchStrategy[bytes]:
+    """Go-written entries with a few bytes replaced by ones that matter."""
+    alphabet = st.sampled_from(b" +-_0123456789abcdefABCDEFgv\n\t")
+    return st.builds(
+        lambda size, tm, edits: _apply(format_entry(AID, OUT, size, tm), edits),
+        st.integers(0, 2**63 - 1), st.integers(0, 2**63 - 1),
+        st.lists(st.tuples(st.integers(0, ENTRY_SIZE - 1), alphabet), max_size=3),
+    )
+
+
+def _apply(raw: bytes, edits: list[tuple[int, int]]) -> bytes:
+    b = bytearray(raw)
+    for at, byte in edits:
+        b[at] = byte
+    return bytes(b)
+
+
+@given(st.one_of(_near_entries(), st.binary(min_size=ENTRY_SIZE, max_size=ENTRY_SIZE)))
+def test_fast_path_agrees_with_gos_check_by_check_path(raw: bytes) -> None:
+    assert parse_entry(AID, raw) == parse_entry_slowly(AID, raw)
+
+
 @given(st.integers(0, ENTRY_SIZE - 1), st.integers(0, 255))
 def test_one_changed_byte_never_yields_a_different_id(at: int, byte: int) -> None:
     """Corruption in the framing or the ID is a miss, never another entry."""
@@ -110,6 +132,15 @@ def test_one_changed_byte_never_yields_a_different_id(at: int, byte: int) -> Non
 
 
 # ------------------------------------------------------------ put and get
+
+
+@given(st.one_of(_near_entries(), st.binary(max_size=ENTRY_SIZE + 2)))
+def test_get_agrees_with_lookup(tmp_path_factory: pytest.TempPathFactory, raw: bytes) -> None:
+    """get (inlined for speed) and lookup (with reasons) read the same file alike."""
+    c = GoCache(str(tmp_path_factory.mktemp("c")))
+    Path(c.file_name(AID, "a")).write_bytes(raw)
+    got = c.lookup(AID, mark_used=False)
+    assert c.get(AID) == (got if isinstance(got, Entry) else None)
 
 
 def test_put_get_round_trip(tmp_path: Path) -> None:
