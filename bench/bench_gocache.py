@@ -145,8 +145,8 @@ def main(argv: list[str] | None = None) -> int:
         named = cases(d, args.size)
         times = measure({k: fn for k, (_, fn) in named.items()}, args.runs, args.rounds, args.batch)
     rows = report(times, {k: b for k, (b, _) in named.items()})
-    verdicts = {r["case"]: r["ratio"] for r in rows if r["case"] != r["baseline"]}
-    ok = all(isinstance(v, float) and v <= LIMIT for v in verdicts.values())
+    verdicts = {str(r["case"]): v for r in rows if r["case"] != r["baseline"] and isinstance(v := r["ratio"], float)}
+    ok = all(v <= LIMIT for v in verdicts.values())
     if args.json:
         print(json.dumps({"rows": rows, "limit": LIMIT, "within_limit": ok}, indent=2))
         return 1 if args.strict and not ok else 0

