@@ -64,6 +64,8 @@ class Scenario:
 
     @staticmethod
     def of_setup(setup: Setup) -> "Scenario":
+        if setup.crashes or setup.granularity != "byte":
+            raise ValueError("the solver encodes byte granularity without crashes only")
         model = build(setup)
         procs = tuple((name, setup.payloads()) for name in setup.process_protocols())
         return Scenario(procs, setup.faults, model.names, setup)

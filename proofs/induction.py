@@ -108,12 +108,14 @@ def unbounded_system(writer: str, reader: str) -> System:
     return System(kinds, z3.Array("kind_of", z3.IntSort(), z3.IntSort()), Bytes(None), None)
 
 
-def assumptions(sysm: System) -> list[z3.BoolRef]:
-    """L >= 1 and the entry holds no zero byte (the reader's own validation
-    accepts the complete entry: Go's parser rejects NUL in every field)."""
+def assumptions(sysm: System, valid_entry: bool = True) -> list[z3.BoolRef]:
+    """L >= 1 and, with ``valid_entry``, the entry holds no zero byte (the
+    reader's own validation accepts the complete entry: Go's parser rejects
+    NUL in every field).  The bytes are otherwise arbitrary integers."""
     pl = sysm.kinds[0].payload("entry")
     b = z3.Int("b_pay")
-    return [pl.length >= 1, z3.ForAll([b], z3.Implies(z3.And(b >= 0, b < pl.length), pl.data[b] != 0))]
+    nonzero = z3.ForAll([b], z3.Implies(z3.And(b >= 0, b < pl.length), pl.data[b] != 0))
+    return [pl.length >= 1] + ([nonzero] if valid_entry else [])
 
 
 def _view(sysm: System, s: SymState, procs: Procs) -> View:
@@ -122,10 +124,10 @@ def _view(sysm: System, s: SymState, procs: Procs) -> View:
     return View(sysm, s, procs, roles.index(Role.WRITER), reader)
 
 
-def prove(sysm: System, inv: Invariant, prop: str, procs: Procs = Procs(), extra: list[z3.BoolRef] | None = None) -> InductionResult:
+def prove(sysm: System, inv: Invariant, prop: str, procs: Procs = Procs(), valid_entry: bool = True) -> InductionResult:
     """Initiation, consecution (per step case) and property, as unsat
     queries; ``procs`` is all integers for the unbounded proof."""
-    base = assumptions(sysm) + (extra or [])
+    base = assumptions(sysm, valid_entry)
     res = InductionResult()
     init = _view(sysm, initial_state(sysm, procs.n), procs)
     res.checks.append(_query("initiation", base + [z3.Not(z3.And([c for _, c in inv(init)]))]))

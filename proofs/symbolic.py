@@ -29,7 +29,9 @@ Abstracted (and why it is sound for the properties proved):
   and changes nothing;
 - ``published(world)`` is a ghost flag set when a writer returns ok (ok is
   final, so the flag equals the model's "some process has status ok");
-- only byte granularity (the explorer's default) is encoded.
+- only byte granularity (the explorer's default) is encoded, and no power
+  loss (``Setup.crashes`` = 0): durable content is not represented, so
+  nothing here speaks about the crash properties.
 """
 
 from __future__ import annotations
@@ -444,7 +446,8 @@ def _open(ins: Open, k: SymKind, loc: Local, fs: SymFS, fault: z3.BoolRef, sysm:
     made, mloc = _bind(replace(_set_size(fs, fs.nino, z3.IntVal(0), sysm), nino=fs.nino + 1), loc, ins.path, fs.nino)
     fs2, loc2 = merge_fs(create, made, fs), merge_local(create, mloc, loc)
     mode = (READ_BIT if OpenFlags.READ in flags else 0) | (WRITE_BIT if OpenFlags.WRITE in flags else 0)
-    if OpenFlags.TRUNC in flags and mode & WRITE_BIT:
+    if OpenFlags.TRUNC in flags:
+        # Linux truncates even with O_RDONLY|O_TRUNC, as spec.machine does.
         fs2 = merge_fs(ok, _set_size(fs2, new, z3.IntVal(0), sysm), fs2)
     opened = loc2.with_regs(ins.fd, set=TRUE, ino=new, off=z3.IntVal(0), mode=z3.IntVal(mode))
     last = z3.If(fault, _err(FAULT_ERRNO[Open]), z3.If(eexist, _err(F.EEXIST), z3.If(enoent, _err(F.ENOENT), _err(""))))
