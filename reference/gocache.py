@@ -42,16 +42,15 @@ import os
 import stat as stat_mod
 import time
 
-# typing costs ~10 ms to import; annotations are strings here (PEP 563), so
-# the names are needed only by type checkers.
+# Kept out of the import path on purpose: hashlib (OpenSSL), shutil,
+# dataclasses and typing each cost milliseconds, and a GOCACHEPROG server's
+# start-up time is paid by every go command.  They are imported where they
+# are used, the small value classes below are written out by hand, and
+# typing's names, needed only in annotations (strings here, PEP 563), are
+# imported only by type checkers.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Callable, Iterator
-
-# Kept out of the import path on purpose: hashlib (OpenSSL), shutil,
-# dataclasses and typing each cost milliseconds, and a GOCACHEPROG server's start-up
-# time is paid by every go command.  They are imported where they are used,
-# and the small value classes below are written out by hand.
 
 HASH_SIZE = 32
 HEX_SIZE = HASH_SIZE * 2
@@ -309,7 +308,9 @@ class GoCache:
         if create:
             self._create()
         elif not os.path.isdir(self.dir):
-            raise NotACacheDir(errno.ENOTDIR, "not a directory (no Go build cache here)", self.dir)
+            if os.path.exists(self.dir):
+                raise NotACacheDir(errno.ENOTDIR, "not a directory, so not a Go build cache", self.dir)
+            raise NotACacheDir(errno.ENOENT, "no such directory (see `go env GOCACHE` for the cache's place)", self.dir)
 
     def _create(self) -> None:
         os.makedirs(self.dir, exist_ok=True)
