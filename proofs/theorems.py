@@ -30,6 +30,7 @@ from . import invariants as inv
 from .bmc import BmcResult, Scenario, search
 from .induction import Check, concrete_consecution, prove, unbounded_system, vacuity
 from .props import HITS, STAYS
+from .small_scope import search_all
 
 READER = "go-read-entry"
 PROVED, COUNTEREXAMPLE, UNKNOWN = "proved", "counterexample", "unknown"
@@ -187,8 +188,12 @@ def _claim_expect(proto: str, prop: str, faults: int | None) -> str:
     return PROVED if claim.expected(faults) == "holds" else COUNTEREXAMPLE
 
 
-def _unbounded(proto: str, prop: str, invariant: inv.Invariant, assumptions: tuple[str, ...], statement: str) -> Theorem:
-    return Theorem(f"{proto}/{prop}/all-N-all-L", proto, prop, statement, _claim_expect(proto, prop, None), assumptions,
+def _unbounded(proto: str, prop: str, invariant: inv.Invariant, statement: str) -> Theorem:
+    """The proof's assumptions: one payload for every process (the
+    encoding gives all kinds the same L and bytes), only ``proto`` writers,
+    and for the reader property an entry the reader's validation accepts."""
+    used = (SAME_LENGTH, SAME_BYTES, ONE_PROTOCOL) + ((NO_NUL,) if prop == HITS else ())
+    return Theorem(f"{proto}/{prop}/all-N-all-L", proto, prop, statement, _claim_expect(proto, prop, None), used,
                    invariant, Setup((proto,), writers=2, readers=1, faults=1, entry_length=2))
 
 
@@ -212,8 +217,8 @@ def _drops(proto: str, prop: str, needed: tuple[str, ...]) -> list[Theorem]:
     cases: dict[str, tuple[Callable[[], Scenario], str]] = {
         SAME_LENGTH: (lambda: custom([(proto, LONG), (proto, A)], reader),
                       f"writers of {LONG!r} and of {A!r} (same bytes where they overlap)"),
-        SAME_BYTES: (lambda: custom([(proto, A), (proto, X[:1])], A if prop == HITS else None),
-                     f"writers of {A!r} and of {X[:1]!r} (same length)"),
+        SAME_BYTES: (lambda: custom([(proto, B), (proto, X)], B if prop == HITS else None),
+                     f"writers of {B!r} and of {X!r} (same length)"),
         ONE_PROTOCOL: (from_setup(protocols=(proto, other), writers=2, readers=1 if prop == HITS else 0, faults=0, entry_length=1),
                        f"one {proto} writer and one {other} writer"),
         NO_NUL: (lambda: custom([(proto, Z)], Z), f"a writer of {Z!r}, which the reader's validation rejects"),
@@ -233,14 +238,10 @@ def catalogue() -> list[Theorem]:
     """Every theorem ``idemwrite prove`` runs, in order."""
     wtt, rip = "write-then-truncate", "rename-into-place"
     thms = [
-        _unbounded(wtt, STAYS, inv.in_place_writer, (SAME_LENGTH, SAME_BYTES, ONE_PROTOCOL),
-                   "after the first publication the entry always holds exactly the L entry bytes"),
-        _unbounded(wtt, HITS, inv.in_place_reader, (SAME_LENGTH, ONE_PROTOCOL, NO_NUL),
-                   "a reader that begins after the first publication ends with a hit"),
-        _unbounded(rip, STAYS, inv.rename_writer, (ONE_PROTOCOL,),
-                   "after the first publication the entry always holds exactly the L entry bytes"),
-        _unbounded(rip, HITS, inv.rename_reader, (SAME_LENGTH, ONE_PROTOCOL, NO_NUL),
-                   "a reader that begins after the first publication ends with a hit"),
+        _unbounded(wtt, STAYS, inv.in_place_writer, "after the first publication the entry always holds exactly the L entry bytes"),
+        _unbounded(wtt, HITS, inv.in_place_reader, "a reader that begins after the first publication ends with a hit"),
+        _unbounded(rip, STAYS, inv.rename_writer, "after the first publication the entry always holds exactly the L entry bytes"),
+        _unbounded(rip, HITS, inv.rename_reader, "a reader that begins after the first publication ends with a hit"),
         _bmc("write-file", STAYS, 0, 1, 8, "the induction that proves write-then-truncate fails for write-file; "
              "a second writer's O_TRUNC empties the published entry", inv.in_place_writer),
         _bmc("write-file", HITS, 0, 1, 10, "a reader between a second writer's O_TRUNC and its write finds the entry empty"),
@@ -286,19 +287,81 @@ def run(t: Theorem) -> Result:
         return res
     assert t.scenario is not None
     scn = t.scenario()
+    start = 0
+    if t.exhaustive:
+        # Every run of the small scope, explicitly; the solver then has to
+        # find the violation on its own at the depth the search reports.
+        ex = search_all(scn, t.property)
+        res.note = f"{ex.states} states searched"
+        if ex.violation_depth is None:
+            res.outcome = PROVED
+            res.seconds = time.perf_counter() - started
+            return res
+        start = ex.violation_depth
     if t.invariant is not None:
         # The induction that proves the fixed protocol, attempted here: at
         # this concrete scope it must meet a counterexample to induction.
         check, res.cti = concrete_consecution(scn, t.invariant)
         res.checks.append(check)
-    res.bmc = search(scn, t.property, t.depth)
+    res.bmc = search(scn, t.property, t.depth, start=start)
     if res.bmc.outcome == "counterexample" and all(c.passed for c in res.checks):
         res.outcome = COUNTEREXAMPLE
-    elif res.bmc.outcome == "none" and t.exhaustive:
-        res.outcome = PROVED  # every run of the scope was searched
     elif res.bmc.outcome == "none":
         res.note = f"no counterexample up to depth {t.depth}"
     else:
         res.note = res.bmc.reason or res.bmc.outcome
     res.seconds = time.perf_counter() - started
     return res
+
+
+# ------------------------------------------------------------ as data
+
+
+def summary(res: Result) -> dict[str, object]:
+    """A result as plain data (the ``--json`` row; also what a worker
+    process sends back)."""
+    t = res.theorem
+    out: dict[str, object] = {
+        "theorem": t.name, "protocol": t.protocol, "property": t.property, "scope": t.scope,
+        "outcome": res.outcome, "expected": t.expect, "as_expected": res.as_expected, "seconds": round(res.seconds, 3),
+        "statement": t.statement, "assumptions": [ASSUMPTION_TEXT[a] for a in t.assumptions],
+        "dropped": None if t.dropped is None else ASSUMPTION_TEXT[t.dropped], "note": res.note,
+        "counterexample_to_induction": res.cti or None,
+        "checks": [{"check": c.name, "answer": c.answer, "expect": c.expect, "seconds": round(c.seconds, 3)} for c in res.checks],
+        "counterexample": None,
+    }
+    b = res.bmc
+    if b is not None and b.steps is not None:
+        trace = b.trace()
+        out["counterexample"] = {
+            "depth": b.depth, "violation": b.reason, "steps": [st.to_json() for st in b.steps],
+            "names": list(b.scenario.names), "table": render(b),
+            "trace": None if trace is None else trace_json(trace),
+        }
+    return out
+
+
+def trace_json(trace: Trace) -> dict[str, object]:
+    from spec.trace import to_json
+
+    return to_json(trace)
+
+
+def render(b: BmcResult) -> str:
+    """The counterexample as a step table (the model's own wording), for a
+    scenario that Setup cannot express as well as one it can."""
+    from spec.trace import describe_op, describe_result, files, show
+
+    assert b.steps is not None
+    cfg = b.scenario.config()
+    names = b.scenario.names
+    rows = [["step", "proc", "op", "result", "entry", "output"]]
+    for n, (st, before, after) in enumerate(zip(b.steps, b.worlds, b.worlds[1:]), 1):
+        i = names.index(st.process)
+        fs = dict(files(after.fs))
+        rows.append([str(n), st.process, describe_op(cfg, before, i), describe_result(cfg, before, after, i, st.fault),
+                     show(fs.get("entry")), show(fs.get("output"))])
+    if all(r[5] == "-" for r in rows[1:]):
+        rows = [r[:5] for r in rows]
+    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows)

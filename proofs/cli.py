@@ -1,0 +1,101 @@
+"""``idemwrite prove``: run every theorem, print a table (or ``--json``).
+
+Exit status 0 only when every theorem's outcome is the one it declares;
+``unknown`` is always a failure.  Theorems run in parallel worker
+processes (``--jobs``, default: the number of CPUs), each with its own Z3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import sys
+import time
+from typing import Sequence
+
+from .theorems import UNKNOWN, catalogue, find, run, summary
+
+Row = dict[str, object]
+
+
+def _run_one(name: str) -> Row:
+    return summary(run(find(name)))
+
+
+def run_all(names: Sequence[str], jobs: int) -> list[Row]:
+    """The summaries of the named theorems, in the order given."""
+    if jobs <= 1 or len(names) <= 1:
+        return [_run_one(n) for n in names]
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(min(jobs, len(names))) as pool:
+        return pool.map(_run_one, names, chunksize=1)
+
+
+def failed(row: Row) -> bool:
+    """An outcome that fails the run: unknown, or not the one declared."""
+    return row["outcome"] == UNKNOWN or not row["as_expected"]
+
+
+def table(rows: list[Row]) -> str:
+    """The people's table: one line per theorem."""
+    head = ["theorem", "protocol", "property", "scope", "outcome", "seconds"]
+    body = [[str(r["theorem"]), str(r["protocol"]), str(r["property"]), str(r["scope"]),
+             str(r["outcome"]) + ("" if not failed(r) else f"  (EXPECTED {r['expected']})"), f"{r['seconds']:.2f}"]
+            for r in rows]
+    widths = [max(len(x[c]) for x in [head, *body]) for c in range(len(head))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(x, widths)).rstrip() for x in [head, *body]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def details(rows: list[Row]) -> str:
+    """Each counterexample as a step table, and every failed check."""
+    out = []
+    for r in rows:
+        cex = r.get("counterexample")
+        if isinstance(cex, dict):
+            out.append(f"\n{r['theorem']}: {cex['violation']}")
+            if r.get("counterexample_to_induction"):
+                out.append(f"  induction fails: {r['counterexample_to_induction']}")
+            out.append(str(cex["table"]))
+        if failed(r):
+            bad = [c for c in r["checks"] if c["answer"] != c["expect"]]  # type: ignore[union-attr]
+            out.append(f"\n{r['theorem']}: FAILED ({r['note']}) " + "; ".join(f"{c['check']}: {c['answer']}" for c in bad))
+    return "\n".join(out)
+
+
+def main(argv: list[str]) -> int:
+    """Entry point of ``idemwrite prove``; returns the exit status."""
+    ap = argparse.ArgumentParser(prog="idemwrite prove", description="Prove or refute the Z3 theorems.")
+    ap.add_argument("--json", action="store_true", help="print the results as JSON")
+    ap.add_argument("--theorem", action="append", default=[], metavar="NAME", help="run only this theorem (repeatable)")
+    ap.add_argument("--list", action="store_true", help="list the theorem names and exit")
+    ap.add_argument("--traces", action="store_true", help="also print each counterexample step by step")
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="worker processes (default: CPUs)")
+    args = ap.parse_args(argv)
+    names = [t.name for t in catalogue()]
+    if args.list:
+        print("\n".join(names))
+        return 0
+    for n in args.theorem:
+        if n not in names:
+            print(f"idemwrite prove: unknown theorem {n!r}; see --list", file=sys.stderr)
+            return 2
+    started = time.perf_counter()
+    rows = run_all(args.theorem or names, args.jobs)
+    wall = time.perf_counter() - started
+    bad = [r for r in rows if failed(r)]
+    if args.json:
+        print(json.dumps({"theorems": rows, "seconds": round(wall, 3), "ok": not bad}, indent=2))
+    else:
+        print(table(rows))
+        if args.traces or bad:
+            print(details(rows if args.traces else bad))
+        print(f"\n{len(rows) - len(bad)} of {len(rows)} as declared, {wall:.1f} s")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
