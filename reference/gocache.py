@@ -86,6 +86,7 @@ _hexlify = binascii.hexlify
 _unhexlify = binascii.unhexlify
 _O_READ = os.O_RDONLY | os.O_CLOEXEC
 _READ_SIZE = ENTRY_SIZE + 1  # +1 to see a too-long file, as Go does
+_S_IFMT, _S_IFREG = stat_mod.S_IFMT(0o177777), stat_mod.S_IFREG
 
 
 class BadID(ValueError):
@@ -414,16 +415,20 @@ class GoCache:
         path = f"{self.dir}/{h[:2]}/{h}-d"
         try:
             st = os.stat(path)
-            if self._now_ns() - st.st_mtime_ns >= MTIME_INTERVAL_NS:
-                self._touch(path)
-            if stat_mod.S_ISDIR(st.st_mode):  # a cached executable
-                path = self.output_file(got.output_id)
-                st = os.stat(path)
         except OSError:
             return None
-        if st.st_size != got[1]:
+        if self._now_ns() - st.st_mtime_ns >= MTIME_INTERVAL_NS:
+            self._touch(path)
+        if st.st_size == got[1] and st.st_mode & _S_IFMT == _S_IFREG:  # the common case
+            return path, got
+        if not stat_mod.S_ISDIR(st.st_mode):  # a short (or long) output: Go's "file incomplete"
             return None
-        return path, got
+        path = self.output_file(got.output_id)  # a cached executable: the one file inside
+        try:
+            size = os.stat(path).st_size
+        except OSError:
+            return None
+        return (path, got) if size == got[1] else None
 
     def get_bytes(self, action_id: bytes) -> tuple[bytes, Entry] | None:
         """Go's GetBytes: the output's bytes, only if their SHA-256 matches."""
