@@ -213,6 +213,12 @@ def test_executable_output_directory(tmp_path: Path) -> None:
     assert hit is not None and hit[0] == str(d / "tool")
     report = c.verify()
     assert report.ok and report.executables == 1
+    (d / "tool").write_bytes(body[:-1])  # the one file, short
+    assert c.get_file(AID) is None
+    (d / "tool").write_bytes(body)
+    (d / "other").write_bytes(body)  # Go: "invalid binary cache entry"
+    assert c.get_file(AID) is None
+    assert sorted(p.kind for p in c.verify().problems) == ["corrupt-output", "dangling-entry"]
 
 
 def test_get_refreshes_mtime_at_most_hourly(tmp_path: Path) -> None:
