@@ -509,7 +509,8 @@ def _close(ins: Close, k: SymKind, loc: Local, fs: SymFS, fault: z3.BoolRef, sys
     held = loc.reg(ins.fd, "set")
     # Linux releases the descriptor even when close reports an error.
     last = z3.If(z3.Not(held), _err(F.EBADF), z3.If(fault, _err(FAULT_ERRNO[Close]), _err("")))
-    return replace(loc.with_regs(ins.fd, set=FALSE), last=last), fs, TRUE
+    released = loc.with_regs(ins.fd, set=FALSE, ino=z3.IntVal(0), off=z3.IntVal(0), mode=z3.IntVal(0))
+    return replace(merge_local(held, released, loc), last=last), fs, TRUE
 
 
 def _stat(ins: Stat, k: SymKind, loc: Local, fs: SymFS, fault: z3.BoolRef, sysm: System) -> Result:

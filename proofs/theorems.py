@@ -299,8 +299,14 @@ def run(t: Theorem) -> Result:
             return res
         start = ex.violation_depth
     if t.invariant is not None:
-        # The induction that proves the fixed protocol, attempted here: at
-        # this concrete scope it must meet a counterexample to induction.
+        # The induction that proves the fixed protocol, attempted here: it
+        # must fail for all N and L, and at this concrete scope it must meet
+        # a counterexample to induction (quantifier-free, so Z3 shows one).
+        attempt = prove(unbounded_system(t.protocol, READER), t.invariant, t.property, valid_entry=NO_NUL in t.assumptions)
+        broken = [c for c in attempt.checks if not c.passed]
+        res.checks.append(Check("unbounded induction attempt", "fails" if broken and not attempt.unknown else
+                                ("unknown" if attempt.unknown else "proves"), "fails", sum(c.seconds for c in attempt.checks),
+                                "; ".join(f"{c.name}: {c.answer}" for c in broken)))
         check, res.cti = concrete_consecution(scn, t.invariant)
         res.checks.append(check)
     res.bmc = search(scn, t.property, t.depth, start=start)
