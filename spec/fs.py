@@ -65,30 +65,59 @@ class FileSystem(NamedTuple):
 
 
 def create(fs: FileSystem) -> tuple[FileSystem, int]:
-    """A new, empty, unnamed inode."""
+    """A new, empty, unnamed inode.
+
+    post: __return__[1] == len(fs.contents)
+    post: __return__[0].contents[__return__[1]] == b""
+    post: __return__[0].names == fs.names
+    """
     return fs._replace(contents=fs.contents + (b"",), durable=fs.durable + (b"",)), len(fs.contents)
 
 
 def bind(fs: FileSystem, path: str, ino: int) -> FileSystem:
-    """Point shared name ``path`` at ``ino``, replacing any old binding."""
+    """Point shared name ``path`` at ``ino``, replacing any old binding.
+
+    pre: len({n for n, _ in fs.names}) == len(fs.names)
+    post: __return__.lookup(path) == ino
+    post: all(__return__.lookup(n) == i for n, i in fs.names if n != path)
+    post: list(__return__.names) == sorted(__return__.names)
+    post: len({n for n, _ in __return__.names}) == len(__return__.names)
+    """
     names = tuple(sorted([(n, i) for n, i in fs.names if n != path] + [(path, ino)]))
     return fs._replace(names=names)
 
 
 def unbind(fs: FileSystem, path: str) -> FileSystem:
-    """Remove shared name ``path`` (the inode stays for its holders)."""
+    """Remove shared name ``path`` (the inode stays for its holders).
+
+    pre: len({n for n, _ in fs.names}) == len(fs.names)
+    post: __return__.lookup(path) is None
+    post: all(__return__.lookup(n) == i for n, i in fs.names if n != path)
+    post: __return__.contents == fs.contents
+    """
     return fs._replace(names=tuple((n, i) for n, i in fs.names if n != path))
 
 
 def set_content(fs: FileSystem, ino: int, data: bytes) -> FileSystem:
-    """Replace inode ``ino``'s bytes."""
+    """Replace inode ``ino``'s bytes.
+
+    pre: 0 <= ino < len(fs.contents)
+    post: __return__.contents[ino] == data
+    post: len(__return__.contents) == len(fs.contents)
+    post: __return__.names == fs.names
+    """
     contents = list(fs.contents)
     contents[ino] = data
     return fs._replace(contents=tuple(contents))
 
 
 def sync(fs: FileSystem, ino: int) -> FileSystem:
-    """fsync: inode ``ino``'s current bytes become its durable bytes."""
+    """fsync: inode ``ino``'s current bytes become its durable bytes.
+
+    pre: 0 <= ino < len(fs.contents) == len(fs.durable)
+    post: __return__.durable[ino] == fs.contents[ino]
+    post: __return__.contents == fs.contents
+    """
     durable = list(fs.durable)
     durable[ino] = fs.contents[ino]
     return fs._replace(durable=tuple(durable))
@@ -105,7 +134,18 @@ def crash(fs: FileSystem) -> FileSystem:
 
 def write_at(old: bytes, offset: int, data: bytes) -> bytes:
     """pwrite semantics: overwrite at ``offset``, zero-filling any hole
-    between the old end and ``offset``, extending the size if needed."""
+    between the old end and ``offset``, extending the size if needed.
+    Only for a non-empty ``data``: a write of no bytes changes nothing on
+    Linux, even past the end, and the interpreter never calls this for one.
+
+    pre: offset >= 0
+    pre: len(data) > 0
+    post: len(__return__) == max(len(old), offset + len(data))
+    post: __return__[offset:offset + len(data)] == data
+    post: __return__[:min(offset, len(old))] == old[:min(offset, len(old))]
+    post: __return__[len(old):offset] == bytes(max(0, offset - len(old)))
+    post: __return__[offset + len(data):] == old[offset + len(data):]
+    """
     if offset > len(old):
         old = old + bytes(offset - len(old))
     return old[:offset] + data + old[offset + len(data):]
@@ -113,7 +153,13 @@ def write_at(old: bytes, offset: int, data: bytes) -> bytes:
 
 def truncate(old: bytes, n: int) -> bytes:
     """ftruncate semantics: keep the first min(n, size) bytes; a longer
-    file is extended with zero bytes."""
+    file is extended with zero bytes.
+
+    pre: n >= 0
+    post: len(__return__) == n
+    post: __return__[:min(n, len(old))] == old[:min(n, len(old))]
+    post: __return__[len(old):] == bytes(max(0, n - len(old)))
+    """
     return old[:n] if n <= len(old) else old + bytes(n - len(old))
 
 
@@ -122,6 +168,12 @@ def mapped_read(current: bytes, length: int) -> bytes | None:
 
     None means SIGBUS: some touched byte lies in a page wholly past the end
     of file.  Bytes past the end inside the last page read as zero.
+
+    pre: length >= 0
+    post: (__return__ is None) == (length > -(-len(current) // PAGE_SIZE) * PAGE_SIZE)
+    post: __return__ is None or len(__return__) == length
+    post: __return__ is None or __return__[:len(current)] == current[:length]
+    post: __return__ is None or __return__[len(current):] == bytes(max(0, length - len(current)))
     """
     backed = -(-len(current) // PAGE_SIZE) * PAGE_SIZE
     if length > backed:

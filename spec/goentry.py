@@ -142,12 +142,12 @@ def _get(data: bytes, action_id: bytes) -> tuple[Entry | None, str]:
     out = _hex_decode(eout)
     if out is None:
         return None, "decoding output ID"
-    size = _parse_int64(esize.lstrip(b" "))
+    size = decimal_field(esize)
     if size is None:
         return None, "parsing size"
     if size < 0:
         return None, "negative size"
-    tm = _parse_int64(etime.lstrip(b" "))
+    tm = decimal_field(etime)
     if tm is None:
         return None, "parsing timestamp"
     if tm < 0:
@@ -181,6 +181,25 @@ def _parse_int64(s: bytes) -> int | None:
     if not -INT64_MAX - 1 <= v <= INT64_MAX:
         return None  # Go's ErrRange
     return v
+
+
+def decimal_field(field: bytes) -> int | None:
+    """A size or time field as Go reads it: skip the leading spaces of %20d,
+    then ``strconv.ParseInt(rest, 10, 64)``.  (None: Go's parse error.)
+
+    post: __return__ is None or -INT64_MAX - 1 <= __return__ <= INT64_MAX
+    """
+    return _parse_int64(field.lstrip(b" "))
+
+
+def id_field(field: bytes) -> bytes | None:
+    """An id field as Go reads it: ``hex.Decode`` of 64 hex digits into a
+    32-byte array.  (None: Go's decoding error; Go never passes another
+    length, so none is accepted.)
+
+    post: __return__ is None or len(__return__) == HASH_SIZE
+    """
+    return _hex_decode(field) if len(field) == HEX_SIZE else None
 
 
 def file_name(cache_dir: str, id_: bytes, key: str) -> str:
