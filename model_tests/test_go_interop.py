@@ -67,7 +67,7 @@ def go_env(tmp: Path, gocache: Path) -> dict[str, str]:
 
 def server_command(dir: Path, protocol: str | None = None) -> str:
     """A GOCACHEPROG value that runs this repository's server on ``dir``."""
-    cmd = f"{sys.executable} -m reference.gocacheprog --dir {dir}"
+    cmd = f'"{sys.executable}" -m reference.gocacheprog --dir "{dir}"'  # the go command splits it with quotes
     return cmd if protocol is None else f"{cmd} --protocol {protocol}"
 
 
