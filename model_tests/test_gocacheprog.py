@@ -236,3 +236,4 @@ def test_command_refuses_bad_usage(tmp_path: Path, args: list[str], message: byt
 def test_parse_args() -> None:
     assert parse_args(["--dir", "d"]) == ("d", "write-then-truncate")
     assert parse_args(["--protocol=write-file", "--dir=d"]) == ("d", "write-file")
+    assert parse_args(["--", "--dir", "d"]) == ("d", "write-then-truncate")

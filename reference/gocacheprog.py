@@ -411,6 +411,8 @@ def parse_args(argv: list[str]) -> tuple[str, str]:
     opts = {"--dir": "", "--protocol": DEFAULT_PROTOCOL}
     it = iter(argv)
     for arg in it:
+        if arg == "--":
+            continue  # an end-of-options marker some wrappers pass through
         name, eq, value = arg.partition("=")
         if name in ("-h", "--help"):
             raise BadRequest(USAGE)
