@@ -1,0 +1,21 @@
+"""Z3 proofs about the catalogue's protocols (``idemwrite prove``).
+
+- :mod:`proofs.symbolic`   the solver interpreter: each instruction of
+  ``spec.ops`` as a Z3 transition, generated from the program values;
+- :mod:`proofs.bmc`        bounded model checking, counterexamples decoded
+  into ``spec.trace`` traces and replayed in the model;
+- :mod:`proofs.invariants` the hand-written inductive invariants;
+- :mod:`proofs.induction`  initiation / consecution / property checks for
+  all N and all L, and vacuity checks on explored states;
+- :mod:`proofs.theorems`   the named theorems and how each is settled;
+- :mod:`proofs.conformance` the solver's transition against ``spec.machine``;
+- :mod:`proofs.cli`        ``idemwrite prove``.
+
+See ``proofs/PROVED.md`` for what is proved, in words.
+"""
+
+from .theorems import COUNTEREXAMPLE, PROVED, UNKNOWN, Result, Theorem, catalogue, find, run
+
+# ``idemwrite prove`` is proofs.cli.main (not imported here, so that
+# ``python -m proofs.cli`` runs without a double import).
+__all__ = ["COUNTEREXAMPLE", "PROVED", "UNKNOWN", "Result", "Theorem", "catalogue", "find", "run"]

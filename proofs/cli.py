@@ -28,9 +28,13 @@ def run_all(names: Sequence[str], jobs: int) -> list[Row]:
     """The summaries of the named theorems, in the order given."""
     if jobs <= 1 or len(names) <= 1:
         return [_run_one(n) for n in names]
+    # Deepest searches first, so the longest one does not start last.
+    depth = {t.name: t.depth for t in catalogue()}
+    order = sorted(names, key=lambda n: -depth.get(n, 0))
     ctx = multiprocessing.get_context("fork")
     with ctx.Pool(min(jobs, len(names))) as pool:
-        return pool.map(_run_one, names, chunksize=1)
+        done = dict(zip(order, pool.map(_run_one, order, chunksize=1)))
+    return [done[n] for n in names]
 
 
 def failed(row: Row) -> bool:
