@@ -9,9 +9,9 @@ the server reads it as it is): then, in each run and in turn,
 - ``lazy-init``: the same server from a copy of ``reference/`` whose
   ``__init__.py`` imports nothing (what the server costs once the package's
   ``__init__`` stops importing ``spec`` eagerly: a PEP 562 ``__getattr__``);
-- ``idemwrite``: the same through the ``idemwrite gocacheprog`` console
-  script, when it is installed and passes the arguments through (its
-  start-up includes the whole CLI).
+- ``idemwrite``: the same through the ``idemwrite gocacheprog -- --dir``
+  console script, when it is installed (its start-up includes site-packages
+  and the whole CLI).
 
 Reported: median and best seconds per variant; the ratio to ``builtin``
 as the median of per-run paired ratios (the verdict), the ratio of the
@@ -113,7 +113,7 @@ def variants(tmp: Path, dir: Path) -> dict[str, dict[str, str]]:
     out["lazy-init"] = dict(base, GOCACHE=str(own), GOCACHEPROG=server, PYTHONPATH=str(lazy_copy(tmp)))
     script = Path(sys.executable).parent / "idemwrite"
     if script.exists():
-        out["idemwrite"] = dict(base, GOCACHE=str(own), GOCACHEPROG=f"{script} gocacheprog --dir {dir}")
+        out["idemwrite"] = dict(base, GOCACHE=str(own), GOCACHEPROG=f"{script} gocacheprog -- --dir {dir}")
     return out
 
 
