@@ -27,18 +27,26 @@ What is translated, following ``spec.machine`` step for step:
   an unlinked or renamed-over inode lives on for its holders;
 - descriptors (inode, offset, mode), size registers, buffers and mappings as
   process-local variables; exit clears them (a hit keeps its buffer);
+- one power loss (``Setup.crashes == 1``), as ``spec.machine.crash`` and
+  ``spec.fs.crash``: each inode also keeps its durable bytes (what its last
+  fsync saw), and a ``Crash`` process may, once, at any point, stop every
+  running process (status ``crashed``) and revert every named inode to its
+  durable bytes; nothing runs afterwards;
 - the properties ``published-entry-stays-complete``,
   ``reader-after-publication-hits``, ``reader-never-accepts-corrupt``,
-  ``mmap-reader-never-faults`` and ``index-implies-complete-output``, as an
-  ``assert`` at the end of every transition, i.e. in every reachable state
-  but the initial one, where none of them can fail (nothing has run yet).
+  ``mmap-reader-never-faults`` and ``index-implies-complete-output`` as an
+  ``assert`` at the end of every process transition (every reachable state
+  before a crash but the initial one, where none of them can fail: nothing
+  has run yet), and ``published-entry-survives-crash`` at the end of the
+  crash transition (the explorer, too, checks it only after a crash, and
+  the others only before).
 
-Not translated: crashes and durability (``fsync`` only fails or succeeds, so
-``published-entry-survives-crash`` is out of scope), programs with a backward
-jump (each creating ``open`` must run at most once for its fixed inode slot;
-the catalogue has no loops), and the explorer's reductions (symmetry, inode
-renumbering and collection): SPIN sees every inode slot and every process
-order, so its state counts are larger; only the verdicts must agree.
+Not translated: programs with a backward jump (each creating ``open`` must
+run at most once for its fixed inode slot; the catalogue has no loops), and
+the explorer's reductions (symmetry, inode renumbering and collection): SPIN
+sees every inode slot and every process order, so its state counts are
+larger; the verdicts, the shortest counterexamples' lengths and, where the
+encodings can be matched, the state counts must agree (``test_spin``).
 
 Pure: this module builds strings and runs nothing.
 """
@@ -50,7 +58,7 @@ from typing import Sequence
 
 from spec.explore import Setup
 from spec.fs import FileSystem, PAGE_SIZE
-from spec.machine import FAULT_ERRNO, RUNNING, SIGBUS, Kind, Proc, settle
+from spec.machine import CRASHED, FAULT_ERRNO, RUNNING, SIGBUS, Kind, Proc, settle
 from spec.ops import (
     Chtimes,
     Close,
@@ -83,20 +91,21 @@ from spec.ops import (
     Unlink,
     Write,
 )
-from spec.protocols import HITS, INDEX_OUTPUT, NO_CORRUPT, NO_SIGBUS, STAYS, protocol
+from spec.protocols import HITS, INDEX_OUTPUT, NO_CORRUPT, NO_SIGBUS, STAYS, SURVIVES, protocol
 
-# Properties this translator can state; the crash property needs durability.
-SUPPORTED = (STAYS, HITS, NO_CORRUPT, NO_SIGBUS, INDEX_OUTPUT)
+# Every property of spec.properties; SURVIVES speaks of post-crash states.
+SUPPORTED = (STAYS, HITS, NO_CORRUPT, NO_SIGBUS, INDEX_OUTPUT, SURVIVES)
 
 ERRNOS = ("", "ENOENT", "EEXIST", "EBADF", "EINVAL", "ENOSPC", "EIO", "EACCES")
-STATUSES = (RUNNING, Outcome.OK.value, Outcome.FAIL.value, Outcome.HIT.value, Outcome.MISS.value, SIGBUS)
+STATUSES = (RUNNING, Outcome.OK.value, Outcome.FAIL.value, Outcome.HIT.value, Outcome.MISS.value, SIGBUS, CRASHED)
 NOINO = 255  # "no inode": an unbound name, an unset descriptor or mapping
 NOLEN = 255  # "no buffer": an unset buffer register
 
 
 class TranslationError(ProgramError):
     """The program or bounds use something this translator does not model
-    (a loop, a crash, an unsupported property); the message says which."""
+    (a loop, a file too long for a byte offset, an unknown property); the
+    message says which."""
 
 
 def _ident(name: str) -> str:
@@ -211,14 +220,18 @@ class Instance:
     payloads: tuple[tuple[str, bytes], ...]
     faults: int = 0
     granularity: str = "byte"
+    crashes: int = 0
 
     @classmethod
     def from_setup(cls, setup: Setup) -> "Instance":
         """The processes of ``setup`` in the explorer's own order."""
-        if setup.crashes:
-            raise TranslationError("crashes are not translated (no durable state in the Promela model)")
         progs = tuple(protocol(name).program for name in setup.process_protocols())
-        return cls(progs, setup.payloads(), setup.faults, setup.granularity)
+        return cls(progs, setup.payloads(), setup.faults, setup.granularity, setup.crashes)
+
+    @property
+    def runs(self) -> int:
+        """How many processes init starts (pan counts each ``run`` as a step)."""
+        return len(self.programs) + self.crashes
 
     def payload(self, name: str) -> bytes:
         for n, b in self.payloads:
@@ -341,8 +354,10 @@ class _Proctype:
             ok = fail(fault[0]) if fault else ["x = " + f"{d}_ino;", *_truncate(self.inst.length(ins.n)), "last = E_OK;", *then]
             return _branch(f"{d}_ino == NOINO", fail("EBADF"), _branch(f"({d}_mode & WBIT) == 0", fail("EINVAL"), ok))
         if isinstance(ins, Fsync):
-            # No durability is modelled: fsync only fails or succeeds.
-            return _branch(f"{self.fd(ins.fd)}_ino == NOINO", fail("EBADF"), fail(fault[0] if fault else ""))
+            d = self.fd(ins.fd)
+            # The inode's current bytes become its durable bytes (only crashes read them).
+            sync = [] if fault or not self.inst.crashes else [f"x = {d}_ino;", *_sync()]
+            return _branch(f"{d}_ino == NOINO", fail("EBADF"), [*sync, *fail(fault[0] if fault else "")])
         if isinstance(ins, Close):
             d = self.fd(ins.fd)
             # Linux releases the descriptor even when close reports an error.
@@ -451,7 +466,8 @@ class _Proctype:
         return [(errno, 0)]
 
     def transition(self, i: int, fault: tuple[str, int] | None, asserts: list[str]) -> list[str]:
-        guard = f"pc == {i}" + (" && faults < MAXFAULTS" if fault else "")
+        # Nothing runs after a power loss.
+        guard = ("crashed == 0 && " if self.inst.crashes else "") + f"pc == {i}" + (" && faults < MAXFAULTS" if fault else "")
         body = ["faults++;"] if fault else []
         if self.prog.role is Role.READER:
             # A reader's first step records whether some writer had published.
@@ -501,6 +517,18 @@ def _put_bytes(base: str, chunk: bytes) -> list[str]:
     return out
 
 
+def _sync() -> list[str]:
+    """fsync inode x: its durable bytes become its current bytes."""
+    return ["node[x].dsize = node[x].size;", "j = 0;", "do :: j < MAXLEN -> node[x].ddata[j] = node[x].data[j]; j++ :: else -> break od;"]
+
+
+def _revert(name: str) -> list[str]:
+    """After a power loss, the inode that ``name`` points at holds its durable bytes."""
+    n = f"nm_{_ident(name)}"
+    return _branch(f"{n} != NOINO", [f"x = {n};", "node[x].size = node[x].dsize;", "j = 0;",
+                                     "do :: j < MAXLEN -> node[x].data[j] = node[x].ddata[j]; j++ :: else -> break od;"], [])
+
+
 def _truncate(n: int) -> list[str]:
     """ftruncate inode x to n: zero the cut bytes (so the bytes past the size
     are always zero: a later extension or a hole reads zero, as in ``spec.fs``)."""
@@ -547,6 +575,9 @@ def _property(inst: Instance, prop: str) -> str | None:
     """A global invariant for ``prop`` (None: it is checked locally, at the
     reader's hit, as ``reader-never-accepts-corrupt`` is)."""
     n = len(inst.programs)
+    if prop == SURVIVES:
+        stays = _property(inst, STAYS)
+        return f"(crashed != 2 || ({stays}))"
     if prop == STAYS:
         # Per program, as in spec.properties: once one of its processes
         # returned ok, each path it publishes holds some writer's payload.
@@ -587,8 +618,14 @@ def translate(inst: Instance, properties: Sequence[str] = (STAYS,)) -> str:
     for prog in inst.programs:
         if prog not in types:
             types[prog] = _Proctype(prog, inst, properties)
+    if inst.max_buffer() >= min(NOINO, NOLEN):
+        raise TranslationError(f"files up to {inst.max_buffer()} bytes do not fit the model's byte offsets; use a smaller L or N")
+    if inst.crashes not in (0, 1):
+        raise TranslationError(f"crashes must be 0 or 1, not {inst.crashes}")
     invariants = [(p, e) for p in properties if (e := _property(inst, p)) is not None]
-    asserts = [f"assert({e}); /* {p} */" for p, e in invariants]
+    # As in spec.explore._check: the crash property is checked after the crash, the others before.
+    asserts = [f"assert({e}); /* {p} */" for p, e in invariants if p != SURVIVES]
+    after_crash = [f"assert({e}); /* {p} */" for p, e in invariants if p == SURVIVES]
     ibase, bases = 0, []
     for prog in inst.programs:
         bases.append(ibase)
@@ -598,6 +635,7 @@ def translate(inst: Instance, properties: Sequence[str] = (STAYS,)) -> str:
         *_header(inst, properties),
         *_globals(inst, max(ibase, 1), shared),
         *(ln for t in types.values() for ln in ["", *t.render(asserts)]),
+        *(["", *_crash(inst, shared, after_crash)] if inst.crashes else []),
         "",
         *_init(inst, types, bases),
         "",
@@ -606,7 +644,7 @@ def translate(inst: Instance, properties: Sequence[str] = (STAYS,)) -> str:
 
 def from_setup(setup: Setup, properties: Sequence[str] = (STAYS,)) -> str:
     """The Promela model of an explorer ``Setup`` (same processes, payloads,
-    fault budget and granularity)."""
+    fault budget, granularity and crashes)."""
     return translate(Instance.from_setup(setup), properties)
 
 
@@ -615,7 +653,7 @@ def _header(inst: Instance, properties: Sequence[str]) -> list[str]:
     return [
         "/* Generated by model_tests/promela.py from the spec's programs; do not edit.",
         f" * processes: {procs}",
-        f" * payloads: {', '.join(f'{n}={b!r}' for n, b in inst.payloads)}; fault budget {inst.faults}; granularity {inst.granularity}",
+        f" * payloads: {', '.join(f'{n}={b!r}' for n, b in inst.payloads)}; fault budget {inst.faults}; granularity {inst.granularity}; crashes {inst.crashes}",
         f" * properties (asserted after every transition): {', '.join(properties)}",
         " */",
     ]
@@ -634,17 +672,28 @@ def _globals(inst: Instance, ninodes: int, shared: list[str]) -> list[str]:
         # Only writers end ok, so this is spec.machine.published.
         f"#define PUBLISHED ({published})",
         "",
-        "typedef Inode { byte size; byte data[MAXLEN] }  /* bytes past size are always 0 */",
+        # Durable bytes only where a crash can read them: they would only grow the state vector.
+        ("typedef Inode { byte size; byte data[MAXLEN]; byte dsize; byte ddata[MAXLEN] }  /* bytes past (d)size are always 0 */"
+         if inst.crashes else "typedef Inode { byte size; byte data[MAXLEN] }  /* bytes past size are always 0 */"),
         "Inode node[NINO];          /* inode slot ibase+site: created by that process's open at that site */",
         *(f"byte nm_{_ident(s)} = NOINO;  /* the inode the shared name {s!r} points at */" for s in shared),
         "byte status[NPROC];        /* S_RUN, or how the process ended */",
         "byte began[NPROC];         /* readers: 0 not yet stepped, 1 first step before publication, 2 after */",
         "byte faults;               /* injected faults so far (the budget is MAXFAULTS) */",
+        *(["byte crashed;              /* 0 no power loss, 1 one before any publication, 2 after */"] if inst.crashes else []),
         # Not ``hidden`` (pan's breadth-first mode refuses hidden variables):
         # every transition zeroes them at its end, so they never tell states apart.
         "byte x;                    /* scratch inside one d_step: an inode */",
         "byte j;                    /* scratch inside one d_step: a byte index */",
     ]
+
+
+def _crash(inst: Instance, shared: list[str], asserts: list[str]) -> list[str]:
+    """The power loss: once, at any point, as ``spec.machine.crash``.  Unnamed
+    inodes are left as they are: nothing can reach them any more."""
+    stop = [f"if :: status[{i}] == S_RUN -> status[{i}] = S_CRASHED :: else -> skip fi;" for i in range(len(inst.programs))]
+    body = ["crashed = (PUBLISHED -> 2 : 1);", *stop, *(ln for s in shared for ln in _revert(s)), "x = 0; j = 0;", *asserts]
+    return ["proctype Crash() {", "  end: d_step {", "    crashed == 0 ->", *_indent(body, 3), "  }", "}"]
 
 
 def _init(inst: Instance, types: dict[Program, _Proctype], bases: list[int]) -> list[str]:
@@ -654,4 +703,6 @@ def _init(inst: Instance, types: dict[Program, _Proctype], bases: list[int]) -> 
         if start.status != RUNNING:
             runs.append(f"status[{me}] = {_status(start.status)};")
         runs.append(f"run {types[prog].name}({me}, {bases[me]});")
+    if inst.crashes:
+        runs.append("run Crash();")
     return ["init {", "  atomic {", *_indent(runs, 2), "  }", "}"]

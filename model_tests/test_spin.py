@@ -1,13 +1,23 @@
 """SPIN against the explorer: the same bounded systems, two model checkers.
 
-Each case translates a catalogue protocol (with ``go-read-entry`` readers)
-into Promela with ``model_tests.promela``, has SPIN build a verifier
-(``spin -a``, ``gcc -DSAFETY``) and search every interleaving, and asserts that
-SPIN's verdict ("errors: 1" from an assertion = violated, "errors: 0" with a
-complete search = holds) equals ``spec.explore.explore``'s.  The cases
-include the known-bad twins each checker must catch (``write-file`` without
-faults, ``go-index-entry`` with one fault) beside protocols that keep their
-promises (``write-then-truncate`` with a fault).
+Each case translates a catalogue protocol (with its reader) into Promela
+with ``model_tests.promela``, has SPIN build a verifier (``spin -a``,
+``gcc -DSAFETY``) and search every interleaving, and asserts:
+
+- the verdicts agree: SPIN's "errors: 1" from an assertion is ``violated``,
+  "errors: 0" from a complete search is ``holds``; anything else (a deadlock,
+  an index out of range, a cut-off search) is ``unknown``, never a pass;
+- a violation is found at the same least depth: pan searching breadth first
+  without partial-order reduction finds the shortest counterexample, which
+  must be exactly as long as the explorer's (it checks the step semantics:
+  local control flow and ``chtimes`` take no step, a write a step per byte);
+- where the encodings can be matched (see ``lifted_states``), SPIN stores
+  exactly as many states as the explorer finds without symmetry reduction.
+
+The cases include the known-bad twins each checker must catch
+(``write-file`` without faults, ``go-index-entry`` with one fault,
+``rename-into-place`` across a power loss) beside protocols that keep their
+promises (``write-then-truncate`` with a fault, ``rename-into-place-fsync``).
 
 Skipped, with the reason, where ``spin`` or ``gcc`` is not on PATH.  Every
 verifier is built and run in a pytest tmp dir (nothing lands in the repo).
@@ -114,10 +124,11 @@ def _number(pattern: str, text: str) -> int:
     return int(m.group(1))
 
 
-def process_steps(run: SpinRun, processes: int) -> int | None:
+def process_steps(run: SpinRun, setup: Setup) -> int | None:
     """The violation's depth in the explorer's units: pan numbers depths from
-    0 and counts init's ``run`` statements, one per process, as steps."""
-    return None if run.error_depth is None else run.error_depth + 1 - processes
+    0 and counts init's ``run`` statements (one per process, and one for the
+    crash process) as steps."""
+    return None if run.error_depth is None else run.error_depth + 1 - Instance.from_setup(setup).runs
 
 
 # ------------------------------------------------------------ the cases
@@ -136,7 +147,8 @@ class Case:
 
     def setup(self) -> Setup:
         reader = self.reader or protocol(self.protocols[0]).reader
-        return Setup(self.protocols, writers=self.writers, readers=1, reader=reader, faults=self.faults, entry_length=2)
+        crashes = 1 if self.prop == SURVIVES else 0  # the crash property needs a power loss
+        return Setup(self.protocols, writers=self.writers, readers=1, reader=reader, faults=self.faults, entry_length=2, crashes=crashes)
 
     def declared(self) -> str | None:
         """What the catalogue declares (single protocols with their own reader)."""
@@ -163,6 +175,9 @@ CASES: list[Case] = [
     Case(("go-index-entry",), 2, 1, NO_SIGBUS, reader="mmap-read"),
     Case(("go-put",), 2, 1, INDEX_OUTPUT),
     Case(("write-file", "go-index-entry"), 2, 0, STAYS),
+    # Durability: without fsync the renamed name can outlive its data; with it, not.
+    Case(("rename-into-place",), 2, 0, SURVIVES),
+    Case(("rename-into-place-fsync",), 2, 1, SURVIVES),
 ]
 
 needs_spin = pytest.mark.skipif(spin_missing() is not None, reason=spin_missing() or "")
@@ -178,7 +193,7 @@ def test_spin_agrees_with_the_explorer(case: Case, tmp_path: Path) -> None:
     spin = run_spin(from_setup(setup, [case.prop]), tmp_path, reduce=False, bfs=True, opt="-O0")
     assert spin.verdict == ours.verdict(case.prop), f"SPIN says {spin.verdict}, the explorer {ours.verdict(case.prop)}:\n{spin.output}"
     if case.prop in ours.violations:
-        assert process_steps(spin, setup.writers + setup.readers) == ours.violations[case.prop].depth
+        assert process_steps(spin, setup) == ours.violations[case.prop].depth
     # And both say what the catalogue declares (so the known-bad twins are caught).
     if case.declared() is not None:
         assert ours.verdict(case.prop) == case.declared()
@@ -256,10 +271,10 @@ def test_translation_is_deterministic_and_generic() -> None:
 
 
 def test_what_is_not_translated_is_refused() -> None:
-    with pytest.raises(TranslationError, match="crash"):
-        from_setup(Setup(("write-file",), writers=1, readers=0, crashes=1))
+    with pytest.raises(TranslationError, match="crashes must be 0 or 1"):
+        translate(Instance((protocol("write-file").program,), (("entry", b"ab"),), crashes=2), [SURVIVES])
     with pytest.raises(TranslationError, match="not translated"):
-        from_setup(Setup(("write-file",), writers=1, readers=0), [SURVIVES])
+        from_setup(Setup(("write-file",), writers=1, readers=0), ["entry-is-pretty"])
     loop = Program("spin-loop", Role.WRITER, (Label("top"), Open(ENTRY, O_WRONLY | O_CREAT), If(Failed(), "top"), Return(Outcome.OK)))
     with pytest.raises(TranslationError, match="backward jump"):
         translate(Instance((loop,), (("entry", b"ab"),)), [STAYS])
