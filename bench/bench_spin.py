@@ -48,6 +48,7 @@ ROWS: tuple[Setup, ...] = (
     Setup(("write-then-truncate",), writers=3, readers=1, faults=0, entry_length=2),
     Setup(("write-then-truncate",), writers=3, readers=1, faults=1, entry_length=2),
     Setup(("rename-into-place",), writers=3, readers=1, faults=1, entry_length=2),
+    Setup(("rename-into-place-fsync",), writers=2, readers=1, faults=1, entry_length=2, crashes=1),
     # The yardstick shape (no readers, L=4), at N where SPIN still fits.
     Setup(("write-then-truncate",), writers=4, readers=0, faults=0, entry_length=4),
     Setup(("write-then-truncate",), writers=5, readers=0, faults=0, entry_length=4),
@@ -55,7 +56,8 @@ ROWS: tuple[Setup, ...] = (
 
 
 def _label(s: Setup) -> str:
-    return f"{'+'.join(s.protocols)} N={s.writers} R={s.readers} L={s.entry_length} F={s.faults}"
+    crash = " C=1" if s.crashes else ""
+    return f"{'+'.join(s.protocols)} N={s.writers} R={s.readers} L={s.entry_length} F={s.faults}{crash}"
 
 
 def _lifts(setup: Setup) -> bool:
@@ -88,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     why = spin_missing()
     if why:
         print(f"SPIN columns skipped: {why}")
-    head = f"{'system':<42} {'expl red':>9} {'s':>6} {'expl unred':>11} {'s':>6} {'lifted':>8}"
+    head = f"{'system':<46} {'expl red':>9} {'s':>6} {'expl unred':>11} {'s':>6} {'lifted':>8}"
     if not why:
         head += f" {'SPIN POR':>9} {'s':>6} {'SPIN full':>10} {'s':>6} {'build s':>8}"
     print(head)
@@ -96,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         t_red, red = _explorer(setup, args.runs, True)
         t_un, unred = _explorer(setup, args.runs, False)
         lifted = f"{lifted_states(unred, setup.writers):,}" if _lifts(setup) else "-"
-        line = f"{_label(setup):<42} {red.states:>9,} {t_red:>6.2f} {unred.states:>11,} {t_un:>6.2f} {lifted:>8}"
+        line = f"{_label(setup):<46} {red.states:>9,} {t_red:>6.2f} {unred.states:>11,} {t_un:>6.2f} {lifted:>8}"
         if not why:
             with tempfile.TemporaryDirectory() as d1, tempfile.TemporaryDirectory() as d2:
                 t_por, build, n_por = _spin(setup, args.runs, True, Path(d1))
