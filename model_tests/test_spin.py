@@ -31,6 +31,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,7 +40,8 @@ try:  # ``python -m pytest`` and ``python -m bench.bench_spin``: the repository 
 except ModuleNotFoundError:  # the bare ``pytest`` script puts only model_tests/ itself on sys.path
     from promela import Instance, TranslationError, from_setup, translate  # type: ignore[no-redef, import-not-found]
 from spec.explore import Exploration, Setup, explore
-from spec.ops import ENTRY, O_CREAT, O_WRONLY, Failed, If, Label, Open, Outcome, Program, Return, Role
+from spec import machine
+from spec.ops import ENTRY, O_CREAT, O_WRONLY, Failed, If, Label, Open, OpenFlags, Outcome, Program, Return, Role
 from spec.protocols import HITS, INDEX_OUTPUT, NO_CORRUPT, NO_SIGBUS, STAYS, SURVIVES, protocol
 
 PAN_DEPTH = 100_000  # far beyond any run here (a few dozen steps per process)
@@ -248,6 +250,22 @@ def test_spin_stores_the_explorers_state_space(setup: Setup, tmp_path: Path) -> 
     spin = run_spin(from_setup(setup, []), tmp_path, reduce=False, opt="-O0")
     assert spin.errors == 0 and spin.complete
     assert spin.states == lifted_states(ours, setup.writers)
+
+
+@needs_spin
+def test_the_cross_check_catches_an_explorer_bug(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The cross-check's own known-bad twin: an explorer whose open forgets
+    O_TRUNC finds write-file safe; SPIN, which shares no file-system
+    semantics with it, still finds the violation, so the two disagree."""
+    real_open = machine.HANDLERS[Open]
+
+    def open_without_trunc(ins: Open, *rest: Any) -> Any:
+        return real_open(Open(ins.path, ins.flags & ~OpenFlags.TRUNC, ins.fd), *rest)
+
+    monkeypatch.setitem(machine.HANDLERS, Open, open_without_trunc)
+    setup = Case(("write-file",), 2, 0, STAYS).setup()
+    assert explore(setup, [STAYS]).verdict(STAYS) == "holds"  # the planted bug
+    assert run_spin(from_setup(setup, [STAYS]), tmp_path, opt="-O0").verdict == "violated"
 
 
 def test_the_known_bad_cases_are_among_the_cases() -> None:
