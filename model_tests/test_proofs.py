@@ -13,7 +13,7 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-import z3
+import z3  # type: ignore[import-untyped]
 
 from proofs import cli, invariants, symbolic
 from proofs.conformance import mismatches
@@ -23,6 +23,7 @@ from proofs.theorems import COUNTEREXAMPLE, PROVED, SAMPLES, UNKNOWN, catalogue,
 from spec.explore import Setup, explore
 from spec.properties import get_property
 from spec.explore import build
+from spec.ops import Write
 from spec.trace import files, from_json, replay
 
 Row = dict[str, Any]
@@ -32,7 +33,7 @@ Row = dict[str, Any]
 def rows() -> dict[str, Row]:
     """Every theorem, run once (in parallel, as ``idemwrite prove`` does)."""
     names = [t.name for t in catalogue()]
-    return {r["theorem"]: r for r in cli.run_all(names, os.cpu_count() or 1)}
+    return {str(r["theorem"]): r for r in cli.run_all(names, os.cpu_count() or 1)}
 
 
 def test_every_theorem_has_its_declared_outcome(rows: dict[str, Row]) -> None:
@@ -123,13 +124,13 @@ def test_the_solver_transition_is_the_model_s() -> None:
 
 
 def test_a_broken_encoding_is_caught_by_conformance(monkeypatch: pytest.MonkeyPatch) -> None:
-    write = symbolic.HANDLERS[symbolic.Write]
+    write = symbolic.HANDLERS[Write]
 
     def write_loses_the_byte(ins, k, loc, fs, fault, sysm):  # type: ignore[no-untyped-def]
         loc2, fs2, done = write(ins, k, loc, fs, fault, sysm)
         return loc2, replace(fs2, data=fs.data), done
 
-    monkeypatch.setitem(symbolic.HANDLERS, symbolic.Write, write_loses_the_byte)
+    monkeypatch.setitem(symbolic.HANDLERS, Write, write_loses_the_byte)
     _, bad = mismatches(Setup(("write-then-truncate",), writers=1, readers=0, entry_length=1), max_states=10)
     assert any(m.field.startswith("data[") for m in bad)
 

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-import z3
+import z3  # type: ignore[import-untyped]
 
 from spec.explore import Setup, build
 from spec.ops import Open, OpenFlags
@@ -234,19 +234,46 @@ def scalarize(src: SymState | Chosen, sysm: System, n: int, inodes: int, tag: st
     size = z3.K(I, z3.IntVal(0))
     data = z3.Array(f"data-free{tag}", I, I, I)
     for ino in range(inodes):
-        size = z3.Store(size, ino, shared(f"size[{ino}]", lambda st, j=ino: st.fs.size[j]))
+        size = z3.Store(size, ino, shared(f"size[{ino}]", _get_size(ino)))
         for b in range(sysm.bytes.bound or 0):
-            data = z3.Store(data, ino, b, shared(f"data[{ino},{b}]", lambda st, j=ino, c=b: st.fs.data[j, c]))
-    fs = SymFS({k: shared(f"name:{k}", lambda st, key=k: st.fs.names[key]) for k in sysm.shared_paths}, size, data,
+            data = z3.Store(data, ino, b, shared(f"data[{ino},{b}]", _get_byte(ino, b)))
+    fs = SymFS({k: shared(f"name:{k}", _get_name(k)) for k in sysm.shared_paths}, size, data,
                shared("nino", lambda st: st.fs.nino))
     eqs.append(fs.nino <= inodes)
     out = SymState(per_proc("pc", lambda st: st.pc), per_proc("st", lambda st: st.st), per_proc("last", lambda st: st.last),
                    per_proc("prog", lambda st: st.prog), per_proc("began", lambda st: st.began),
-                   {k: per_proc(f"{k[0]}.{k[1]}", lambda st, key=k: st.regs[key]) for k in chosen.before.regs},
-                   {k: per_proc(f"priv:{k}", lambda st, key=k: st.priv[key]) for k in chosen.before.priv}, fs,
+                   {k: per_proc(f"{k[0]}.{k[1]}", _get_reg(k)) for k in chosen.before.regs},
+                   {k: per_proc(f"priv:{k}", _get_priv(k)) for k in chosen.before.priv}, fs,
                    shared("faults", lambda st: st.faults), shared("pub", lambda st: st.pub),
-                   {k: shared(f"pub:{k}", lambda st, key=k: st.pub_path[key]) for k in chosen.before.pub_path})
+                   {k: shared(f"pub:{k}", _get_pub(k)) for k in chosen.before.pub_path})
     return out, eqs
+
+
+Getter = Callable[[SymState], z3.ExprRef]
+
+
+def _get_size(j: int) -> Getter:
+    return lambda st: st.fs.size[j]
+
+
+def _get_byte(j: int, b: int) -> Getter:
+    return lambda st: st.fs.data[j, b]
+
+
+def _get_name(k: str) -> Getter:
+    return lambda st: st.fs.names[k]
+
+
+def _get_reg(k: tuple[str, str]) -> Getter:
+    return lambda st: st.regs[k]
+
+
+def _get_priv(k: str) -> Getter:
+    return lambda st: st.priv[k]
+
+
+def _get_pub(k: str) -> Getter:
+    return lambda st: st.pub_path[k]
 
 
 def decode(scn: Scenario, choices: list[tuple[int, bool]]) -> tuple[tuple[TraceStep, ...], list[World]]:

@@ -65,7 +65,8 @@ def details(rows: list[Row]) -> str:
                 out.append(f"  induction fails: {r['counterexample_to_induction']}")
             out.append(str(cex["table"]))
         if failed(r):
-            bad = [c for c in r["checks"] if c["answer"] != c["expect"]]  # type: ignore[union-attr]
+            checks: list[dict[str, object]] = r["checks"]  # type: ignore[assignment]
+            bad = [c for c in checks if c["answer"] != c["expect"]]
             out.append(f"\n{r['theorem']}: FAILED ({r['note']}) " + "; ".join(f"{c['check']}: {c['answer']}" for c in bad))
     return "\n".join(out)
 

@@ -8,7 +8,7 @@ solver state can be compared field by field with the model's.
 
 from __future__ import annotations
 
-import z3
+import z3  # type: ignore[import-untyped]
 
 from spec.machine import Config, Proc, World, published
 from spec.ops import Outcome

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import islice
 
-import z3
+import z3  # type: ignore[import-untyped]
 
 from spec.explore import Setup, build, explore
 from spec.machine import World, faults, step as model_step

@@ -29,7 +29,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-import z3
+import z3  # type: ignore[import-untyped]
 
 from spec.explore import Setup, explore
 from spec.machine import World, published

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-import z3
+import z3  # type: ignore[import-untyped]
 
 from spec.ops import ENTRY, TEMP, Close, Ftruncate, Instr, Open, Read, Rename, Unlink, Write
 
@@ -184,7 +184,9 @@ def reader_after_publication(v: View, inode_stable: Callable[[z3.ArithRef, z3.Ar
         closing = z3.And(v.at(p, v.reader, cl), v.reg("buf", "set", p), v.reg("buf", "len", p) == L, v.reg("buf", "nz", p))
         return z3.Or(reading, closing, z3.And(v.sysm.kind_of[p] == v.reader, v.s.st[p] == hit))
 
-    is_reader = lambda p: v.sysm.kind_of[p] == v.reader  # noqa: E731
+    def is_reader(p: z3.ArithRef) -> z3.BoolRef:
+        return v.sysm.kind_of[p] == v.reader
+
     return [
         ("publication-ghost", v.s.pub == v.s.pub_path[ENTRY.name]),
         ("reader-unbegun", v.forall(lambda p: z3.Implies(z3.And(is_reader(p), v.s.began[p] == 0), v.at(p, v.reader, op)))),
@@ -201,7 +203,10 @@ def rename_reader(v: View) -> Conjuncts:
     """With rename-into-place a late reader may hold an inode the name no
     longer points at; it stays complete because it is nobody's temp."""
     T = v.s.priv[TEMP.name]
-    stable = lambda p, ino: z3.And(ino >= 0, v.forall(lambda q: z3.Implies(T[q] >= 0, T[q] != ino)))  # noqa: E731
+
+    def stable(p: z3.ArithRef, ino: z3.ArithRef) -> z3.BoolRef:
+        return z3.And(ino >= 0, v.forall(lambda q: z3.Implies(T[q] >= 0, T[q] != ino)))
+
     return rename_writer(v) + reader_after_publication(v, stable)
 
 

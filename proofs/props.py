@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-import z3
+import z3  # type: ignore[import-untyped]
 
 from spec.machine import SIGBUS
 from spec.ops import Outcome, Role

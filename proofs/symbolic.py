@@ -39,7 +39,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Callable, Mapping
 
-import z3
+import z3  # type: ignore[import-untyped]
 
 from spec import fs as F
 from spec.machine import FAULT_ERRNO, READ_BIT, RUNNING, SIGBUS, WRITE_BIT
@@ -300,7 +300,8 @@ class System:
     def __post_init__(self) -> None:
         progs = tuple(k.program for k in self.kinds)
         object.__setattr__(self, "reg_class", register_classes(progs))
-        shared, private = set(), set()
+        shared: set[str] = set()
+        private: set[str] = set()
         for prog in progs:
             for ins in prog.code:
                 for attr in ("path", "src", "dst"):

@@ -17,6 +17,7 @@ outcome itself is always computed.
 
 from __future__ import annotations
 
+import builtins
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -71,7 +72,7 @@ class Theorem:
     exhaustive: bool = False
     dropped: str | None = None
 
-    @property
+    @builtins.property  # the field ``property`` shadows the builtin here
     def scope(self) -> str:
         if self.invariant is not None and self.scenario is None:
             return "all N, all L"
