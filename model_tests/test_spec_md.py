@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import pytest
+
 from idemwrite.specdoc import SPEC, generated, refresh, stale_regions
 
 
-def test_spec_md_is_current() -> None:
-    stale = stale_regions(SPEC.read_text(), generated())
+@pytest.fixture(scope="module")
+def regions() -> dict[str, str]:
+    return generated()  # one run of the whole verdict matrix for both tests
+
+
+def test_spec_md_is_current(regions: dict[str, str]) -> None:
+    stale = stale_regions(SPEC.read_text(), regions)
     assert not stale, f"spec/SPEC.md is stale in {stale}: run python -m idemwrite.specdoc --write"
 
 
-def test_a_changed_verdict_is_caught() -> None:
+def test_a_changed_verdict_is_caught(regions: dict[str, str]) -> None:
     """The known-bad twin: a SPEC whose table says write-file holds is stale."""
-    regions = generated()
     text = refresh(SPEC.read_text(), regions)
     tampered = text.replace("| write-file | go-read-entry | published-entry-stays-complete | N=3 R=1 F=0 L=2 byte | violated",
                             "| write-file | go-read-entry | published-entry-stays-complete | N=3 R=1 F=0 L=2 byte | holds", 1)
