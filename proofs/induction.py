@@ -32,7 +32,7 @@ from typing import Callable
 import z3  # type: ignore[import-untyped]
 
 from spec.explore import Setup, explore
-from spec.machine import World, published
+from spec.machine import Config, World, faults
 from spec.ops import Role
 from spec.protocols import protocol
 
@@ -152,41 +152,68 @@ def prove(sysm: System, inv: Invariant, prop: str, procs: Procs = Procs(), valid
 # ------------------------------------------------------------ vacuity
 
 
-def sample_states(setup: Setup, wanted: list[Callable[[World], bool]]) -> list[World]:
-    """For each predicate, one state the explorer reached that satisfies it."""
-    result = explore(setup, properties=(), stop_when_all_violated=False)
-    found: list[World] = []
-    for want in wanted:
-        w = next((w for w in result.parent if want(w)), None)
-        if w is not None:
-            found.append(w)
-    return found
-
-
 def vacuity(sysm: System, inv: Invariant, setup: Setup, wanted: list[Callable[[World], bool]]) -> list[Check]:
-    """On each sampled reachable state: the invariant holds (its negation is
-    unsat) and, with it, some step is enabled (sat).  A sample the explorer
-    cannot provide is itself a failed check."""
+    """Non-vacuity, on states the explorer reached for ``setup``:
+
+    - for each predicate in ``wanted``, one such state: the invariant holds
+      there (its negation is unsat) and, with it, some step is enabled (sat);
+    - for each consecution case (program, operation, fault or not), one
+      state where a process can take exactly that step: the invariant and
+      that step's guard together are satisfiable, so no consecution query
+      is passed only because its step can never happen.
+
+    A state the explorer cannot provide is itself a failed check."""
     scn = Scenario.of_setup(setup)
     cfg = scn.config()
-    states = sample_states(setup, wanted)
+    explored = list(explore(setup, properties=(), stop_when_all_violated=False).parent)
     checks: list[Check] = []
-    if len(states) < len(wanted):
-        checks.append(Check("vacuity: sample states", "missing", "found", 0.0, f"{len(states)} of {len(wanted)} found"))
     pl = sysm.kinds[0].payload("entry")
     entry = setup.payloads()[0][1]
-    for n, w in enumerate(states):
+    fix = [pl.length == len(entry)] + [pl.data[i] == byte for i, byte in enumerate(entry)]
+
+    def concrete(w: World) -> tuple[System, SymState, z3.BoolRef]:
         conc = System(sysm.kinds, kind_of_array(sysm, cfg, w.procs), sysm.bytes, None)
         s = abstract(conc, cfg, w)
-        v = _view(conc, s, Procs())
-        fix = [pl.length == len(entry)] + [pl.data[i] == byte for i, byte in enumerate(entry)]
-        holds = z3.And([c for _, c in inv(v)])
-        tag = f"vacuity: state {n + 1} (pub={published(w)}, {len(w.procs)} procs)"
+        return conc, s, z3.And([c for _, c in inv(_view(conc, s, Procs()))])
+
+    for n, want in enumerate(wanted):
+        w = next((w for w in explored if want(w)), None)
+        tag = f"vacuity: sample {n + 1} ({want.__name__.strip('_').replace('_', ' ')})"
+        if w is None:
+            checks.append(Check(tag, "missing", "found", 0.0, "the explorer reached no such state"))
+            continue
+        conc, s, holds = concrete(w)
         checks.append(_query(tag + " satisfies the invariant", fix + [z3.Not(holds)]))
         p, f = z3.Int("p"), z3.Bool("fault")
         steps = [case_step(conc, s, p, f, ki, pc).enabled for ki, pc in cases(conc)]
         checks.append(_query(tag + " has an enabled step", fix + [holds, z3.Or(steps)], expect="sat"))
+    names = {k.protocol: ki for ki, k in enumerate(sysm.kinds)}
+    for ki, pc in cases(sysm):
+        k = sysm.kinds[ki]
+        for fault in (False, True):
+            if fault and z3.is_false(z3.simplify(fault_allowed(k.program.code[pc], k))):
+                continue
+            tag = f"vacuity: {k.protocol}@{pc} {k.program.code[pc]}" + (" [fault]" if fault else "")
+            found = _enabling(explored, cfg, names, ki, pc, fault)
+            if found is None:
+                checks.append(Check(tag, "missing", "found", 0.0, "no explored state enables this step"))
+                continue
+            w, i = found
+            conc, s, holds = concrete(w)
+            guard = case_step(conc, s, z3.IntVal(i), z3.BoolVal(fault), ki, pc).enabled
+            checks.append(_query(tag + ": invariant and step satisfiable", fix + [holds, guard], expect="sat"))
     return checks
+
+
+def _enabling(explored: list[World], cfg: Config, names: dict[str, int], ki: int, pc: int, fault: bool) -> tuple[World, int] | None:
+    """An explored state and a process in it that is about to run
+    operation ``pc`` of System kind ``ki`` (able to fault, if ``fault``)."""
+    for w in explored:
+        for i, p in enumerate(w.procs):
+            if p.status == "run" and p.pc == pc and names[cfg.kinds[p.kind].protocol] == ki:
+                if not fault or faults(cfg, w, i):
+                    return w, i
+    return None
 
 
 # ------------------------------------------------------------ refutation

@@ -195,7 +195,7 @@ def _unbounded(proto: str, prop: str, invariant: inv.Invariant, statement: str) 
     and for the reader property an entry the reader's validation accepts."""
     used = (SAME_LENGTH, SAME_BYTES, ONE_PROTOCOL) + ((NO_NUL,) if prop == HITS else ())
     return Theorem(f"{proto}/{prop}/all-N-all-L", proto, prop, statement, _claim_expect(proto, prop, None), used,
-                   invariant, Setup((proto,), writers=2, readers=1, faults=1, entry_length=2))
+                   invariant, Setup((proto,), writers=2, readers=1, faults=2, entry_length=2))
 
 
 def _bmc(proto: str, prop: str, faults: int, length: int, depth: int, statement: str, invariant: inv.Invariant | None = None) -> Theorem:
