@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reference.gocache import ENTRY_SIZE, Entry, GoCache, Miss, format_entry, parse_entry, parse_entry_slowly
@@ -393,3 +393,87 @@ def test_cli_verify_stat_trim(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert cache_main(["trim", str(tmp_path), "--json"]) == 0
     assert '"skipped": false' in capsys.readouterr().out
     assert cache_main(["verify", str(tmp_path / "nope")]) == 2
+
+
+# ------------------------------------------------------------ stateful: GoCache against a model
+
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule  # noqa: E402  # beside its one use
+
+ACTIONS = [bytes([i]) * 32 for i in (1, 2, 3)]
+
+
+class GoCacheComparison(RuleBasedStateMachine):
+    """The real directory and a model side by side: the index maps an
+    action to (output ID, size), the outputs map an output ID to the bytes on
+    disk.  Rules damage entries and outputs the way crashes and other
+    programs do; the invariants compare every lookup with the model."""
+
+    @initialize()
+    def setup(self) -> None:
+        import tempfile
+
+        self._tmp = tempfile.TemporaryDirectory()
+        self.cache = GoCache(self._tmp.name)
+        self.index: dict[bytes, tuple[bytes, int]] = {}
+        self.outputs: dict[bytes, bytes] = {}
+
+    def teardown(self) -> None:
+        if hasattr(self, "_tmp"):
+            self._tmp.cleanup()
+
+    @rule(aid=st.sampled_from(ACTIONS), data=st.sampled_from([b"", b"a", b"bb", b"object code"]))
+    def put(self, aid: bytes, data: bytes) -> None:
+        out, size = self.cache.put(aid, data)
+        self.outputs[out] = data
+        self.index[aid] = (out, size)
+
+    @precondition(lambda self: bool(self.index))
+    @rule(aid=st.sampled_from(ACTIONS), junk=st.sampled_from([b"", b"v1 junk", b"x" * 400]))
+    def corrupt_entry(self, aid: bytes, junk: bytes) -> None:
+        Path(self.cache.file_name(aid, "a")).write_bytes(junk)
+        self.index.pop(aid, None)
+
+    @precondition(lambda self: any(self.outputs.values()))
+    @rule(data=st.data())
+    def cut_output(self, data: st.DataObject) -> None:
+        out = data.draw(st.sampled_from(sorted(o for o, b in self.outputs.items() if b)))
+        Path(self.cache.file_name(out, "d")).write_bytes(self.outputs[out][:-1])
+        self.outputs[out] = self.outputs[out][:-1]
+
+    @precondition(lambda self: bool(self.outputs))
+    @rule(data=st.data())
+    def remove_output(self, data: st.DataObject) -> None:
+        out = data.draw(st.sampled_from(sorted(self.outputs)))
+        os.unlink(self.cache.file_name(out, "d"))
+        del self.outputs[out]
+
+    @invariant()
+    def lookups_agree_with_the_model(self) -> None:
+        if not hasattr(self, "cache"):
+            return
+        for aid in ACTIONS:
+            want = self.index.get(aid)
+            on_disk = self.outputs.get(want[0]) if want else None
+            hit = self.cache.get_file(aid)
+            assert (hit is not None) == (on_disk is not None and len(on_disk) == want[1])  # type: ignore[index]
+            got = self.cache.get_bytes(aid)
+            assert (got is not None) == (on_disk is not None and hashlib.sha256(on_disk).digest() == want[0])  # type: ignore[index]
+
+    @invariant()
+    def verify_counts_the_damage(self) -> None:
+        if not hasattr(self, "cache"):
+            return
+        report = self.cache.verify()
+        corrupt_outputs = sum(hashlib.sha256(b).digest() != o for o, b in self.outputs.items())
+        assert sum(p.kind == "corrupt-output" for p in report.problems) == corrupt_outputs
+
+
+TestGoCacheComparison = GoCacheComparison.TestCase
+# Each step lists 256 subdirectories (verify): fewer, shorter runs than the
+# profile's default keep this test to seconds; the deep profile still scales.
+_profile = settings()  # the loaded profile (conftest: ci or deep)
+TestGoCacheComparison.settings = settings(
+    _profile,
+    max_examples=max(15, _profile.max_examples // 4),
+    stateful_step_count=min(15, _profile.stateful_step_count),
+)
