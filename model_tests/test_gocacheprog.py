@@ -104,6 +104,13 @@ def test_empty_body_and_large_body(tmp_path: Path) -> None:
     assert Path(r[3]["DiskPath"]).read_bytes() == big
 
 
+def test_trims_after_answering(tmp_path: Path) -> None:
+    """Go's DiskCache trims on Close; nobody else trims a GOCACHEPROG
+    directory, so the server does, after its last answer."""
+    converse(tmp_path, close(1))
+    assert (tmp_path / "cache" / "trim.txt").read_bytes().isdigit()
+
+
 def test_lines_after_close_are_not_read(tmp_path: Path) -> None:
     r = converse(tmp_path, close(1) + get(2, AID))
     assert r == [{"ID": 1}]
