@@ -27,10 +27,14 @@ Promised:
 Not promised: network file systems, Windows sharing semantics, or anything
 for ``--protocol write-file`` (the known-bad twin, kept to show the failure).
 
-Speed: requests are read with large ``os.read`` calls and answered in one
-``os.write`` per batch of input (flushing only before the server would block),
-JSON is the C-accelerated ``json`` module, and the catalogue (``spec``) is
-imported only at the first put.
+Speed (start-up is paid by every go command, a round trip by every cache
+lookup): requests are read with large ``os.read`` calls and answered in one
+``os.write`` per batch of input (flushing only before the server would
+block); a get in the exact form the go command sends is answered without
+json, which is imported (C-accelerated) only for puts and odd requests; the
+catalogue (``spec``) is imported only at the first write.  What is left is
+the import of the ``reference`` package itself, whose ``__init__`` should
+therefore import nothing eagerly.
 """
 
 from __future__ import annotations
