@@ -137,11 +137,12 @@ class Fidelity(RuleBasedStateMachine):
         self.last = ""
         STATS["examples"] += 1
 
-    @initialize(bodies=programs)
-    def start(self, bodies: list[list[Instr]]) -> None:
-        """One process per generated program, all at their first operation."""
+    @initialize(bodies=programs, granularity=st.sampled_from(["byte", "write"]))
+    def start(self, bodies: list[list[Instr]], granularity: str) -> None:
+        """One process per generated program, all at their first operation;
+        a write lands a byte a step, or whole (a fault: its first k bytes)."""
         kinds = tuple(Kind(f"arbitrary-{n}", _program(b, n), (("p", PAYLOAD),)) for n, b in enumerate(bodies))
-        self.cfg = Config(kinds, "byte", 2)
+        self.cfg = Config(kinds, granularity, 2)
         self.model = initial(self.cfg, tuple(range(len(kinds))))
         self.os = OSWorld(self.cfg, tuple(range(len(kinds))), self.root)
 
@@ -189,7 +190,7 @@ def _difference(real: Any, model: Any) -> str:
 TestFidelity = Fidelity.TestCase
 # Arbitrary programs are cheap per step and need many examples to meet the
 # corners (a hole, a rename over an open file): four times the profile's.
-TestFidelity.settings = settings(settings.default, max_examples=4 * settings.default.max_examples)
+TestFidelity.settings = settings(max_examples=4 * settings().max_examples)
 
 
 def test_a_broken_model_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:

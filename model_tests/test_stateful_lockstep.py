@@ -213,7 +213,7 @@ def _difference(real: Any, model: Any) -> str:
 TestLockstep = Lockstep.TestCase
 # Catalogue processes end within a few steps, so an example holds few of
 # them: five times the profile's examples.
-TestLockstep.settings = settings(settings.default, max_examples=5 * settings.default.max_examples)
+TestLockstep.settings = settings(max_examples=5 * settings().max_examples)
 
 
 # ------------------------------------------------------------ known-bad twin
