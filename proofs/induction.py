@@ -38,7 +38,7 @@ from spec.protocols import protocol
 
 from .bmc import Scenario
 from .concrete import abstract, kind_of_array
-from .invariants import Conjuncts, Invariant, View
+from .invariants import Invariant, View
 from .props import PROPERTY_FORMULAS, Procs
 from .symbolic import (
     Bytes,

@@ -20,7 +20,7 @@ from typing import Callable
 
 import z3  # type: ignore[import-untyped]
 
-from spec.ops import ENTRY, TEMP, Close, Ftruncate, Instr, Open, Read, Rename, Unlink, Write
+from spec.ops import ENTRY, TEMP, Close, Ftruncate, Instr, Open, Read, Rename, Write
 
 from .props import Procs, holds_payload
 from .symbolic import RUN_CODE, SymPayload, SymState, System, status_code

@@ -93,9 +93,6 @@ def status_code(name: str) -> int:
     return STATUSES.index(name)
 
 
-IntA = Callable[[str], z3.ArrayRef]
-
-
 # ------------------------------------------------------------ kinds and bytes
 
 

@@ -24,6 +24,7 @@ from typing import Callable
 
 from spec.explore import ENTRY_BYTES, OUTPUT_BYTES, Setup
 from spec.machine import World, published
+from spec.ops import Chtimes, Goto, If, PWrite, Return, Write
 from spec.protocols import protocol
 from spec.trace import Trace, TraceStep
 
@@ -134,9 +135,10 @@ def from_setup(**kw: object) -> Callable[[], Scenario]:
 
 def _max_steps(scn: Scenario) -> int:
     """Every process's longest run, in steps, summed: a BMC depth at which
-    every run of the scenario has ended (programs only jump forward)."""
-    from spec.ops import Data, PWrite, Write
-
+    every run of the scenario has ended (programs only jump forward).  A
+    write takes one step per byte (one for an empty write); branches,
+    jumps, chtimes and returns take none (they are folded into the step
+    before them)."""
     total = 0
     for name, pls in scn.procs:
         prog = protocol(name).program
@@ -144,18 +146,18 @@ def _max_steps(scn: Scenario) -> int:
         longest = [0] * (len(prog.code) + 1)
         for pc in range(len(prog.code) - 1, -1, -1):
             ins = prog.code[pc]
-            cost = 0
-            if isinstance(ins, (Write, PWrite)):
-                d: Data = ins.data
-                cost = max(1, len(lens[d.payload][d.start:d.stop]))
-            elif type(ins).__name__ not in ("If", "Goto", "Label", "Return", "Chtimes"):
-                cost = 1
-            nexts = [pc + 1] if pc + 1 <= len(prog.code) else []
-            if type(ins).__name__ in ("If", "Goto"):
-                nexts = [prog.targets[pc]] + ([pc + 1] if type(ins).__name__ == "If" else [])
-            if type(ins).__name__ == "Return":
-                nexts = []
-            longest[pc] = cost + max((longest[j] for j in nexts), default=0)
+            if isinstance(ins, Return):
+                continue
+            if isinstance(ins, Goto):
+                longest[pc] = longest[prog.targets[pc]]
+            elif isinstance(ins, If):
+                longest[pc] = max(longest[prog.targets[pc]], longest[pc + 1])
+            elif isinstance(ins, Chtimes):
+                longest[pc] = longest[pc + 1]
+            elif isinstance(ins, (Write, PWrite)):
+                longest[pc] = max(1, len(lens[ins.data.payload][ins.data.start:ins.data.stop])) + longest[pc + 1]
+            else:
+                longest[pc] = 1 + longest[pc + 1]
         total += longest[0]
     return total
 
