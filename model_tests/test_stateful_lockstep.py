@@ -28,7 +28,7 @@ import tempfile
 from typing import Any
 
 import pytest
-from hypothesis import settings, strategies as st
+from hypothesis import Phase, settings, strategies as st
 from hypothesis.stateful import (
     Bundle,
     RuleBasedStateMachine,
@@ -40,6 +40,7 @@ from hypothesis.stateful import (
 
 from reference.osfs import OSWorld, project
 from spec.explore import Setup
+from spec import fs as F
 from spec.fs import FileSystem
 from spec.machine import RUNNING, Config, Kind, Proc, World, faults, settle, step
 from spec.ops import Role
@@ -255,3 +256,12 @@ def test_write_file_violation_is_found_shrunk_and_replayable() -> None:
     body = program[program.index("state = "):program.index("state.teardown()") + len("state.teardown()")]
     with pytest.raises(AssertionError, match="published-entry-stays-complete violated"):
         exec(body, {"WriteFileOnly": WriteFileOnly})  # noqa: S102 - our own printed program
+
+
+def test_a_model_that_loses_writes_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The known-bad twin of the real-vs-model invariant: a model whose
+    writes land nowhere must be told apart from the kernel."""
+    monkeypatch.setattr(F, "write_at", lambda old, offset, data: old)
+    with pytest.raises(AssertionError, match="the real file system left the model"):
+        run_state_machine_as_test(Lockstep, settings=settings(max_examples=200, derandomize=True, database=None, deadline=None,
+                                                              phases=(Phase.explicit, Phase.generate)))
