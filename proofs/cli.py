@@ -79,7 +79,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--list", action="store_true", help="list the theorem names and exit")
     ap.add_argument("--traces", action="store_true", help="also print each counterexample step by step")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="worker processes (default: CPUs)")
-    args = ap.parse_args(argv)
+    # A leading "--" (how a caller's argparse REMAINDER passes options on).
+    args = ap.parse_args(argv[1:] if argv[:1] == ["--"] else argv)
     names = [t.name for t in catalogue()]
     if args.list:
         print("\n".join(names))
