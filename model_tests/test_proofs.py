@@ -18,7 +18,7 @@ import z3  # type: ignore[import-untyped]
 from proofs import cli, invariants, symbolic
 from proofs.conformance import mismatches
 from proofs.induction import prove, unbounded_system, vacuity
-from proofs.props import HITS, STAYS
+from proofs.props import HITS, NO_SIGBUS, STAYS
 from proofs.theorems import COUNTEREXAMPLE, PROVED, SAMPLES, UNKNOWN, catalogue, find, run
 from spec.explore import Setup, explore
 from spec.properties import get_property
@@ -46,6 +46,7 @@ def test_the_issue_s_theorems_are_all_there(rows: dict[str, Row]) -> None:
         for prop in (STAYS, HITS):
             r = rows[f"{proto}/{prop}/all-N-all-L"]
             assert (r["outcome"], r["scope"]) == (PROVED, "all N, all L")
+    assert rows[f"write-then-truncate/{NO_SIGBUS}/all-N-all-L"]["outcome"] == PROVED
     for proto, prop in [("write-file", STAYS), ("write-file", HITS), ("go-index-entry", STAYS), ("go-index-entry", HITS),
                         ("create-exclusive", STAYS), ("go-output-file", STAYS)]:
         assert rows[f"{proto}/{prop}/bmc"]["outcome"] == COUNTEREXAMPLE
@@ -67,11 +68,12 @@ def test_unbounded_proofs_pass_every_check_including_vacuity(rows: dict[str, Row
 
 
 def test_write_file_induction_genuinely_fails_then_bmc_finds_a_trace(rows: dict[str, Row]) -> None:
-    r = rows[f"write-file/{STAYS}/bmc"]
-    answers = {c["check"]: c["answer"] for c in r["checks"]}
-    assert answers == {"unbounded induction attempt": "fails", "concrete consecution": "sat"}
-    assert "O_TRUNC" in r["counterexample_to_induction"]
-    assert r["counterexample"]["trace"] is not None
+    for prop in (STAYS, NO_SIGBUS):
+        r = rows[f"write-file/{prop}/bmc"]
+        answers = {c["check"]: c["answer"] for c in r["checks"]}
+        assert answers == {"unbounded induction attempt": "fails", "concrete consecution": "sat"}
+        assert "O_TRUNC" in r["counterexample_to_induction"]
+        assert r["counterexample"]["trace"] is not None
 
 
 def test_each_needed_assumption_dropped_yields_a_counterexample(rows: dict[str, Row]) -> None:
@@ -120,6 +122,8 @@ def test_bmc_traces_replay_on_real_files(rows: dict[str, Row], tmp_path: pathlib
         full = dict(trace.setup.payloads())[path]
         if trace.property == STAYS:
             assert last is None or len(last) < len(full) or last != full, name  # missing, short or torn
+        elif trace.property == NO_SIGBUS:  # the real reader dies of SIGBUS
+            assert snaps[-1].procs[-1].status == "sigbus", name
         else:  # the real reader, begun after publication, misses
             reader = snaps[-1].procs[-1]
             assert (reader.began, reader.status) in ((2, "miss"), (2, "sigbus")), (name, reader)

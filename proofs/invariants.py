@@ -210,4 +210,32 @@ def rename_reader(v: View) -> Conjuncts:
     return rename_writer(v) + reader_after_publication(v, stable)
 
 
+def in_place_mapper(v: View) -> Conjuncts:
+    """mmap-read against in-place writers: the entry never shrinks, so a
+    mapping never outlives its bytes.
+
+    - reader-holds-E:  a reader's descriptor, when set, is on E (E exists);
+    - size-seen:       a size a reader has seen (fstat) is at most size(E),
+                       and a reader that has seen one (>= 0) saw an existing E;
+    - mapped-within:   a reader's mapping, when set, is of E and no longer
+                       than size(E);
+    - no-sigbus:       no process has died of SIGBUS.
+    """
+    assert v.reader is not None
+    E, size, sigbus = v.E, v.s.fs.size, status_code("sigbus")
+
+    def is_reader(p: z3.ArithRef) -> z3.BoolRef:
+        return v.sysm.kind_of[p] == v.reader
+
+    return in_place_writer(v) + [
+        ("reader-holds-E", v.forall(lambda p: z3.Implies(z3.And(is_reader(p), v.reg("f", "set", p)),
+                                                         z3.And(E >= 0, v.reg("f", "ino", p) == E)))),
+        ("size-seen", v.forall(lambda p: z3.Implies(z3.And(is_reader(p), v.reg("st", "n", p) >= 0),
+                                                    z3.And(E >= 0, v.reg("st", "n", p) <= size[E])))),
+        ("mapped-within", v.forall(lambda p: z3.Implies(z3.And(is_reader(p), v.reg("map", "set", p)),
+                                                        z3.And(E >= 0, v.reg("map", "ino", p) == E, v.reg("map", "n", p) <= size[E])))),
+        ("no-sigbus", v.forall(lambda p: v.s.st[p] != sigbus)),
+    ]
+
+
 Invariant = Callable[[View], Conjuncts]

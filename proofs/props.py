@@ -19,6 +19,7 @@ from .symbolic import SymPayload, SymState, System, status_code
 
 STAYS = "published-entry-stays-complete"
 HITS = "reader-after-publication-hits"
+NO_SIGBUS = "mmap-reader-never-faults"
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,13 @@ def reader_hits(sysm: System, s: SymState, procs: Procs) -> z3.BoolRef:
     return procs.forall(ok)
 
 
+def never_faults(sysm: System, s: SymState, procs: Procs) -> z3.BoolRef:
+    """mmap-reader-never-faults: no process has died of SIGBUS."""
+    return procs.forall(lambda p: s.st[p] != status_code(SIGBUS))
+
+
 PROPERTY_FORMULAS: dict[str, Callable[[System, SymState, Procs], z3.BoolRef]] = {
     STAYS: stays_complete,
     HITS: reader_hits,
+    NO_SIGBUS: never_faults,
 }

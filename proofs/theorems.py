@@ -31,10 +31,13 @@ from spec.trace import Trace, TraceStep
 from . import invariants as inv
 from .bmc import BmcResult, Scenario, search
 from .induction import Check, concrete_consecution, prove, unbounded_system, vacuity
-from .props import HITS, STAYS
+from .props import HITS, NO_SIGBUS, STAYS
 from .small_scope import search_all
 
 READER = "go-read-entry"
+MMAP_READER = "mmap-read"
+# The reader each property is about (None: the property needs no reader).
+READER_OF: dict[str, str | None] = {STAYS: READER, HITS: READER, NO_SIGBUS: MMAP_READER}
 PROVED, COUNTEREXAMPLE, UNKNOWN = "proved", "counterexample", "unknown"
 
 # The assumptions an unbounded theorem may rest on.
@@ -72,6 +75,7 @@ class Theorem:
     depth: int = 0
     exhaustive: bool = False
     dropped: str | None = None
+    reader: str = READER
 
     @builtins.property  # the field ``property`` shadows the builtin here
     def scope(self) -> str:
@@ -118,13 +122,13 @@ def _payloads(entry: bytes) -> tuple[tuple[str, bytes], ...]:
     return (("entry", entry), ("output", OUTPUT_BYTES[:len(entry)]))
 
 
-def custom(writers: list[tuple[str, bytes]], reader_entry: bytes | None, faults: int = 0) -> Scenario:
+def custom(writers: list[tuple[str, bytes]], reader_entry: bytes | None, faults: int = 0, reader: str = READER) -> Scenario:
     """Writers with payloads of their own (which Setup cannot express),
     and optionally one reader that expects ``reader_entry``."""
     procs = [(name, _payloads(entry)) for name, entry in writers]
     names = [f"W{i + 1}" for i in range(len(writers))]
     if reader_entry is not None:
-        procs.append((READER, _payloads(reader_entry)))
+        procs.append((reader, _payloads(reader_entry)))
         names.append("R1")
     return Scenario(tuple(procs), faults, tuple(names))
 
@@ -196,14 +200,16 @@ def _unbounded(proto: str, prop: str, invariant: inv.Invariant, statement: str) 
     encoding gives all kinds the same L and bytes), only ``proto`` writers,
     and for the reader property an entry the reader's validation accepts."""
     used = (SAME_LENGTH, SAME_BYTES, ONE_PROTOCOL) + ((NO_NUL,) if prop == HITS else ())
+    reader = READER_OF[prop] or READER
     return Theorem(f"{proto}/{prop}/all-N-all-L", proto, prop, statement, _claim_expect(proto, prop, None), used,
-                   invariant, Setup((proto,), writers=2, readers=1, faults=2, entry_length=2))
+                   invariant, Setup((proto,), writers=2, readers=1, reader=reader, faults=2, entry_length=2), reader=reader)
 
 
 def _bmc(proto: str, prop: str, faults: int, length: int, depth: int, statement: str, invariant: inv.Invariant | None = None) -> Theorem:
-    readers = 1 if prop == HITS else 0
+    readers = 0 if prop == STAYS else 1
     return Theorem(f"{proto}/{prop}/bmc", proto, prop, statement, _claim_expect(proto, prop, faults), (), invariant, None,
-                   from_setup(protocols=(proto,), writers=2, readers=readers, faults=faults, entry_length=length), depth)
+                   from_setup(protocols=(proto,), writers=2, readers=readers, reader=READER_OF[prop], faults=faults, entry_length=length),
+                   depth, reader=READER_OF[prop] or READER)
 
 
 def _drop(proto: str, prop: str, dropped: str, expect: str, scenario: Callable[[], Scenario], statement: str) -> Theorem:
@@ -215,16 +221,17 @@ def _drop(proto: str, prop: str, dropped: str, expect: str, scenario: Callable[[
 def _drops(proto: str, prop: str, needed: tuple[str, ...]) -> list[Theorem]:
     """One theorem per assumption: a counterexample where it is needed,
     no counterexample over every run of a small scope where it is not."""
-    reader = LONG if prop == HITS else None
+    reader = LONG if prop != STAYS else None
+    kind = READER_OF[prop] or READER
     other = "write-file"
     cases: dict[str, tuple[Callable[[], Scenario], str]] = {
-        SAME_LENGTH: (lambda: custom([(proto, LONG), (proto, A)], reader),
+        SAME_LENGTH: (lambda: custom([(proto, LONG), (proto, A)], reader, reader=kind),
                       f"writers of {LONG!r} and of {A!r} (same bytes where they overlap)"),
-        SAME_BYTES: (lambda: custom([(proto, B), (proto, X)], B if prop == HITS else None),
+        SAME_BYTES: (lambda: custom([(proto, B), (proto, X)], B if prop != STAYS else None, reader=kind),
                      f"writers of {B!r} and of {X!r} (same length)"),
-        ONE_PROTOCOL: (from_setup(protocols=(proto, other), writers=2, readers=1 if prop == HITS else 0, faults=0, entry_length=1),
+        ONE_PROTOCOL: (from_setup(protocols=(proto, other), writers=2, readers=0 if prop == STAYS else 1, reader=kind, faults=0, entry_length=1),
                        f"one {proto} writer and one {other} writer"),
-        NO_NUL: (lambda: custom([(proto, Z)], Z), f"a writer of {Z!r}, which the reader's validation rejects"),
+        NO_NUL: (lambda: custom([(proto, Z)], Z, reader=kind), f"a writer of {Z!r}, which the reader's validation rejects"),
     }
     out = []
     for name in (SAME_LENGTH, SAME_BYTES, ONE_PROTOCOL, NO_NUL):
@@ -254,10 +261,16 @@ def catalogue() -> list[Theorem]:
         _bmc("create-exclusive", HITS, 0, 1, 8, "a reader after that publication finds the entry empty"),
         _bmc("go-output-file", STAYS, 1, 1, 12, "copyFile's truncate-to-0 on a faulted write empties a completed output"),
     ]
+    thms += [
+        _unbounded(wtt, NO_SIGBUS, inv.in_place_mapper, "no mmap-read reader ever dies of SIGBUS: the entry never shrinks under a mapping"),
+        _bmc("write-file", NO_SIGBUS, 0, 1, 12, "the induction that proves write-then-truncate fails for write-file; "
+             "its O_TRUNC empties a file a reader has mapped, and the reader's touch faults", inv.in_place_mapper),
+    ]
     thms += _drops(wtt, STAYS, (SAME_LENGTH, SAME_BYTES, ONE_PROTOCOL))
     thms += _drops(wtt, HITS, (SAME_LENGTH, ONE_PROTOCOL, NO_NUL))
     thms += _drops(rip, STAYS, (ONE_PROTOCOL,))
     thms += _drops(rip, HITS, (SAME_LENGTH, ONE_PROTOCOL, NO_NUL))
+    thms += _drops(wtt, NO_SIGBUS, (ONE_PROTOCOL,))
     return thms
 
 
@@ -279,7 +292,7 @@ def run(t: Theorem) -> Result:
     res = Result(t, UNKNOWN, 0.0)
     if t.invariant is not None and t.scenario is None:
         assert t.vacuity_setup is not None
-        sysm = unbounded_system(t.protocol, READER)
+        sysm = unbounded_system(t.protocol, t.reader)
         res.checks = prove(sysm, t.invariant, t.property, valid_entry=NO_NUL in t.assumptions).checks
         res.checks += vacuity(sysm, t.invariant, t.vacuity_setup, SAMPLES)
         if all(c.passed for c in res.checks):
@@ -305,7 +318,7 @@ def run(t: Theorem) -> Result:
         # The induction that proves the fixed protocol, attempted here: it
         # must fail for all N and L, and at this concrete scope it must meet
         # a counterexample to induction (quantifier-free, so Z3 shows one).
-        attempt = prove(unbounded_system(t.protocol, READER), t.invariant, t.property, valid_entry=NO_NUL in t.assumptions)
+        attempt = prove(unbounded_system(t.protocol, t.reader), t.invariant, t.property, valid_entry=NO_NUL in t.assumptions)
         broken = [c for c in attempt.checks if not c.passed]
         res.checks.append(Check("unbounded induction attempt", "fails" if broken and not attempt.unknown else
                                 ("unknown" if attempt.unknown else "proves"), "fails", sum(c.seconds for c in attempt.checks),
