@@ -1,8 +1,9 @@
 """CrossHair over the PEP 316 contracts, and the entry reader diffed with
 the reference.
 
-``crosshair check`` runs as subprocesses (two at a time, one per core), each condition bounded by ``--per_condition_timeout``: a clean run is
-a bounded search that found nothing, not a proof.  Every check has a
+``crosshair check`` runs as subprocesses (two at a time, one per core),
+each condition bounded by ``--per_condition_timeout``: a clean run is a
+bounded search that found nothing, not a proof.  Every check has a
 known-bad twin that it must catch:
 
 - the contracts of ``spec.fs``, ``spec.goentry`` and the op wrappers of
@@ -31,7 +32,6 @@ import os
 import re
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 from typing import Callable, Iterator
 
