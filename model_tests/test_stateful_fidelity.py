@@ -26,12 +26,12 @@ import tempfile
 from typing import Any
 
 import pytest
-from hypothesis import Phase, event, settings, strategies as st
+from hypothesis import Phase, assume, event, settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 
 from reference.osfs import OSWorld, project
 from spec import fs as F
-from spec.machine import RUNNING, Config, Kind, World, faults, initial, step
+from spec.machine import READ_BIT, RUNNING, Config, Kind, World, current, faults, initial, step
 from spec.ops import (
     Chtimes,
     Close,
@@ -74,6 +74,8 @@ KNOWN = {
                           "slices old[:-1] and drops the last byte",
     "negative pwrite offset": "model bug: pwrite(f, data, -1) is EINVAL on Linux, nothing written; the model "
                               "slices at -1 and scrambles the file",
+    "mmap of a write-only descriptor": "model bug: mmap(PROT_READ) of an O_WRONLY descriptor is EACCES on Linux; "
+                                       "the model maps it",
 }
 # Lengths and offsets are generated >= 0 because of the two model bugs
 # above; a negative read length has no meaning at all (read's count is a
@@ -135,6 +137,8 @@ def _program(body: list[Instr], n: int) -> Program:
 # one, the way the protocols do.
 SNIPPETS: st.SearchStrategy[list[Instr]] = st.one_of(
     st.builds(lambda p, d, f: [Open(p, OpenFlags.READ | OpenFlags.WRITE | OpenFlags.CREAT, f), Write(d, f)], path, _data(), fd),
+    # Read-write: mapping a write-only descriptor is a known disagreement
+    # (KNOWN; the machine steers clear of it when a single Open leads there).
     st.builds(lambda p, d, f: [Open(p, OpenFlags.READ | OpenFlags.WRITE | OpenFlags.CREAT, f), Write(d, f), Fstat(f, "st"),
                                Mmap(f, "st", "map")], path, _data(), fd),
     st.builds(lambda f, n: [Ftruncate(Length(None, n), f), MapRead("map", "mbuf")], fd, st.integers(0, 2)),
@@ -147,6 +151,18 @@ def _flatten(chunks: list[list[Instr]]) -> list[Instr]:
 
 
 programs = st.lists(st.lists(CHUNKS, min_size=3, max_size=10).map(_flatten), min_size=1, max_size=3)
+
+
+def _known_disagreement(cfg: Config, world: World, i: int) -> str | None:
+    """The KNOWN entry process ``i``'s next step would run into, if any."""
+    p = world.procs[i]
+    ins = current(cfg, p)
+    if isinstance(ins, Mmap):
+        k = cfg.kinds[p.kind]
+        d, size = p.regs[k.reg[ins.fd]], p.regs[k.reg[ins.size]]
+        if d and size and int(size[0]) > 0 and not int(d[2]) & READ_BIT:  # type: ignore[call-overload]
+            return "mmap of a write-only descriptor"
+    return None
 
 
 class Fidelity(RuleBasedStateMachine):
@@ -183,6 +199,9 @@ class Fidelity(RuleBasedStateMachine):
         i %= len(self.model.procs)
         if self.model.procs[i].status != RUNNING:
             return
+        # The one pinned disagreement the generator cannot rule out by
+        # construction (it depends on the descriptor's mode at run time).
+        assume(_known_disagreement(self.cfg, self.model, i) is None)
         options = faults(self.cfg, self.model, i)
         f = options[fault % len(options)] if fault >= 0 and options else None
         self.last = f"process {i}: {self.cfg.kinds[self.model.procs[i].kind].program.code[self.model.procs[i].pc]}" + (f" with fault {f}" if f else "")
@@ -298,4 +317,17 @@ def test_negative_pwrite_offset_is_einval() -> None:
     _fail(p, F.EINVAL), fs, True``."""
     real, model = _lockstep_once((*_FILLED, PWrite(Data("p"), -1, "f"), Fsync("g")), 3)
     assert real.procs[0].last == "EINVAL" and dict(real.files)["a"] == PAYLOAD
+    assert real == model, _difference(real, model)
+
+
+@pytest.mark.xfail(strict=True, reason=KNOWN["mmap of a write-only descriptor"])
+def test_mmap_of_a_write_only_descriptor_is_eacces() -> None:
+    """Fix in spec/machine.py ``_mmap``, after the EINVAL check:
+    ``if int(size[0]) > 0 and not int(d[2]) & READ_BIT: return _fail(p,
+    F.EACCES), fs, True`` (size 0 maps nothing without asking the kernel,
+    in the model, in reference.osfs and in Go)."""
+    body = (Open(Path("a"), OpenFlags.WRITE | OpenFlags.CREAT, "f"), Write(Data("p"), "f"), Fstat("f", "st"),
+            Mmap("f", "st", "map"), Fsync("g"))
+    real, model = _lockstep_once(body, 4)
+    assert real.procs[0].last == "EACCES"
     assert real == model, _difference(real, model)
