@@ -238,4 +238,36 @@ def in_place_mapper(v: View) -> Conjuncts:
     ]
 
 
+def rename_mapper(v: View) -> Conjuncts:
+    """mmap-read against rename-into-place: every inode a reader holds or
+    maps was complete when the name pointed at it, and nobody writes it
+    again (it is no writer's temp), so it never shrinks.
+
+    - reader-holds-complete: a reader's descriptor, when set, is on a
+                       complete inode that is no writer's temp;
+    - size-seen:       a size a reader has seen (fstat) is at most L;
+    - mapped-within:   a reader's mapping, when set, is of a complete inode
+                       that is no writer's temp, below the next inode number,
+                       and no longer than L;
+    - no-sigbus:       no process has died of SIGBUS.
+    """
+    assert v.reader is not None
+    T, L, sigbus = v.s.priv[TEMP.name], v.pay.length, status_code("sigbus")
+
+    def is_reader(p: z3.ArithRef) -> z3.BoolRef:
+        return v.sysm.kind_of[p] == v.reader
+
+    def settled(ino: z3.ArithRef) -> z3.BoolRef:
+        return z3.And(v.complete(ino), v.forall(lambda q: z3.Implies(T[q] >= 0, T[q] != ino)))
+
+    return rename_writer(v) + [
+        ("reader-holds-complete", v.forall(lambda p: z3.Implies(z3.And(is_reader(p), v.reg("f", "set", p)), settled(v.reg("f", "ino", p))))),
+        ("size-seen", v.forall(lambda p: z3.Implies(is_reader(p), v.reg("st", "n", p) <= L))),
+        ("mapped-within", v.forall(lambda p: z3.Implies(z3.And(is_reader(p), v.reg("map", "set", p)),
+                                                        z3.And(settled(v.reg("map", "ino", p)), v.reg("map", "ino", p) < v.s.fs.nino,
+                                                               v.reg("map", "n", p) <= L)))),
+        ("no-sigbus", v.forall(lambda p: v.s.st[p] != sigbus)),
+    ]
+
+
 Invariant = Callable[[View], Conjuncts]

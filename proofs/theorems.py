@@ -263,6 +263,7 @@ def catalogue() -> list[Theorem]:
     ]
     thms += [
         _unbounded(wtt, NO_SIGBUS, inv.in_place_mapper, "no mmap-read reader ever dies of SIGBUS: the entry never shrinks under a mapping"),
+        _unbounded(rip, NO_SIGBUS, inv.rename_mapper, "no mmap-read reader ever dies of SIGBUS: a mapped inode is never written again"),
         _bmc("write-file", NO_SIGBUS, 0, 1, 12, "the induction that proves write-then-truncate fails for write-file; "
              "its O_TRUNC empties a file a reader has mapped, and the reader's touch faults", inv.in_place_mapper),
     ]
@@ -271,6 +272,7 @@ def catalogue() -> list[Theorem]:
     thms += _drops(rip, STAYS, (ONE_PROTOCOL,))
     thms += _drops(rip, HITS, (SAME_LENGTH, ONE_PROTOCOL, NO_NUL))
     thms += _drops(wtt, NO_SIGBUS, (ONE_PROTOCOL,))
+    thms += _drops(rip, NO_SIGBUS, (ONE_PROTOCOL,))
     return thms
 
 
