@@ -12,18 +12,25 @@ for people.  The lead's ``idemwrite`` console script delegates here.
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
-from typing import Any
 
-from reference.gocache import GoCache, NotACacheDir, VerifyReport
+# Importing this module must stay cheap: ``idemwrite gocacheprog`` goes
+# through it at the start of every go command.  The cache subcommands import
+# what they need (argparse, json, the cache) when they run.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+    from typing import Any
+
+    from reference.gocache import VerifyReport
 
 
 # ------------------------------------------------------------ cache
 
 
 def _cache_parser() -> argparse.ArgumentParser:
+    import argparse
+
     p = argparse.ArgumentParser(prog="idemwrite cache", description="Look at or trim a Go build cache directory (GOCACHE).")
     p.add_argument("action", choices=("verify", "stat", "trim"),
                    help="verify: check every entry and every output's SHA-256; stat: counts and sizes; trim: Go's trim")
@@ -35,6 +42,8 @@ def _cache_parser() -> argparse.ArgumentParser:
 
 def cache_main(argv: list[str]) -> int:
     """``idemwrite cache verify|stat|trim DIR [--json] [--force]``."""
+    from reference.gocache import GoCache, NotACacheDir
+
     args = _cache_parser().parse_args(argv)
     try:
         cache = GoCache(args.dir, create=False)
@@ -55,6 +64,8 @@ def cache_main(argv: list[str]) -> int:
 
 
 def _print_data(data: dict[str, Any], as_json: bool) -> None:
+    import json
+
     if as_json:
         print(json.dumps(data, indent=2))
         return
@@ -70,6 +81,8 @@ def _print_verify(report: VerifyReport, as_json: bool) -> None:
         "unreferenced_outputs": report.unreferenced_outputs, "problems": len(report.problems),
     }
     if as_json:
+        import json
+
         problems = [{"path": p.path, "kind": p.kind, "detail": p.detail} for p in report.problems]
         print(json.dumps({**summary, "ok": report.ok, "problem_files": problems}, indent=2))
         return
