@@ -116,10 +116,13 @@ class BmcResult:
         return Trace(self.scenario.setup, self.steps, self.property)
 
 
-# Per query.  Generous because wall time, not work, is what it bounds: on
-# this 2-CPU machine under others' load a query that needs 5 s alone has
-# taken 60 s.  Running out is ``unknown``, a failure, never a pass.
-TIMEOUT_MS = 300_000
+# Per query: a deterministic work budget (Z3's rlimit), so that the outcome
+# does not depend on the machine's load; the largest query of the catalogue
+# uses about 10 million (go-output-file at depth 9), the budget is 50 times
+# that.  The wall-clock timeout is only a backstop.  Running out of either
+# is ``unknown``, a failure, never a pass.
+RLIMIT = 500_000_000
+TIMEOUT_MS = 600_000
 
 
 def search(scn: Scenario, prop: str, depth: int, timeout_ms: int = TIMEOUT_MS, start: int = 0) -> BmcResult:
@@ -151,6 +154,7 @@ def search(scn: Scenario, prop: str, depth: int, timeout_ms: int = TIMEOUT_MS, s
             continue
         solver = z3.SolverFor("QF_AUFLIA")
         solver.set("timeout", timeout_ms)
+        solver.set("rlimit", RLIMIT)
         solver.add(*facts, z3.Not(formula(sysm, s, Procs(n))))
         r = solver.check()
         if r == z3.sat:

@@ -53,7 +53,10 @@ from .symbolic import (
     initial_state,
 )
 
-TIMEOUT_MS = 60_000  # per query; each takes well under a second when the invariant is right
+# Per query; each takes well under a second when the invariant is right.
+# The work budget (rlimit) makes an ``unknown`` independent of load.
+TIMEOUT_MS = 120_000
+RLIMIT = 100_000_000
 
 
 @dataclass
@@ -93,6 +96,7 @@ def _query(name: str, facts: list[z3.BoolRef], expect: str = "unsat", detail: st
     started = time.perf_counter()
     solver = z3.Solver()
     solver.set("timeout", TIMEOUT_MS)
+    solver.set("rlimit", RLIMIT)
     solver.add(*facts)
     answer = str(solver.check())
     if answer == "unknown":
@@ -235,6 +239,7 @@ def concrete_consecution(scn: Scenario, inv: Invariant) -> tuple[Check, str]:
         after = inv(_view(sysm, tr.after, procs))
         solver = z3.Solver()
         solver.set("timeout", TIMEOUT_MS)
+        solver.set("rlimit", RLIMIT)
         budget = [] if sysm.fault_budget is None else [z3.Implies(f, s.faults < sysm.fault_budget)]
         solver.add(*[c for _, c in now], p >= 0, p < n, tr.enabled, *budget, z3.Not(z3.And([c for _, c in after])))
         r = solver.check()
