@@ -31,7 +31,9 @@ def run_all(names: Sequence[str], jobs: int) -> list[Row]:
     # Deepest searches first, so the longest one does not start last.
     depth = {t.name: t.depth for t in catalogue()}
     order = sorted(names, key=lambda n: -depth.get(n, 0))
-    ctx = multiprocessing.get_context("fork")
+    # forkserver, not fork: the caller (a test run, say) may have threads,
+    # and forking a threaded process can deadlock the child.
+    ctx = multiprocessing.get_context("forkserver")
     with ctx.Pool(min(jobs, len(names))) as pool:
         done = dict(zip(order, pool.map(_run_one, order, chunksize=1)))
     return [done[n] for n in names]
