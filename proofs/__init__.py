@@ -8,6 +8,9 @@
 - :mod:`proofs.induction`  initiation / consecution / property checks for
   all N and all L, and vacuity checks on explored states;
 - :mod:`proofs.theorems`   the named theorems and how each is settled;
+- :mod:`proofs.small_scope` every run of a small scenario (dropped
+  assumptions), by explicit search on ``spec.machine``;
+- :mod:`proofs.concrete`   model worlds as symbolic states;
 - :mod:`proofs.conformance` the solver's transition against ``spec.machine``;
 - :mod:`proofs.cli`        ``idemwrite prove``.
 
