@@ -29,7 +29,7 @@ def test_check_json_has_the_documented_fields(capsys: pytest.CaptureFixture[str]
 def test_check_exits_1_when_a_verdict_differs_from_the_declaration(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     assert main(["check", "--protocol", "go-index-entry", "--faults", "1"]) == 0
     # The known-bad twin: a catalogue that declared write-file safe.
-    import idemwrite.cli as cli
+    import idemwrite.commands as cli
 
     monkeypatch.setattr(cli, "declared", lambda setup, prop: ("holds", "tampered declaration"))
     assert main(["check", "--protocol", "write-file", "--faults", "0"]) == 1

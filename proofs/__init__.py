@@ -14,7 +14,7 @@
 - :mod:`proofs.conformance` the solver's transition against ``spec.machine``;
 - :mod:`proofs.cli`        ``idemwrite prove``.
 
-See ``proofs/PROVED.md`` for what is proved, in words.
+See "What is proved" in ``spec/SPEC.md`` for what is proved, in words.
 """
 
 from .theorems import COUNTEREXAMPLE, PROVED, UNKNOWN, Result, Theorem, catalogue, find, run

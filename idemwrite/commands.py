@@ -1,0 +1,198 @@
+"""The explorer's commands: ``idemwrite check``, ``trace`` and ``list``.
+
+Every result is data first (``--json``), then a table for people.  Exit
+status: 0 when every verdict is the one the catalogue declares, 1 when one
+differs, 2 for bad usage.  (``prove``, ``cache`` and ``gocacheprog`` are
+dispatched by ``idemwrite.cli`` before this module is imported; they appear
+in this parser only for ``--help``.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+from spec.check import Result, Scenario, applicable, declared, default_scenarios, run
+from spec.explore import Setup, SetupError, explore
+from spec.properties import PROPERTIES, UnknownProperty, get_property
+from spec.protocols import CATALOGUE, READERS, WRITERS, UnknownProtocol, protocol
+from spec.report import markdown, text_table, violations_text
+from spec.trace import Trace, from_exploration, markdown_table, mermaid, show, table, to_json
+
+
+def _bounds(p: argparse.ArgumentParser, *, faults_many: bool) -> None:
+    p.add_argument("--writers", "-N", type=int, default=3, help="writer processes (default 3)")
+    p.add_argument("--readers", "-R", type=int, default=1, help="reader processes (default 1)")
+    p.add_argument("--reader", default=None, choices=READERS, help="reader protocol (default: the protocol's own, mmap-read for mmap-reader-never-faults)")
+    if faults_many:
+        p.add_argument("--faults", "-F", type=int, action="append", help="fault budget; repeatable (default: 0 and 1)")
+    else:
+        p.add_argument("--faults", "-F", type=int, default=None, help="fault budget (default: the smallest of 0, 1, 2 that shows a violation)")
+    p.add_argument("--entry-length", "-L", type=int, default=2, help="bytes per entry (default 2)")
+    p.add_argument("--granularity", choices=("byte", "write"), default="byte", help="a write lands a byte a step, or whole (default byte)")
+    p.add_argument("--crashes", type=int, choices=(0, 1), default=None, help="let the machine lose power once (default: only for published-entry-survives-crash)")
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="idemwrite", description="Model, check, prove and run protocols for writing shared cache files.")
+    sub = ap.add_subparsers(dest="command", required=True)
+    c = sub.add_parser("check", help="explore every interleaving; verdict table of protocols x properties")
+    c.add_argument("--protocol", "-p", action="append", choices=WRITERS, help="writer protocol; repeat for a mix (default: the whole catalogue)")
+    c.add_argument("--property", "-P", action="append", choices=list(PROPERTIES), help="property to check; repeatable (default: all that apply)")
+    _bounds(c, faults_many=True)
+    fmt = c.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="results as JSON")
+    fmt.add_argument("--markdown", action="store_true", help="verdict table and counterexamples as Markdown")
+    t = sub.add_parser("trace", help="the shortest counterexample of one property")
+    t.add_argument("protocols", nargs="+", choices=WRITERS, metavar="PROTOCOL", help="writer protocol(s): " + ", ".join(WRITERS))
+    t.add_argument("--property", "-P", required=True, choices=list(PROPERTIES))
+    _bounds(t, faults_many=False)
+    tf = t.add_mutually_exclusive_group()
+    tf.add_argument("--json", action="store_true")
+    tf.add_argument("--markdown", action="store_true")
+    tf.add_argument("--mermaid", action="store_true", help="a Mermaid sequence diagram")
+    t.add_argument("--replay", action="store_true", help="also replay it on real files in a temporary directory")
+    sub.add_parser("list", help="the catalogue: every protocol as pseudo-code, with its claims")
+    for name, what in (("prove", "Z3 proofs (see `idemwrite prove --help`)"), ("cache", "inspect a Go build cache directory"), ("gocacheprog", "serve GOCACHEPROG for the go command")):
+        s = sub.add_parser(name, help=what, add_help=False)
+        s.add_argument("rest", nargs=argparse.REMAINDER)
+    return ap
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        if args.command == "check":
+            return cmd_check(args)
+        if args.command == "trace":
+            return cmd_trace(args)
+        if args.command == "list":
+            return cmd_list()
+        return _delegate(args.command, list(args.rest))
+    except (UnknownProtocol, UnknownProperty, SetupError) as e:
+        print(f"idemwrite: error: {e}", file=sys.stderr)
+        return 2
+
+
+def _delegate(command: str, rest: list[str]) -> int:
+    from .cli import delegate
+
+    return delegate(command, rest)
+
+
+def _scenarios(args: argparse.Namespace) -> list[Scenario]:
+    budgets = args.faults or [0, 1]
+    if not args.protocol:
+        out = default_scenarios(args.writers, args.readers, args.entry_length, args.granularity, budgets)
+        if args.crashes is not None:
+            out = [s for s in out if s.setup.crashes == args.crashes]
+        if args.reader:
+            out = [s for s in out if s.setup.reader == args.reader]
+        return [s for s in out if not args.property or s.property in args.property]
+    out = []
+    for f in budgets:
+        reader = args.reader or protocol(args.protocol[0]).reader
+        crashes = args.crashes if args.crashes is not None else int(bool(args.property) and all(get_property(p).after_crash for p in args.property))
+        setup = Setup(tuple(dict.fromkeys(args.protocol)), args.writers, args.readers, reader, f, args.entry_length, args.granularity, crashes)
+        for prop in args.property or applicable(setup):
+            expected, reason = declared(setup, prop)
+            out.append(Scenario(setup, prop, expected, reason))
+    return out
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    results = run(_scenarios(args))
+    bad = [r for r in results if not r.ok]
+    if args.json:
+        print(json.dumps({"results": [r.to_json() for r in results]}, indent=1))
+    elif args.markdown:
+        print(markdown(results, timings=True))
+        print()
+        print(violations_text(results, md=True))
+    else:
+        print(text_table(results))
+        print()
+        print(violations_text(results))
+        print(_summary(results, bad))
+    return 1 if bad else 0
+
+
+def _summary(results: list[Result], bad: list[Result]) -> str:
+    states = sum(r.states for r in results)
+    if not bad:
+        return f"{len(results)} verdicts, all as the catalogue declares ({states} states explored in all)."
+    return f"{len(bad)} of {len(results)} verdicts differ from the catalogue's declarations."
+
+
+def _find_trace(args: argparse.Namespace) -> Trace | None:
+    prop = args.property
+    reader = args.reader or ("mmap-read" if prop == "mmap-reader-never-faults" else protocol(args.protocols[0]).reader)
+    for f in [args.faults] if args.faults is not None else [0, 1, 2]:
+        crashes = args.crashes if args.crashes is not None else int(get_property(prop).after_crash)
+        setup = Setup(tuple(dict.fromkeys(args.protocols)), args.writers, args.readers, reader, f, args.entry_length, args.granularity, crashes)
+        ex = explore(setup, [prop])
+        if prop in ex.violations:
+            return from_exploration(ex, prop)
+    return None
+
+
+def cmd_trace(args: argparse.Namespace) -> int:
+    get_property(args.property)
+    trace = _find_trace(args)
+    if trace is None:
+        print(f"no counterexample: {args.property} holds for {' + '.join(args.protocols)} within these bounds", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(to_json(trace), indent=1))
+    elif args.markdown:
+        print(markdown_table(trace))
+    elif args.mermaid:
+        print(mermaid(trace))
+    else:
+        s = trace.setup
+        print(f"{args.property} violated by {' + '.join(s.protocols)} (N={s.writers} R={s.readers} reader={s.reader} F={s.faults} L={s.entry_length} {s.granularity}), {len(trace.steps)} steps:")
+        print(table(trace))
+    if args.replay:
+        print()
+        print(_replay(trace))
+    return 0
+
+
+def _replay(trace: Trace) -> str:
+    """The trace replayed on real files, next to the model's files."""
+    from reference.replay import replay_until_crash
+    from spec.trace import rows
+
+    model_rows = rows(trace)
+    with tempfile.TemporaryDirectory(prefix="idemwrite-replay-") as d:
+        real, stopped = replay_until_crash(trace, Path(d))
+    lines = [f"replayed on real files ({len(real)} steps); the entry after each step, model | real:"]
+    agree = True
+    for r, files in zip(model_rows, real):
+        m, o = dict(r.files).get("entry"), dict(files).get("entry")
+        agree &= dict(r.files) == dict(files)
+        lines.append(f"  {r.step:>3} {r.process:<3} {show(m):<24} | {show(o)}{'' if dict(r.files) == dict(files) else '   <- differs'}")
+    lines.append("the real files agree with the model at every step replayed" if agree else "the real files DIFFER from the model")
+    if stopped is not None:
+        lines.append(f"replay stopped: {stopped}")
+    return "\n".join(lines)
+
+
+def cmd_list() -> int:
+    for name, p in CATALOGUE.items():
+        print(f"{name} ({p.program.role.value}): {p.program.summary}")
+        for c in p.claims:
+            print(f"  claims {c.property}: {_claim_text(c.holds_up_to)} - {c.reason}")
+        print("  " + p.program.listing().replace("\n", "\n  "))
+        print()
+    return 0
+
+
+def _claim_text(up_to: int | None) -> str:
+    if up_to is None:
+        return "holds at every fault budget"
+    return "violated even without faults" if up_to < 0 else f"holds up to F={up_to}, violated beyond"
