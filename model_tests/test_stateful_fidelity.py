@@ -27,6 +27,7 @@ from typing import Any
 
 import pytest
 from hypothesis import Phase, assume, event, settings, strategies as st
+from hypothesis.control import currently_in_test_context
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 
 from reference.osfs import OSWorld, project
@@ -212,7 +213,8 @@ class Fidelity(RuleBasedStateMachine):
         # What the corners looked like (--hypothesis-show-statistics).
         q = self.model.procs[i]
         outcome = (q.last or "ok") if q.status == RUNNING else ("SIGBUS" if q.status == "sigbus" else "then returned")
-        event(f"{op}: {outcome}" + (" (injected)" if f else ""))
+        if currently_in_test_context():  # not in a pasted-back replay
+            event(f"{op}: {outcome}" + (" (injected)" if f else ""))
 
     @rule(i=st.integers(0, 2), n=st.integers(2, 12))
     def run_process(self, i: int, n: int) -> None:

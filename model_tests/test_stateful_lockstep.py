@@ -28,10 +28,12 @@ import tempfile
 from typing import Any
 
 import pytest
-from hypothesis import Phase, settings, strategies as st
+from hypothesis import Phase, event, settings, strategies as st
+from hypothesis.control import currently_in_test_context
 from hypothesis.stateful import (
     Bundle,
     RuleBasedStateMachine,
+    initialize,
     invariant,
     precondition,
     rule,
@@ -42,7 +44,7 @@ from reference.osfs import OSWorld, project
 from spec.explore import Setup
 from spec import fs as F
 from spec.fs import FileSystem
-from spec.machine import RUNNING, Config, Kind, Proc, World, faults, settle, step
+from spec.machine import RUNNING, Config, Kind, Proc, World, faults, published, settle, step
 from spec.ops import Role
 from spec.properties import PROPERTIES
 from spec.protocols import NO_SIGBUS, WRITERS, protocol
@@ -142,6 +144,12 @@ class Lockstep(RuleBasedStateMachine):
         self.history.append(f"start {name} as process {i}")
         return i
 
+    @initialize(target=processes, name=st.sampled_from(WRITERS))
+    def first_writer(self, name: str) -> int:
+        """Every example starts with a writer: with no process, most rules
+        would be disabled and Hypothesis would give up on many examples."""
+        return self._start(name)
+
     @precondition(lambda self: len(self.model.procs) < MAX_PROCS)
     @rule(target=processes, name=st.sampled_from(WRITERS))
     def start_writer(self, name: str) -> int:
@@ -205,6 +213,8 @@ class Lockstep(RuleBasedStateMachine):
                 continue
             why = prop.check(CONFIG, world)
             assert why is None, f"{name} violated: {why}"
+            if published(world) and currently_in_test_context():  # not in a pasted-back replay
+                event(f"checked after publication: {name}")  # --hypothesis-show-statistics
 
 
 def _difference(real: Any, model: Any) -> str:
@@ -236,6 +246,11 @@ class WriteFileOnly(Lockstep):
     READERS_ON = False
     FORCED = ("published-entry-stays-complete",)
 
+    @initialize(target=Lockstep.processes, name=st.just("write-file"))
+    def first_writer(self, name: str) -> int:
+        """The first write-file writer."""
+        return self._start(name)
+
     @precondition(lambda self: len(self.model.procs) < MAX_PROCS)
     @rule(target=Lockstep.processes, name=st.just("write-file"))
     def start_writer(self, name: str) -> int:
@@ -256,7 +271,7 @@ def test_write_file_violation_is_found_shrunk_and_replayable() -> None:
     assert "published-entry-stays-complete violated" in str(info.value)
     print("\n".join(getattr(info.value, "__notes__", [])))  # shown with -s: the program, for the report
     program = "\n".join(getattr(info.value, "__notes__", []))
-    starts = re.findall(r"state\.start_writer\(", program)
+    starts = re.findall(r"state\.(?:first_writer|start_writer)\(", program)
     steps = re.findall(r"state\.(?:step_process|step_running|inject_fault)\(", program)
     assert len(starts) == 2, program
     assert len(steps) == ENTRY_LENGTH + 3, program
