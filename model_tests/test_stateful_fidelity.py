@@ -249,8 +249,8 @@ def _difference(real: Any, model: Any) -> str:
 
 TestFidelity = Fidelity.TestCase
 # Arbitrary programs are cheap per step and need many examples to meet the
-# corners (a hole, a rename over an open file): four times the profile's.
-TestFidelity.settings = settings(max_examples=4 * settings().max_examples)
+# corners (a hole, a rename over an open file): six times the profile's.
+TestFidelity.settings = settings(max_examples=6 * settings().max_examples)
 
 
 def test_a_broken_model_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:

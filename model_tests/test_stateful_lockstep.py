@@ -232,8 +232,8 @@ def _difference(real: Any, model: Any) -> str:
 
 TestLockstep = Lockstep.TestCase
 # Catalogue processes end within a few steps, so an example holds few of
-# them: five times the profile's examples.
-TestLockstep.settings = settings(max_examples=5 * settings().max_examples)
+# them: eight times the profile's examples.
+TestLockstep.settings = settings(max_examples=8 * settings().max_examples)
 
 
 # ------------------------------------------------------------ known-bad twin
