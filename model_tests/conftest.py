@@ -29,7 +29,7 @@ settings.register_profile(
     "deep",
     database=None,
     deadline=None,
-    max_examples=2000,
+    max_examples=1000,  # the stateful machines multiply this (see their TestCase settings)
     stateful_step_count=120,
     print_blob=True,
     suppress_health_check=[HealthCheck.too_slow],
