@@ -34,9 +34,11 @@ from .fs import FileSystem
 from .machine import HANDLERS, RUNNING, WRITE_BIT, Config, Kind, Proc, World, local_faults, settle, step
 from .ops import (
     ENTRY,
+    Chtimes,
     Close,
     Data,
     Ftruncate,
+    Goto,
     If,
     Instr,
     Length,
@@ -61,7 +63,7 @@ STEP_LENGTH = 2
 
 # ------------------------------------------------------------ one operation
 # Each runs a two-instruction program (the operation, then return) through
-# the model's own step function, on a file system with at most the one file.
+# the model's own handler for it, on a file system with at most one file.
 
 
 def _run_op(op: Instr, content: bytes | None, offset: int | None, payload: bytes = PAYLOAD) -> tuple[bytes | None, str, int]:
@@ -213,7 +215,7 @@ def well_formed(s: EntryState, name: str) -> bool:
         if not 0 <= w.pc < len(code):
             return False
         ins = code[w.pc]
-        if isinstance(ins, (If, Return)) or type(ins).__name__ in ("Goto", "Chtimes"):
+        if isinstance(ins, (If, Goto, Return, Chtimes)):
             return False  # settle never stops at local control flow
         if w.holds != isinstance(ins, (Write, Ftruncate, Close)):
             return False  # these programs hold f exactly there
