@@ -26,13 +26,13 @@ import tempfile
 from typing import Any
 
 import pytest
-from hypothesis import Phase, assume, event, settings, strategies as st
+from hypothesis import Phase, event, settings, strategies as st
 from hypothesis.control import currently_in_test_context
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 
 from reference.osfs import OSWorld, project
 from spec import fs as F
-from spec.machine import READ_BIT, RUNNING, Config, Kind, World, current, faults, initial, step
+from spec.machine import RUNNING, Config, Kind, World, faults, initial, step
 from spec.ops import (
     Chtimes,
     Close,
@@ -64,23 +64,13 @@ SHARED = (Path("a"), Path("b"))
 PRIVATE = Path("t", private=True)
 PATHS = (*SHARED, PRIVATE)
 FDS = ("f", "g")
-SMALL = st.integers(0, 6)  # offsets and sizes: a few bytes past the payload
 
-# Disagreements found, left out of the generator until fixed, each pinned
-# by a strict xfail below (so the fix shows up as an unexpected pass).
-KNOWN = {
-    "read of 0 bytes": "reference.osfs never calls read(2) for a 0-byte read, so a bad descriptor "
-                       "reads b'' there and EBADF in the model (and on Linux)",
-    "negative ftruncate": "model bug: ftruncate(f, -1) is EINVAL on Linux, file unchanged; the model "
-                          "slices old[:-1] and drops the last byte",
-    "negative pwrite offset": "model bug: pwrite(f, data, -1) is EINVAL on Linux, nothing written; the model "
-                              "slices at -1 and scrambles the file",
-    "mmap of a write-only descriptor": "model bug: mmap(PROT_READ) of an O_WRONLY descriptor is EACCES on Linux; "
-                                       "the model maps it",
-}
-# Lengths and offsets are generated >= 0 because of the two model bugs
-# above; a negative read length has no meaning at all (read's count is a
-# size_t), so it is not an abstraction to document but a program to refuse.
+# Disagreements this machine found, all fixed, each pinned by a test below:
+# a 0-byte read on a bad descriptor (reference.osfs skipped read(2)), a
+# negative ftruncate length and a negative pwrite offset (EINVAL on Linux;
+# the model sliced with Python's negative indexes), and mmap of a write-only
+# descriptor (EACCES on Linux; the model mapped it).  A negative read count
+# has no meaning (read's count is a size_t): such a program is not generated.
 
 STATS: dict[str, int] = {"examples": 0, "steps": 0}
 
@@ -102,8 +92,8 @@ def _data() -> st.SearchStrategy[Data]:
     return st.builds(Data, st.just("p"), bound, bound)
 
 
-def _length(least: int = 0) -> st.SearchStrategy[Length]:
-    return st.builds(Length, st.none(), st.integers(least, 6)) | st.builds(Length, st.just("p"), st.integers(-2, 2))
+def _length(least: int = -2) -> st.SearchStrategy[Length]:
+    return st.builds(Length, st.none(), st.integers(least, 6)) | st.builds(Length, st.just("p"), st.integers(max(least, -4), 2))
 
 
 fd = st.sampled_from(FDS)
@@ -113,8 +103,8 @@ shared = st.sampled_from(SHARED)
 INSTRUCTIONS: st.SearchStrategy[Instr] = st.one_of(
     st.builds(Open, path, _flags(), fd),
     st.builds(Write, _data(), fd),
-    st.builds(PWrite, _data(), SMALL, fd),
-    st.builds(Read, _length(1), fd, st.just("buf")),  # not 0 bytes: see KNOWN
+    st.builds(PWrite, _data(), st.integers(-2, 6), fd),
+    st.builds(Read, _length(0), fd, st.just("buf")),
     st.builds(Ftruncate, _length(), fd),
     st.builds(Fsync, fd),
     st.builds(Close, fd),
@@ -138,10 +128,8 @@ def _program(body: list[Instr], n: int) -> Program:
 # one, the way the protocols do.
 SNIPPETS: st.SearchStrategy[list[Instr]] = st.one_of(
     st.builds(lambda p, d, f: [Open(p, OpenFlags.READ | OpenFlags.WRITE | OpenFlags.CREAT, f), Write(d, f)], path, _data(), fd),
-    # Read-write: mapping a write-only descriptor is a known disagreement
-    # (KNOWN; the machine steers clear of it when a single Open leads there).
-    st.builds(lambda p, d, f: [Open(p, OpenFlags.READ | OpenFlags.WRITE | OpenFlags.CREAT, f), Write(d, f), Fstat(f, "st"),
-                               Mmap(f, "st", "map")], path, _data(), fd),
+    st.builds(lambda p, m, d, f: [Open(p, m | OpenFlags.CREAT, f), Write(d, f), Fstat(f, "st"), Mmap(f, "st", "map")],
+              path, st.sampled_from([OpenFlags.READ | OpenFlags.WRITE, OpenFlags.WRITE]), _data(), fd),
     st.builds(lambda f, n: [Ftruncate(Length(None, n), f), MapRead("map", "mbuf")], fd, st.integers(0, 2)),
 )
 CHUNKS = INSTRUCTIONS.map(lambda i: [i]) | SNIPPETS
@@ -152,18 +140,6 @@ def _flatten(chunks: list[list[Instr]]) -> list[Instr]:
 
 
 programs = st.lists(st.lists(CHUNKS, min_size=3, max_size=10).map(_flatten), min_size=1, max_size=3)
-
-
-def _known_disagreement(cfg: Config, world: World, i: int) -> str | None:
-    """The KNOWN entry process ``i``'s next step would run into, if any."""
-    p = world.procs[i]
-    ins = current(cfg, p)
-    if isinstance(ins, Mmap):
-        k = cfg.kinds[p.kind]
-        d, size = p.regs[k.reg[ins.fd]], p.regs[k.reg[ins.size]]
-        if d and size and int(size[0]) > 0 and not int(d[2]) & READ_BIT:  # type: ignore[call-overload]
-            return "mmap of a write-only descriptor"
-    return None
 
 
 class Fidelity(RuleBasedStateMachine):
@@ -200,9 +176,6 @@ class Fidelity(RuleBasedStateMachine):
         i %= len(self.model.procs)
         if self.model.procs[i].status != RUNNING:
             return
-        # The one pinned disagreement the generator cannot rule out by
-        # construction (it depends on the descriptor's mode at run time).
-        assume(_known_disagreement(self.cfg, self.model, i) is None)
         options = faults(self.cfg, self.model, i)
         f = options[fault % len(options)] if fault >= 0 and options else None
         self.last = f"process {i}: {self.cfg.kinds[self.model.procs[i].kind].program.code[self.model.procs[i].pc]}" + (f" with fault {f}" if f else "")
@@ -281,11 +254,10 @@ def _lockstep_once(body: tuple[Instr, ...], steps: int = 1) -> tuple[Any, Any]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-@pytest.mark.xfail(strict=True, reason=KNOWN["read of 0 bytes"])
 def test_zero_byte_read_on_a_bad_descriptor() -> None:
     """read(-1, buf, 0) is EBADF on Linux (the kernel checks the descriptor
     before the count); the model says so, reference.osfs does not call the
-    kernel.  Fix in reference/osfs.py ``_read``: let ``_read_full`` call
+    kernel.  Fixed in reference/osfs.py ``_read``: let ``_read_full`` call
     ``os.read(fd, 0)`` once when n == 0."""
     real, model = _lockstep_once((Read(Length(None, 0), "f"), Fsync("g")))
     assert model.procs[0].last == "EBADF"
@@ -302,18 +274,16 @@ def test_zero_byte_read_really_is_ebadf_on_linux() -> None:
 _FILLED = (Open(Path("a"), OpenFlags.READ | OpenFlags.WRITE | OpenFlags.CREAT, "f"), Write(Data("p"), "f"))
 
 
-@pytest.mark.xfail(strict=True, reason=KNOWN["negative ftruncate"])
 def test_negative_ftruncate_is_einval() -> None:
-    """Fix in spec/machine.py ``_ftruncate``, after the fault check:
+    """Fixed in spec/machine.py ``_ftruncate``, after the fault check:
     ``n = k.length(ins.n)``; ``if n < 0: return _fail(p, F.EINVAL), fs, True``."""
     real, model = _lockstep_once((*_FILLED, Ftruncate(Length(None, -1), "f"), Fsync("g")), 3)
     assert real.procs[0].last == "EINVAL" and dict(real.files)["a"] == PAYLOAD
     assert real == model, _difference(real, model)
 
 
-@pytest.mark.xfail(strict=True, reason=KNOWN["negative pwrite offset"])
 def test_negative_pwrite_offset_is_einval() -> None:
-    """Fix in spec/machine.py ``_write_common``, after the EBADF check and
+    """Fixed in spec/machine.py ``_write_common``, after the EBADF check and
     before the fault (the kernel refuses the offset before writing a byte,
     even a zero-length write): ``if at is not None and at < 0: return
     _fail(p, F.EINVAL), fs, True``."""
@@ -322,9 +292,8 @@ def test_negative_pwrite_offset_is_einval() -> None:
     assert real == model, _difference(real, model)
 
 
-@pytest.mark.xfail(strict=True, reason=KNOWN["mmap of a write-only descriptor"])
 def test_mmap_of_a_write_only_descriptor_is_eacces() -> None:
-    """Fix in spec/machine.py ``_mmap``, after the EINVAL check:
+    """Fixed in spec/machine.py ``_mmap``, after the EINVAL check:
     ``if int(size[0]) > 0 and not int(d[2]) & READ_BIT: return _fail(p,
     F.EACCES), fs, True`` (size 0 maps nothing without asking the kernel,
     in the model, in reference.osfs and in Go)."""

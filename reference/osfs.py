@@ -147,6 +147,9 @@ def os_flags(flags: OpenFlags) -> int:
 def _read_full(fd: int, n: int) -> bytes:
     """read until ``n`` bytes or end of file (Go's io.ReadFull; the model's
     one Read)."""
+    if n <= 0:
+        os.read(fd, 0)  # the kernel still checks the descriptor: EBADF, as in the model
+        return b""
     parts: list[bytes] = []
     left = n
     while left > 0:

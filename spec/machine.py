@@ -222,6 +222,10 @@ def _descriptor(p: Proc, k: Kind, fd: str, bit: int) -> tuple[int, int, int] | N
 
 def _write_common(p: Proc, fs: FileSystem, k: Kind, cfg: Config, fault: Fault, fd: str, data: bytes, at: int | None) -> Result:
     """write (at None: at the descriptor's offset, advancing it) or pwrite."""
+    if at is not None and at < 0:
+        # Linux's pwrite64 refuses a negative offset before it even looks
+        # at the descriptor (EINVAL, not EBADF), and before a byte is written.
+        return _fail(p, F.EINVAL), fs, True
     d = _descriptor(p, k, fd, WRITE_BIT)
     if d is None:
         return _fail(p, F.EBADF), fs, True
@@ -263,13 +267,16 @@ def _read(ins: Read, p: Proc, fs: FileSystem, k: Kind, cfg: Config, fault: Fault
 
 
 def _ftruncate(ins: Ftruncate, p: Proc, fs: FileSystem, k: Kind, cfg: Config, fault: Fault) -> Result:
+    n = k.length(ins.n)
+    if n < 0:
+        return _fail(p, F.EINVAL), fs, True  # Linux checks the length before the descriptor
     d = _descriptor(p, k, ins.fd, WRITE_BIT)
     if d is None:
         return _fail(p, F.EBADF if not _get(p, k, ins.fd) else F.EINVAL), fs, True
     if fault:
         return _fail(p, fault[0]), fs, True
     ino = d[0]
-    return p._replace(last=""), F.set_content(fs, ino, F.truncate(fs.contents[ino] or b"", k.length(ins.n))), True
+    return p._replace(last=""), F.set_content(fs, ino, F.truncate(fs.contents[ino] or b"", n)), True
 
 
 def _fsync(ins: Fsync, p: Proc, fs: FileSystem, k: Kind, cfg: Config, fault: Fault) -> Result:
@@ -333,6 +340,8 @@ def _mmap(ins: Mmap, p: Proc, fs: FileSystem, k: Kind, cfg: Config, fault: Fault
         return _fail(p, F.EBADF), fs, True
     if not size or int(size[0]) < 0:  # type: ignore[call-overload]
         return _fail(p, F.EINVAL), fs, True
+    if int(size[0]) > 0 and not int(d[2]) & READ_BIT:  # type: ignore[call-overload]
+        return _fail(p, F.EACCES), fs, True  # PROT_READ needs a readable descriptor
     return _set(p, k, ins.into, (d[0], size[0]))._replace(last=""), fs, True
 
 
