@@ -12,7 +12,10 @@ the explorer.
 from __future__ import annotations
 
 import sys
-from typing import Sequence
+
+TYPE_CHECKING = False  # typing costs milliseconds at every GOCACHEPROG start
+if TYPE_CHECKING:
+    from typing import Sequence
 
 DELEGATED = ("prove", "cache", "gocacheprog")
 

@@ -111,6 +111,15 @@ def test_trims_after_answering(tmp_path: Path) -> None:
     assert (tmp_path / "cache" / "trim.txt").read_bytes().isdigit()
 
 
+def test_compact_close_is_answered_as_the_json_path_does(tmp_path: Path) -> None:
+    """The go command's compact close takes the path without json; one
+    that json would reject (a leading zero) gets an Err and does not close."""
+    r = converse(tmp_path, b'{"ID":01,"Command":"close"}\n\n{"ID":2,"Command":"close"}\n\n' + get(3, AID))
+    assert "Err" in r[0]
+    assert r[1:] == [{"ID": 2}]
+    assert converse(tmp_path, close(7)) == converse(tmp_path, b'{"ID":7,"Command":"close"}\n') == [{"ID": 7}]
+
+
 def test_lines_after_close_are_not_read(tmp_path: Path) -> None:
     r = converse(tmp_path, close(1) + get(2, AID))
     assert r == [{"ID": 1}]

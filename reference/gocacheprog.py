@@ -128,7 +128,14 @@ def _b64(b: bytes) -> str:
 _GET_PREFIX = b'{"ID":'
 _ID_AT = len(_GET_PREFIX)
 _GET_MIDDLE = b',"Command":"get","ActionID":"'
+_CLOSE_SUFFIX = b',"Command":"close"}'
 _last_second: list[object] = [None, ""]  # (Unix second, its formatted date and time)
+
+
+def _plain_id(digits: bytes) -> bool:
+    """Whether ``digits`` is a non-negative integer as JSON spells it (no
+    leading zero), so answering it verbatim is what json would do."""
+    return digits.isdigit() and (digits[0] != 0x30 or len(digits) == 1)
 
 
 def _rfc3339(ns: int) -> str:
@@ -225,8 +232,14 @@ class Server:
 
     def _handle(self, line: bytes) -> bool:
         """Handle one request line; False after ``close``."""
-        if line.startswith(_GET_PREFIX) and self._fast_get(line):
-            return True
+        if line.startswith(_GET_PREFIX):
+            if self._fast_get(line):
+                return True
+            if line.endswith(_CLOSE_SUFFIX) and _plain_id(line[_ID_AT:-len(_CLOSE_SUFFIX)]):
+                # The go command waits for this answer (and for stdout to
+                # close) before it exits: no json import on that path.
+                self._out.append(b'{"ID":%s}\n' % line[_ID_AT:-len(_CLOSE_SUFFIX)])
+                return False
         import json  # after the first time, a dictionary lookup
 
         try:
@@ -305,7 +318,7 @@ class Server:
         if i < 0 or not line.endswith(b'"}'):
             return False
         id_s, aid_s = line[_ID_AT:i], line[i + len(_GET_MIDDLE):-2]
-        if not id_s.isdigit() or (id_s[0] == 0x30 and len(id_s) > 1) or b'"' in aid_s or b"\\" in aid_s:
+        if not _plain_id(id_s) or b'"' in aid_s or b"\\" in aid_s:
             return False  # not what json would read as a plain integer ID and string
         try:
             action_id = binascii.a2b_base64(aid_s, strict_mode=True)
