@@ -33,7 +33,8 @@ def b64(b: bytes) -> str:
 
 
 def get(id_: int, aid: bytes) -> bytes:
-    return json.dumps({"ID": id_, "Command": "get", "ActionID": b64(aid)}).encode() + b"\n\n"
+    """As the go command writes it (compact: the server's fast path)."""
+    return json.dumps({"ID": id_, "Command": "get", "ActionID": b64(aid)}, separators=(",", ":")).encode() + b"\n\n"
 
 
 def put(id_: int, aid: bytes, body: bytes) -> bytes:
@@ -229,7 +230,7 @@ def test_command_prints_its_summary_to_stderr(tmp_path: Path) -> None:
     r = serve_cmd(["--dir", str(tmp_path)], put(1, AID, b"abc") + get(2, AID) + get(3, bytes(32)) + close(4))
     assert r.returncode == 0
     assert r.stdout.splitlines()[0] == KNOWN_COMMANDS.strip()
-    assert b"2 gets, 1 hits, 1 puts, 3 bytes put, 0 errors" in r.stderr
+    assert b"2 gets, 1 hits (1 from the summary), 1 puts, 3 bytes put, 0 errors" in r.stderr
 
 
 def test_command_ends_cleanly_at_eof(tmp_path: Path) -> None:

@@ -447,10 +447,18 @@ class GoCache:
             return None
         return data, entry
 
+    def now_ns(self) -> int:
+        """The cache's clock (injectable, for tests of the mtime rules)."""
+        return self._now_ns()
+
+    def mark_used(self, path: str, mtime_ns: int) -> None:
+        """Go's markUsed for a file last seen with ``mtime_ns``: refresh it
+        if that is over an hour old, so trim sees roughly the last use
+        without an inode update per use."""
+        if self._now_ns() - mtime_ns >= MTIME_INTERVAL_NS:
+            self._touch(path)
+
     def _touch(self, path: str) -> None:
-        """Go's markUsed, once its callers have seen an mtime over an hour
-        old: refresh it, so trim sees roughly the last use without an inode
-        update per use."""
         now = self._now_ns()
         try:
             os.utime(path, ns=(now, now))
@@ -488,11 +496,14 @@ class GoCache:
         self._writer()(path, data, protocol=self.protocol)
         return path
 
-    def put_index(self, action_id: bytes, output_id: bytes, size: int) -> None:
+    def put_index(self, action_id: bytes, output_id: bytes, size: int) -> int:
         """Write the index entry; the output must already be complete (an
-        entry must never point at an incomplete output)."""
-        entry = format_entry(action_id, output_id, size, self._now_ns())
+        entry must never point at an incomplete output).  Returns the
+        entry's time (Unix ns), as recorded in it."""
+        time_ns = self._now_ns()
+        entry = format_entry(action_id, output_id, size, time_ns)
         self._writer()(self.file_name(action_id, "a"), entry, protocol=self.protocol)
+        return time_ns
 
     # ---- trim
 

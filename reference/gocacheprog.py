@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import binascii
 import os
+import stat
 import sys
 import time
 
@@ -51,7 +52,10 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable
 
-from reference.gocache import DEFAULT_PROTOCOL, HASH_SIZE, Entry, GoCache
+from reference.gocache import DEFAULT_PROTOCOL, HASH_SIZE, MTIME_INTERVAL_NS, Entry, GoCache
+from reference.summary import Summary, parse_fact
+
+_S_IFMT, _S_IFREG = stat.S_IFMT(0o177777), stat.S_IFREG  # stat is loaded by os already
 
 KNOWN_COMMANDS = (b'{"ID":0,"KnownCommands":["get","put","close"]}\n')
 _READ_CHUNK = 1 << 20
@@ -67,6 +71,7 @@ class Stats:
     def __init__(self) -> None:
         self.gets = 0
         self.hits = 0
+        self.summary_hits = 0  # hits answered from the summary (one stat each)
         self.puts = 0
         self.put_bytes = 0
         self.errors = 0
@@ -74,7 +79,8 @@ class Stats:
     def render(self) -> str:
         # CPU time too: the go command never waits for its GOCACHEPROG, so
         # the server's CPU shows in no one's rusage but its own.
-        return (f"idemwrite gocacheprog: {self.gets} gets, {self.hits} hits, "
+        return (f"idemwrite gocacheprog: {self.gets} gets, {self.hits} hits "
+                f"({self.summary_hits} from the summary), "
                 f"{self.puts} puts, {self.put_bytes} bytes put, {self.errors} errors, "
                 f"{time.process_time() * 1000:.0f} ms CPU")
 
@@ -197,6 +203,9 @@ class Server:
         self._pending: bytes | None = None  # a line read ahead, not yet handled
         self._dir_prefix = cache.dir + "/"
         self._dir_json = _json_string_body(self._dir_prefix)
+        self.summary = Summary(cache.dir)
+        self.summary.load()
+        self._facts = self.summary.table  # the fast path's dictionary
 
     # ---- output
 
@@ -323,8 +332,13 @@ class Server:
         if i < 0 or not line.endswith(b'"}'):
             return False
         id_s, aid_s = line[_ID_AT:i], line[i + len(_GET_MIDDLE):-2]
-        if not _plain_id(id_s) or b'"' in aid_s or b"\\" in aid_s:
-            return False  # not what json would read as a plain integer ID and string
+        if not _plain_id(id_s):
+            return False  # not what json would read as a plain integer ID
+        fact = self._facts.get(aid_s)  # keys are valid base64 IDs (summary.decode)
+        if fact is not None and self._summary_get(id_s, aid_s, fact):
+            return True
+        if b'"' in aid_s or b"\\" in aid_s:
+            return False  # not a plain JSON string
         try:
             action_id = binascii.a2b_base64(aid_s, strict_mode=True)
         except binascii.Error:
@@ -338,8 +352,43 @@ class Server:
             return True
         self.stats.hits += 1
         path, entry = hit
+        self._learn(aid_s, path, entry)
         self._out.append(self._hit_line(int(id_s), path, entry))
         return True
+
+    def _summary_get(self, id_s: bytes, key: bytes, fact: bytes) -> bool:
+        """Answer a get from the summary if its output is still there,
+        complete (one stat); else forget the fact, and False sends the get
+        down the ordinary path."""
+        parsed = parse_fact(fact)
+        if parsed is not None:
+            output_hex, size, time_ns, index_mtime_ns = parsed
+            path = f"{self._dir_prefix}{output_hex[:2]}/{output_hex}-d"
+            try:
+                st = os.stat(path)
+            except OSError:
+                st = None
+            if st is not None and st.st_size == size and st.st_mode & _S_IFMT == _S_IFREG:
+                self.cache.mark_used(path, st.st_mtime_ns)
+                if self.cache.now_ns() - index_mtime_ns >= MTIME_INTERVAL_NS:
+                    self.summary.stale.append(key)  # refreshed after the last answer
+                self.stats.gets += 1
+                self.stats.hits += 1
+                self.stats.summary_hits += 1
+                self._out.append(self._hit_line(int(id_s), path, Entry(bytes.fromhex(output_hex), size, time_ns)))
+                return True
+        self.summary.drop(key)
+        return False
+
+    def _learn(self, key: bytes, path: str, entry: Entry, time_ns: int | None = None) -> None:
+        """Remember a hit (or a put) whose output is the plain file
+        ``DIR/xx/<hex>-d`` (a cached executable's directory is left to the
+        ordinary path).  The index entry was just read or written, and
+        refreshed if it was old, so its mtime is taken as now."""
+        output_hex = entry[0].hex()
+        if path == f"{self._dir_prefix}{output_hex[:2]}/{output_hex}-d":
+            self.summary.learn(key, output_hex, entry[1], entry[2] if time_ns is None else time_ns,
+                               self.cache.now_ns())
 
     def _hit_line(self, id_: int, path: str, entry: Entry) -> bytes:
         """The get-hit response, formatted by hand (the general path's json
@@ -361,6 +410,7 @@ class Server:
             return
         self.stats.hits += 1
         path, entry = hit
+        self._learn(binascii.b2a_base64(action_id, newline=False), path, entry)
         self._out.append(self._hit_line(id_, path, entry))
 
     def _put(self, id_: int, req: dict[str, Any]) -> None:
@@ -375,7 +425,8 @@ class Server:
         if hashlib.sha256(body).digest() != output_id:
             raise BadRequest("OutputID is not the SHA-256 of the body")
         path = self.cache.put_output(output_id, body)
-        self.cache.put_index(action_id, output_id, size)
+        time_ns = self.cache.put_index(action_id, output_id, size)
+        self._learn(binascii.b2a_base64(action_id, newline=False), path, Entry(output_id, size, time_ns))
         self.stats.puts += 1
         self.stats.put_bytes += size
         self._reply({"ID": id_, "DiskPath": path})
@@ -400,6 +451,10 @@ def run(dir: str, protocol: str, infd: int = 0, outfd: int = 1) -> Stats:
         os.close(outfd)
     except OSError:
         pass
+    try:
+        server.summary.finish(cache.now_ns())
+    except OSError as e:
+        sys.stderr.write(f"idemwrite gocacheprog: writing the summary failed: {e}\n")
     try:
         cache.trim()
     except OSError as e:

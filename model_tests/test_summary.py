@@ -1,0 +1,282 @@
+"""The GOCACHEPROG server's summary (``reference.summary``): answers across
+sessions stay those of the index entries on disk, or equally valid ones.
+
+Every answer is checked for soundness (a hit's DiskPath holds exactly Size
+bytes whose SHA-256 is OutputID); a twin of the server that trusts the
+summary without checking the output is shown to fail that check.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from reference.gocache import MTIME_INTERVAL_NS, TRIM_LIMIT_S, GoCache
+from reference.gocacheprog import KNOWN_COMMANDS, Server, run
+from reference.summary import SUMMARY_NAME, Summary, decode, encode, fact
+
+AID = bytes(range(32))
+KEY = base64.b64encode(AID)
+
+
+def get(id_: int, aid: bytes) -> bytes:
+    """As the go command sends it (the server's fast path)."""
+    return b'{"ID":%d,"Command":"get","ActionID":"%s"}\n\n' % (id_, base64.b64encode(aid))
+
+
+def put(id_: int, aid: bytes, body: bytes) -> bytes:
+    req = {"ID": id_, "Command": "put", "ActionID": base64.b64encode(aid).decode(),
+           "OutputID": base64.b64encode(hashlib.sha256(body).digest()).decode(), "BodySize": len(body)}
+    line = json.dumps(req, separators=(",", ":")).encode() + b"\n\n"
+    return line + (b'"' + base64.b64encode(body) + b'"\n' if body else b"")
+
+
+def session(tmp: Path, data: bytes, server: type[Server] = Server) -> tuple[list[dict[str, Any]], Any]:
+    """One server session over files (``run`` for the real server, the same
+    steps by hand for a twin); the responses after the announcement and
+    the stats."""
+    (tmp / "in").write_bytes(data)
+    infd = os.open(tmp / "in", os.O_RDONLY)
+    outfd = os.open(tmp / "out", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    try:
+        if server is Server:
+            stats = run(str(tmp / "cache"), "write-then-truncate", infd, outfd)  # closes outfd
+        else:
+            os.write(outfd, KNOWN_COMMANDS)
+            cache = GoCache(str(tmp / "cache"))
+            srv = server(cache, infd, outfd)
+            stats = srv.serve()
+            os.close(outfd)
+            srv.summary.finish(cache.now_ns())
+    finally:
+        os.close(infd)
+    lines = (tmp / "out").read_bytes().splitlines()
+    assert lines[0] + b"\n" == KNOWN_COMMANDS
+    return [json.loads(line) for line in lines[1:]], stats
+
+
+def sound(resp: dict[str, Any]) -> bool:
+    """A miss, or a hit whose file is exactly the output it names."""
+    if resp.get("Miss"):
+        return True
+    try:
+        data = Path(resp["DiskPath"]).read_bytes()
+    except OSError:
+        return False
+    return len(data) == resp.get("Size", 0) and hashlib.sha256(data).digest() == base64.b64decode(resp["OutputID"])
+
+
+def output_path(tmp: Path, body: bytes) -> Path:
+    h = hashlib.sha256(body).hexdigest()
+    return tmp / "cache" / h[:2] / f"{h}-d"
+
+
+# ------------------------------------------------------------ the file
+
+
+def test_encode_decode_round_trip() -> None:
+    facts = {KEY: fact("ab" * 32, 3, 5, 7), base64.b64encode(bytes(32)): fact("cd" * 32, 0, 1, 2)}
+    assert decode(encode(sorted(facts.items()))) == facts
+    assert decode(encode([])) == {}
+
+
+def test_every_damaged_summary_is_refused() -> None:
+    """A torn write (any proper prefix), a flipped byte, a foreign file:
+    none is trusted."""
+    good = encode([(KEY, fact("ab" * 32, 3, 5, 7)), (base64.b64encode(bytes(32)), fact("cd" * 32, 0, 1, 2))])
+    for n in range(len(good)):
+        assert decode(good[:n]) is None, n
+    for i in range(len(good)):
+        bad = bytearray(good)
+        bad[i] ^= 0x01
+        assert decode(bytes(bad)) is None, i
+    assert decode(b"v1 " + b"0" * 172) is None
+
+
+@pytest.mark.parametrize("key", [b"AAAA", KEY[:-1] + b"\"", b"A" * 42 + b"==", KEY + b"A"])
+def test_a_key_that_is_not_a_base64_id_is_refused(key: bytes) -> None:
+    assert decode(encode([(key, fact("ab" * 32, 3, 5, 7))])) is None
+
+
+# ------------------------------------------------------------ across sessions
+
+
+def test_a_later_session_answers_from_the_summary(tmp_path: Path) -> None:
+    body = b"compiled" * 100
+    first, _ = session(tmp_path, put(1, AID, body) + get(2, AID))
+    assert (tmp_path / "cache" / SUMMARY_NAME).exists()
+    second, stats = session(tmp_path, get(1, AID) + get(2, bytes(32)))
+    assert stats.summary_hits == 1 and stats.hits == 1
+    assert {**second[0], "ID": 2} == first[1]  # the same answer as from the index entry
+    assert second[1] == {"ID": 2, "Miss": True}
+    assert all(sound(r) for r in second)
+
+
+@pytest.mark.parametrize("damage", ["remove", "shorten", "directory"])
+def test_an_output_gone_or_changed_is_not_answered_from_the_summary(tmp_path: Path, damage: str) -> None:
+    body = b"compiled" * 100
+    session(tmp_path, put(1, AID, body))
+    out = output_path(tmp_path, body)
+    out.unlink()
+    if damage == "shorten":
+        out.write_bytes(body[:-1])
+    elif damage == "directory":
+        out.mkdir()
+    r, stats = session(tmp_path, get(1, AID))
+    assert r == [{"ID": 1, "Miss": True}] and stats.summary_hits == 0
+    assert KEY not in (decode((tmp_path / "cache" / SUMMARY_NAME).read_bytes()) or {})
+
+
+def test_an_entry_put_elsewhere_since_is_found(tmp_path: Path) -> None:
+    """Not in the summary: the ordinary path reads the index entry that a
+    plain go command (here GoCache) wrote after the summary."""
+    session(tmp_path, put(1, bytes(32), b"other"))
+    GoCache(str(tmp_path / "cache")).put(AID, b"elsewhere")
+    r, _ = session(tmp_path, get(1, AID))
+    assert sound(r[0]) and Path(r[0]["DiskPath"]).read_bytes() == b"elsewhere"
+
+
+def test_a_replaced_entry_is_answered_with_an_output_of_the_action(tmp_path: Path) -> None:
+    """Another writer stored a different output for the action (a
+    non-reproducible build): either output is a valid answer."""
+    session(tmp_path, put(1, AID, b"first build"))
+    GoCache(str(tmp_path / "cache")).put(AID, b"second build")
+    r, _ = session(tmp_path, get(1, AID))
+    assert sound(r[0]) and Path(r[0]["DiskPath"]).read_bytes() in (b"first build", b"second build")
+
+
+@pytest.mark.parametrize("junk", [b"", b"garbage", b"idemwrite-summary v1 00000000\nx y\n"])
+def test_a_damaged_summary_is_ignored_and_rewritten(tmp_path: Path, junk: bytes) -> None:
+    session(tmp_path, put(1, AID, b"abc"))
+    (tmp_path / "cache" / SUMMARY_NAME).write_bytes(junk)
+    r, stats = session(tmp_path, get(1, AID))
+    assert sound(r[0]) and "Miss" not in r[0] and stats.summary_hits == 0
+    assert decode((tmp_path / "cache" / SUMMARY_NAME).read_bytes()) is not None
+
+
+def test_used_index_entries_are_refreshed_after_the_session(tmp_path: Path) -> None:
+    """Go's markUsed for an entry over an hour old, deferred to after the
+    last answer; the output's mtime is refreshed at once."""
+    session(tmp_path, put(1, AID, b"abc"))
+    cache = tmp_path / "cache"
+    old = time.time_ns() - 2 * MTIME_INTERVAL_NS
+    index = cache / AID.hex()[:2] / f"{AID.hex()}-a"
+    out = output_path(tmp_path, b"abc")
+    for p in (index, out):
+        os.utime(p, ns=(old, old))
+    table = decode((cache / SUMMARY_NAME).read_bytes())
+    assert table is not None
+    output_hex, size, time_ns, _ = table[KEY].decode().split()
+    (cache / SUMMARY_NAME).write_bytes(encode([(KEY, fact(output_hex, int(size), int(time_ns), old))]))
+    r, stats = session(tmp_path, get(1, AID))
+    assert stats.summary_hits == 1
+    assert index.stat().st_mtime_ns > old + MTIME_INTERVAL_NS and out.stat().st_mtime_ns > old + MTIME_INTERVAL_NS
+    table = decode((cache / SUMMARY_NAME).read_bytes())
+    assert table is not None and int(table[KEY].split()[3]) > old + MTIME_INTERVAL_NS
+
+
+def test_facts_unused_beyond_the_trim_limit_are_forgotten(tmp_path: Path) -> None:
+    session(tmp_path, put(1, AID, b"abc"))
+    summary = Summary(str(tmp_path / "cache"))
+    summary.load()
+    output_hex, size, time_ns, _ = summary.table[KEY].decode().split()
+    long_ago = time.time_ns() - (TRIM_LIMIT_S + 60) * 10**9
+    summary.learn(KEY, output_hex, int(size), int(time_ns), long_ago)
+    summary.finish(time.time_ns())
+    reread = Summary(str(tmp_path / "cache"))
+    reread.load()
+    assert KEY not in reread.table
+
+
+def test_an_unchanged_summary_is_not_rewritten(tmp_path: Path) -> None:
+    session(tmp_path, put(1, AID, b"abc"))
+    path = tmp_path / "cache" / SUMMARY_NAME
+    inode = path.stat().st_ino
+    _, stats = session(tmp_path, get(1, AID))
+    assert stats.summary_hits == 1 and path.stat().st_ino == inode  # rename-into-place would make a new inode
+
+
+# ------------------------------------------------------------ the check can fail
+
+
+class TrustingServer(Server):
+    """Known-bad twin: answers from the summary without checking that the
+    output is still there."""
+
+    def _summary_get(self, id_s: bytes, key: bytes, fact_: bytes) -> bool:
+        output_hex, size, time_ns, _ = fact_.decode().split()
+        path = f"{self.cache.dir}/{output_hex[:2]}/{output_hex}-d"
+        self._out.append(b'{"ID":%s,"OutputID":"%s","Size":%s,"Time":"2006-01-02T15:04:05Z","DiskPath":"%s"}\n'
+                         % (id_s, base64.b64encode(bytes.fromhex(output_hex)), size.encode(), path.encode()))
+        return True
+
+
+def test_the_soundness_check_catches_a_server_that_trusts_its_summary(tmp_path: Path) -> None:
+    session(tmp_path, put(1, AID, b"abc"))
+    output_path(tmp_path, b"abc").unlink()
+    r, _ = session(tmp_path, get(1, AID), server=TrustingServer)
+    assert not sound(r[0])
+
+
+# ------------------------------------------------------------ many sessions
+
+
+OPS = st.lists(st.tuples(st.sampled_from(["get", "put", "restart", "lose"]), st.integers(0, 2),
+                         st.sampled_from([b"", b"a", b"bb", b"ccc"])), max_size=30)
+
+
+@settings(deadline=None)
+@given(ops=OPS)
+def test_sessions_answer_as_the_files_on_disk_say(tmp_path_factory: pytest.TempPathFactory,
+                                                  ops: list[tuple[str, int, bytes]]) -> None:
+    """A model over several sessions: action -> last body put; a body whose
+    output file was deleted (between sessions) is lost until put again.  A
+    get hits exactly when the model says so, and every answer is sound."""
+    tmp = tmp_path_factory.mktemp("sessions")
+    model: dict[bytes, bytes] = {}
+    lost: set[bytes] = set()
+    data, expect = b"", []  # requests of the session, and for each (kind, body or None)
+
+    def flush() -> None:
+        nonlocal data, expect
+        if data:
+            r, _ = session(tmp, data)
+            assert len(r) == len(expect)
+            for (kind, want), resp in zip(expect, r):
+                if kind == "put":
+                    assert Path(resp["DiskPath"]).read_bytes() == want
+                    continue
+                assert sound(resp), resp
+                if want is None:
+                    assert resp.get("Miss"), resp
+                else:
+                    assert Path(resp["DiskPath"]).read_bytes() == want
+        data, expect = b"", []
+
+    for i, (op, k, body) in enumerate(ops, start=1):
+        aid = bytes([k]) * 32
+        if op == "get":
+            data += get(i, aid)
+            have = model.get(aid)
+            expect.append(("get", None if have is None or have in lost else have))
+        elif op == "put":
+            data += put(i, aid, body)
+            model[aid] = body
+            lost.discard(body)
+            expect.append(("put", body))
+        elif op == "restart":
+            flush()
+        elif aid in model:  # lose: delete the output of the action's body
+            flush()
+            output_path(tmp, model[aid]).unlink(missing_ok=True)
+            lost.add(model[aid])
+    flush()
