@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from reference.gocache import MTIME_INTERVAL_NS, TRIM_LIMIT_S, GoCache
 from reference.gocacheprog import KNOWN_COMMANDS, Server, run
-from reference.summary import SUMMARY_NAME, Summary, decode, encode, fact
+from reference.summary import SUMMARY_NAME, Summary, decode, encode, fact, parse_fact
 
 AID = bytes(range(32))
 KEY = base64.b64encode(AID)
@@ -84,7 +84,7 @@ def output_path(tmp: Path, body: bytes) -> Path:
 
 
 def test_encode_decode_round_trip() -> None:
-    facts = {KEY: fact("ab" * 32, 3, 5, 7), base64.b64encode(bytes(32)): fact("cd" * 32, 0, 1, 2)}
+    facts = {KEY: fact(7, 3, b"ab" * 32, b'"Size":3'), base64.b64encode(bytes(32)): fact(2, 0, b"cd" * 32, b"{}")}
     assert decode(encode(sorted(facts.items()))) == facts
     assert decode(encode([])) == {}
 
@@ -92,7 +92,7 @@ def test_encode_decode_round_trip() -> None:
 def test_every_damaged_summary_is_refused() -> None:
     """A torn write (any proper prefix), a flipped byte, a foreign file:
     none is trusted."""
-    good = encode([(KEY, fact("ab" * 32, 3, 5, 7)), (base64.b64encode(bytes(32)), fact("cd" * 32, 0, 1, 2))])
+    good = encode([(KEY, fact(7, 3, b"ab" * 32, b'"Size":3')), (base64.b64encode(bytes(32)), fact(2, 0, b"cd" * 32, b"{}"))])
     for n in range(len(good)):
         assert decode(good[:n]) is None, n
     for i in range(len(good)):
@@ -104,7 +104,7 @@ def test_every_damaged_summary_is_refused() -> None:
 
 @pytest.mark.parametrize("key", [b"AAAA", KEY[:-1] + b"\"", b"A" * 42 + b"==", KEY + b"A"])
 def test_a_key_that_is_not_a_base64_id_is_refused(key: bytes) -> None:
-    assert decode(encode([(key, fact("ab" * 32, 3, 5, 7))])) is None
+    assert decode(encode([(key, fact(7, 3, b"ab" * 32, b"{}"))])) is None
 
 
 # ------------------------------------------------------------ across sessions
@@ -175,22 +175,24 @@ def test_used_index_entries_are_refreshed_after_the_session(tmp_path: Path) -> N
         os.utime(p, ns=(old, old))
     table = decode((cache / SUMMARY_NAME).read_bytes())
     assert table is not None
-    output_hex, size, time_ns, _ = table[KEY].decode().split()
-    (cache / SUMMARY_NAME).write_bytes(encode([(KEY, fact(output_hex, int(size), int(time_ns), old))]))
+    parsed = parse_fact(table[KEY])
+    assert parsed is not None
+    (cache / SUMMARY_NAME).write_bytes(encode([(KEY, fact(old, *parsed[1:]))]))
     r, stats = session(tmp_path, get(1, AID))
     assert stats.summary_hits == 1
     assert index.stat().st_mtime_ns > old + MTIME_INTERVAL_NS and out.stat().st_mtime_ns > old + MTIME_INTERVAL_NS
     table = decode((cache / SUMMARY_NAME).read_bytes())
-    assert table is not None and int(table[KEY].split()[3]) > old + MTIME_INTERVAL_NS
+    assert table is not None and int(table[KEY].split()[0]) > old + MTIME_INTERVAL_NS
 
 
 def test_facts_unused_beyond_the_trim_limit_are_forgotten(tmp_path: Path) -> None:
     session(tmp_path, put(1, AID, b"abc"))
     summary = Summary(str(tmp_path / "cache"))
     summary.load()
-    output_hex, size, time_ns, _ = summary.table[KEY].decode().split()
+    parsed = parse_fact(summary.table[KEY])
+    assert parsed is not None
     long_ago = time.time_ns() - (TRIM_LIMIT_S + 60) * 10**9
-    summary.learn(KEY, output_hex, int(size), int(time_ns), long_ago)
+    summary.learn(KEY, fact(long_ago, *parsed[1:]))
     summary.finish(time.time_ns())
     reread = Summary(str(tmp_path / "cache"))
     reread.load()
@@ -213,10 +215,9 @@ class TrustingServer(Server):
     output is still there."""
 
     def _summary_get(self, id_s: bytes, key: bytes, fact_: bytes) -> bool:
-        output_hex, size, time_ns, _ = fact_.decode().split()
-        path = f"{self.cache.dir}/{output_hex[:2]}/{output_hex}-d"
-        self._out.append(b'{"ID":%s,"OutputID":"%s","Size":%s,"Time":"2006-01-02T15:04:05Z","DiskPath":"%s"}\n'
-                         % (id_s, base64.b64encode(bytes.fromhex(output_hex)), size.encode(), path.encode()))
+        _, _, output_hex, answer = fact_.split(b" ", 3)
+        path = b"%s/%s/%s-d" % (self.cache.dir.encode(), output_hex[:2], output_hex)
+        self._out.append(b'{"ID":%s,%s,"DiskPath":"%s"}\n' % (id_s, answer, path))
         return True
 
 

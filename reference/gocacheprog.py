@@ -53,7 +53,8 @@ if TYPE_CHECKING:
     from typing import Any, Callable
 
 from reference.gocache import DEFAULT_PROTOCOL, HASH_SIZE, MTIME_INTERVAL_NS, Entry, GoCache
-from reference.summary import Summary, parse_fact
+from reference.summary import Summary
+from reference.summary import fact as summary_fact
 
 _S_IFMT, _S_IFREG = stat.S_IFMT(0o177777), stat.S_IFREG  # stat is loaded by os already
 
@@ -132,10 +133,6 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
-def _b64(b: bytes) -> str:
-    return binascii.b2a_base64(b, newline=False).decode("ascii")
-
-
 _GET_PREFIX = b'{"ID":'
 _ID_AT = len(_GET_PREFIX)
 _GET_MIDDLE = b',"Command":"get","ActionID":"'
@@ -203,6 +200,8 @@ class Server:
         self._pending: bytes | None = None  # a line read ahead, not yet handled
         self._dir_prefix = cache.dir + "/"
         self._dir_json = _json_string_body(self._dir_prefix)
+        self._dir_prefix_b = os.fsencode(self._dir_prefix)
+        self._dir_json_b = self._dir_json.encode()
         self.summary = Summary(cache.dir)
         self.summary.load()
         self._facts = self.summary.table  # the fast path's dictionary
@@ -332,13 +331,11 @@ class Server:
         if i < 0 or not line.endswith(b'"}'):
             return False
         id_s, aid_s = line[_ID_AT:i], line[i + len(_GET_MIDDLE):-2]
-        if not _plain_id(id_s):
-            return False  # not what json would read as a plain integer ID
+        if not _plain_id(id_s) or b'"' in aid_s or b"\\" in aid_s:
+            return False  # not what json would read as a plain integer ID and string
         fact = self._facts.get(aid_s)  # keys are valid base64 IDs (summary.decode)
         if fact is not None and self._summary_get(id_s, aid_s, fact):
             return True
-        if b'"' in aid_s or b"\\" in aid_s:
-            return False  # not a plain JSON string
         try:
             action_id = binascii.a2b_base64(aid_s, strict_mode=True)
         except binascii.Error:
@@ -351,55 +348,56 @@ class Server:
             self._out.append(b'{"ID":%s,"Miss":true}\n' % id_s)  # digits, as json would print them
             return True
         self.stats.hits += 1
-        path, entry = hit
-        self._learn(aid_s, path, entry)
-        self._out.append(self._hit_line(int(id_s), path, entry))
+        self._out.append(self._hit_line(id_s, *hit, key=aid_s))
         return True
 
     def _summary_get(self, id_s: bytes, key: bytes, fact: bytes) -> bool:
-        """Answer a get from the summary if its output is still there,
-        complete (one stat); else forget the fact, and False sends the get
-        down the ordinary path."""
-        parsed = parse_fact(fact)
-        if parsed is not None:
-            output_hex, size, time_ns, index_mtime_ns = parsed
-            path = f"{self._dir_prefix}{output_hex[:2]}/{output_hex}-d"
-            try:
-                st = os.stat(path)
-            except OSError:
-                st = None
-            if st is not None and st.st_size == size and st.st_mode & _S_IFMT == _S_IFREG:
-                self.cache.mark_used(path, st.st_mtime_ns)
-                if self.cache.now_ns() - index_mtime_ns >= MTIME_INTERVAL_NS:
-                    self.summary.stale.append(key)  # refreshed after the last answer
-                self.stats.gets += 1
-                self.stats.hits += 1
-                self.stats.summary_hits += 1
-                self._out.append(self._hit_line(int(id_s), path, Entry(bytes.fromhex(output_hex), size, time_ns)))
-                return True
-        self.summary.drop(key)
-        return False
+        """Answer a get from the summary if its output is still there and
+        complete (one stat, and the answer is stored ready-made); else
+        forget the fact, and False sends the get down the ordinary path."""
+        try:
+            mtime_s, size_s, output_hex, answer = fact.split(b" ", 3)
+            path = b"%s%s/%s-d" % (self._dir_prefix_b, output_hex[:2], output_hex)
+            st = os.stat(path)
+            ok = st.st_size == int(size_s) and st.st_mode & _S_IFMT == _S_IFREG and len(output_hex) == 64
+            now = self.cache.now_ns()
+            if ok and now - int(mtime_s) >= MTIME_INTERVAL_NS:
+                self.summary.stale.append(key)  # refreshed after the last answer
+        except (OSError, ValueError):  # the output is gone, the fact is malformed
+            ok = False
+        if not ok:
+            self.summary.drop(key)
+            return False
+        if now - st.st_mtime_ns >= MTIME_INTERVAL_NS:
+            self.cache.mark_used(path, st.st_mtime_ns)  # type: ignore[arg-type]  # os.utime takes bytes
+        self.stats.gets += 1
+        self.stats.hits += 1
+        self.stats.summary_hits += 1
+        self._out.append(b'{"ID":%s,%s,"DiskPath":"%s%s/%s-d"}\n'
+                         % (id_s, answer, self._dir_json_b, output_hex[:2], output_hex))
+        return True
 
-    def _learn(self, key: bytes, path: str, entry: Entry, time_ns: int | None = None) -> None:
-        """Remember a hit (or a put) whose output is the plain file
-        ``DIR/xx/<hex>-d`` (a cached executable's directory is left to the
-        ordinary path).  The index entry was just read or written, and
-        refreshed if it was old, so its mtime is taken as now."""
-        output_hex = entry[0].hex()
-        if path == f"{self._dir_prefix}{output_hex[:2]}/{output_hex}-d":
-            self.summary.learn(key, output_hex, entry[1], entry[2] if time_ns is None else time_ns,
-                               self.cache.now_ns())
-
-    def _hit_line(self, id_: int, path: str, entry: Entry) -> bytes:
+    def _hit_line(self, id_s: bytes, path: str, entry: Entry, *, key: bytes) -> bytes:
         """The get-hit response, formatted by hand (the general path's json
         produces the same object): cache file names need no JSON escapes,
-        and the directory's escaped form is computed once."""
-        if path.startswith(self._dir_prefix):
+        and the directory's escaped form is computed once.  The answer is
+        remembered in the summary under ``key`` when the output is the plain file
+        ``DIR/xx/<hex>-d`` (a cached executable's directory is left to the
+        ordinary path); the index entry was just read or written, and
+        refreshed if old, so its mtime is taken as now."""
+        output_hex = entry[0].hex()
+        answer = b'"OutputID":"%s","Size":%d,"Time":"%s"' % (
+            binascii.b2a_base64(entry[0], newline=False), entry[1],
+            _rfc3339(entry[2]).encode())
+        rel = f"{output_hex[:2]}/{output_hex}-d"
+        if path == self._dir_prefix + rel:
+            self.summary.learn(key, summary_fact(self.cache.now_ns(), entry[1], output_hex.encode(), answer))
+            disk_path = self._dir_json + rel
+        elif path.startswith(self._dir_prefix):
             disk_path = self._dir_json + path[len(self._dir_prefix):]
         else:
             disk_path = _json_string_body(path)
-        return (f'{{"ID":{id_},"OutputID":"{_b64(entry[0])}","Size":{entry[1]},'
-                f'"Time":"{_rfc3339(entry[2])}","DiskPath":"{disk_path}"}}\n').encode()
+        return b'{"ID":%s,%s,"DiskPath":"%s"}\n' % (id_s, answer, disk_path.encode())
 
     def _get(self, id_: int, req: dict[str, Any]) -> None:
         self.stats.gets += 1
@@ -409,9 +407,7 @@ class Server:
             self._reply({"ID": id_, "Miss": True})
             return
         self.stats.hits += 1
-        path, entry = hit
-        self._learn(binascii.b2a_base64(action_id, newline=False), path, entry)
-        self._out.append(self._hit_line(id_, path, entry))
+        self._out.append(self._hit_line(b"%d" % id_, *hit, key=binascii.b2a_base64(action_id, newline=False)))
 
     def _put(self, id_: int, req: dict[str, Any]) -> None:
         size = req.get("BodySize", 0)
@@ -426,7 +422,9 @@ class Server:
             raise BadRequest("OutputID is not the SHA-256 of the body")
         path = self.cache.put_output(output_id, body)
         time_ns = self.cache.put_index(action_id, output_id, size)
-        self._learn(binascii.b2a_base64(action_id, newline=False), path, Entry(output_id, size, time_ns))
+        # Remembered for later gets (the put's own answer is just DiskPath).
+        self._hit_line(b"%d" % id_, path, Entry(output_id, size, time_ns),
+                       key=binascii.b2a_base64(action_id, newline=False))
         self.stats.puts += 1
         self.stats.put_bytes += size
         self._reply({"ID": id_, "DiskPath": path})

@@ -35,12 +35,14 @@ What differs from reading the index entry every time, and why it is safe:
   then dropped.  Facts unused for longer than Go's trim limit are dropped.
 
 The file: a header ``idemwrite-summary v1 <crc32 of the rest, 8 hex>`` and
-one line per fact, ``<action ID, base64 as the go command sends it>
-<output hex> <size> <entry time ns> <index mtime ns>``.  It is written with
-the catalogue's ``rename-into-place`` (readers see an old or a new summary,
-never a mix); a summary that fails its checksum (a torn write after a power
-cut, an edit) is ignored and rewritten.  Concurrent servers may overwrite
-each other's summaries; a lost fact only means the ordinary path.
+one line per fact, ``<action ID, base64 as the go command sends it> <index
+mtime ns> <size> <output hex> <answer>``, where the answer is the JSON the
+server sends for the entry, ``"OutputID":...,"Size":...,"Time":...`` (so a
+get from the summary formats nothing).  It is written with the catalogue's
+``rename-into-place`` (readers see an old or a new summary, never a mix);
+a summary that fails its checksum (a torn write after a power cut, an
+edit) is ignored and rewritten.  Concurrent servers may overwrite each
+other's summaries; a lost fact only means the ordinary path.
 
 Not promised: anything on network file systems; a summary edited by hand
 so that its checksum still matches is trusted.
@@ -70,7 +72,8 @@ def encode(facts: Iterable[tuple[bytes, bytes]]) -> bytes:
 
 
 def decode(data: bytes) -> dict[bytes, bytes] | None:
-    """key -> fact, or None if ``data`` is not an intact summary."""
+    """key -> fact, or None if ``data`` is not an intact summary.  Facts
+    are checked when used (``parse_fact``); this is start-up time."""
     if not data.startswith(_MAGIC) or data[_HEADER_SIZE - 1:_HEADER_SIZE] != b"\n":
         return None
     body = data[_HEADER_SIZE:]
@@ -80,30 +83,31 @@ def decode(data: bytes) -> dict[bytes, bytes] | None:
         return None
     if binascii.crc32(body) != crc or (body and not body.endswith(b"\n")):
         return None
-    table: dict[bytes, bytes] = {}
-    for line in body.split(b"\n")[:-1]:
-        key, sep, fact = line.partition(b" ")
-        # A key is a 32-byte ID in base64 (44 characters, one "="), as the
-        # go command sends it; anything else would answer requests that
-        # should get an Err.
-        if (not sep or len(key) != 44 or not key.endswith(b"=") or key.endswith(b"==")
-                or b'"' in key or b"\\" in key or fact.count(b" ") != 3):
-            return None  # written by something else: trust none of it
-        table[key] = fact
+    try:
+        table = dict(line.split(b" ", 1) for line in body.split(b"\n")[:-1])
+    except ValueError:  # a line without a space
+        return None
+    # A key is a 32-byte ID in base64 (44 characters ending in one "="), as
+    # the go command sends it; the fast path looks requests up by that text,
+    # so no other key may ever match one.
+    for key in table:
+        if len(key) != 44 or key[43] != 0x3D or key[42] == 0x3D or b'"' in key or b"\\" in key:
+            return None
     return table
 
 
-def fact(output_hex: str, size: int, time_ns: int, mtime_ns: int) -> bytes:
-    return b"%s %d %d %d" % (output_hex.encode(), size, time_ns, mtime_ns)
+def fact(mtime_ns: int, size: int, output_hex: bytes, answer: bytes) -> bytes:
+    """The line after the key: index mtime, output size and name, answer."""
+    return b"%d %d %s %s" % (mtime_ns, size, output_hex, answer)
 
 
-def parse_fact(fact_: bytes) -> tuple[str, int, int, int] | None:
-    """(output hex, size, entry time ns, index mtime ns), or None."""
-    parts = fact_.split(b" ")
-    if len(parts) != 4 or len(parts[0]) != 64:
+def parse_fact(fact_: bytes) -> tuple[int, int, bytes, bytes] | None:
+    """(index mtime ns, size, output hex, answer), or None."""
+    parts = fact_.split(b" ", 3)
+    if len(parts) != 4 or len(parts[2]) != 64:
         return None
     try:
-        return parts[0].decode("ascii"), int(parts[1]), int(parts[2]), int(parts[3])
+        return int(parts[0]), int(parts[1]), parts[2], parts[3]
     except ValueError:
         return None
 
@@ -136,10 +140,9 @@ class Summary:
         else:
             self.table = table
 
-    def learn(self, key: bytes, output_hex: str, size: int, time_ns: int, mtime_ns: int) -> None:
-        new = fact(output_hex, size, time_ns, mtime_ns)
-        if self.table.get(key) != new:
-            self.table[key] = new
+    def learn(self, key: bytes, fact_: bytes) -> None:
+        if self.table.get(key) != fact_:
+            self.table[key] = fact_
             self.changed = True
 
     def drop(self, key: bytes) -> None:
@@ -147,38 +150,32 @@ class Summary:
             self.changed = True
 
     def finish(self, now_ns: int) -> None:
-        """Refresh the used index entries' mtimes as Go would have, forget
-        facts unused beyond Go's trim limit, and write the file if it
-        changed.  Called after the go command has its last answer."""
+        """Refresh the used index entries' mtimes as Go would have and, if
+        anything changed, forget facts unused beyond Go's trim limit and
+        write the file.  Called after the go command has its last answer."""
         for key in self.stale:
             self._refresh_index(key, now_ns)
+        if not self.changed:
+            return
         cutoff = now_ns - TRIM_LIMIT_S * 10**9
         for key, fact_ in list(self.table.items()):
             parsed = parse_fact(fact_)
-            if parsed is None or parsed[3] < cutoff:
-                self.drop(key)
-        if self.changed:
-            from reference.entry import write_entry  # the catalogue: only when writing
+            if parsed is None or parsed[0] < cutoff:
+                del self.table[key]
+        from reference.entry import write_entry  # the catalogue: only when writing
 
-            write_entry(self.path, encode(sorted(self.table.items())), protocol=SUMMARY_PROTOCOL)
-            self.changed = False
+        write_entry(self.path, encode(sorted(self.table.items())), protocol=SUMMARY_PROTOCOL)
+        self.changed = False
 
     def _refresh_index(self, key: bytes, now_ns: int) -> None:
         fact_ = self.table.get(key)
         parsed = parse_fact(fact_) if fact_ is not None else None
-        if parsed is None:
+        if parsed is None or now_ns - parsed[0] < MTIME_INTERVAL_NS:
             return
-        output_hex, size, time_ns, mtime_ns = parsed
-        if now_ns - mtime_ns < MTIME_INTERVAL_NS:
-            return
-        try:
-            h = binascii.a2b_base64(key).hex()
-        except binascii.Error:
-            self.drop(key)
-            return
+        h = binascii.a2b_base64(key).hex()  # a valid key (decode, learn)
         try:
             os.utime(f"{self.dir}/{h[:2]}/{h}-a", ns=(now_ns, now_ns))
         except OSError:
             self.drop(key)  # the index entry is gone: go by what is on disk
             return
-        self.learn(key, output_hex, size, time_ns, now_ns)
+        self.learn(key, fact(now_ns, *parsed[1:]))
