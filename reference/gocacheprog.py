@@ -19,6 +19,10 @@ Promised:
 - End of input and ``close`` both end cleanly; on the way out the server
   prints gets, hits, puts and bytes to stderr and runs Go's (usually
   skipped) daily trim after answering, so the go command is not kept waiting.
+- A get is answered as the index entry on disk says, or from the server's
+  summary of entries it has seen (``reference.summary``) with the same
+  answer or another valid output of the action, and only after checking
+  that the output is still there, complete.
 - Many servers (one per go command) and plain go commands may share one
   directory on a local file system: writes use the catalogue protocol given
   (``write-then-truncate`` by default), which never removes or shrinks
@@ -28,13 +32,15 @@ Not promised: network file systems, Windows sharing semantics, or anything
 for ``--protocol write-file`` (the known-bad twin, kept to show the failure).
 
 Speed (start-up is paid by every go command, a round trip by every cache
-lookup): requests are read with large ``os.readv`` calls into one buffer and answered in one
-``os.write`` per batch of input (flushing only before the server would
-block); a get in the exact form the go command sends is answered without
-json, which is imported (C-accelerated) only for puts and odd requests; the
-catalogue (``spec``) is imported only at the first write.  What is left is
-the import of the ``reference`` package itself, whose ``__init__`` should
-therefore import nothing eagerly.
+lookup, and the go command waits for both): a get of an entry the server
+has seen before is answered from the summary (``reference.summary``: one
+stat of the output, the answer stored ready-made); requests are read with
+large ``os.readv`` calls into one buffer and answered in one ``os.write``
+per batch of input (flushing only before the server would block); a get or
+close in the exact form the go command sends is answered without json,
+which is imported (C-accelerated) only for puts and odd requests; the
+catalogue (``spec``) is imported only at the first write.  The ``reference``
+package's ``__init__`` imports nothing eagerly.
 """
 
 from __future__ import annotations
