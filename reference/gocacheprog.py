@@ -457,8 +457,8 @@ def run(dir: str, protocol: str, infd: int = 0, outfd: int = 1) -> Stats:
         pass
     try:
         server.summary.finish(cache.now_ns())
-    except OSError as e:
-        sys.stderr.write(f"idemwrite gocacheprog: writing the summary failed: {e}\n")
+    except Exception as e:  # after the last answer: report it, still trim
+        sys.stderr.write(f"idemwrite gocacheprog: writing the summary failed: {type(e).__name__}: {e}\n")
     try:
         cache.trim()
     except OSError as e:
