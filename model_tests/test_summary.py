@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from reference.gocache import MTIME_INTERVAL_NS, TRIM_LIMIT_S, GoCache
 from reference.gocacheprog import KNOWN_COMMANDS, Server, run
-from reference.summary import SUMMARY_NAME, Summary, decode, encode, fact, parse_fact
+from reference.summary import LOAD_AFTER, SUMMARY_NAME, Summary, decode, encode, fact, parse_fact
 
 AID = bytes(range(32))
 KEY = base64.b64encode(AID)
@@ -40,20 +40,21 @@ def put(id_: int, aid: bytes, body: bytes) -> bytes:
     return line + (b'"' + base64.b64encode(body) + b'"\n' if body else b"")
 
 
-def session(tmp: Path, data: bytes, server: type[Server] = Server) -> tuple[list[dict[str, Any]], Any]:
+def session(tmp: Path, data: bytes, server: type[Server] = Server, load_after: int = 0) -> tuple[list[dict[str, Any]], Any]:
     """One server session over files (``run`` for the real server, the same
     steps by hand for a twin); the responses after the announcement and
-    the stats."""
+    the stats.  The summary is loaded before the first get unless
+    ``load_after`` says otherwise."""
     (tmp / "in").write_bytes(data)
     infd = os.open(tmp / "in", os.O_RDONLY)
     outfd = os.open(tmp / "out", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
     try:
         if server is Server:
-            stats = run(str(tmp / "cache"), "write-then-truncate", infd, outfd)  # closes outfd
+            stats = run(str(tmp / "cache"), "write-then-truncate", infd, outfd, load_summary_after=load_after)
         else:
             os.write(outfd, KNOWN_COMMANDS)
             cache = GoCache(str(tmp / "cache"))
-            srv = server(cache, infd, outfd)
+            srv = server(cache, infd, outfd, load_summary_after=load_after)
             stats = srv.serve()
             os.close(outfd)
             srv.summary.finish(cache.now_ns())
@@ -75,6 +76,12 @@ def sound(resp: dict[str, Any]) -> bool:
     return len(data) == resp.get("Size", 0) and hashlib.sha256(data).digest() == base64.b64decode(resp["OutputID"])
 
 
+def keys_on_disk(cache: Path) -> set[bytes]:
+    got = decode((cache / SUMMARY_NAME).read_bytes())
+    assert got is not None
+    return set(got[1])
+
+
 def output_path(tmp: Path, body: bytes) -> Path:
     h = hashlib.sha256(body).hexdigest()
     return tmp / "cache" / h[:2] / f"{h}-d"
@@ -83,10 +90,15 @@ def output_path(tmp: Path, body: bytes) -> Path:
 # ------------------------------------------------------------ the file
 
 
-def test_encode_decode_round_trip() -> None:
+def test_encode_decode_round_trip(tmp_path: Path) -> None:
     facts = {KEY: fact(7, 3, b"ab" * 32, b'"Size":3'), base64.b64encode(bytes(32)): fact(2, 0, b"cd" * 32, b"{}")}
-    assert decode(encode(sorted(facts.items()))) == facts
-    assert decode(encode([])) == {}
+    path = tmp_path / SUMMARY_NAME
+    path.write_bytes(encode(sorted(facts.items())))
+    summary = Summary(str(tmp_path))
+    assert summary.facts_on_disk() == 2
+    summary.load()
+    assert {k: summary.get(k) for k in summary.table} == facts
+    assert decode(encode([])) == (b"", {})
 
 
 def test_every_damaged_summary_is_refused() -> None:
@@ -102,9 +114,10 @@ def test_every_damaged_summary_is_refused() -> None:
     assert decode(b"v1 " + b"0" * 172) is None
 
 
-@pytest.mark.parametrize("key", [b"AAAA", KEY[:-1] + b"\"", b"A" * 42 + b"==", KEY + b"A"])
-def test_a_key_that_is_not_a_base64_id_is_refused(key: bytes) -> None:
-    assert decode(encode([(key, fact(7, 3, b"ab" * 32, b"{}"))])) is None
+@pytest.mark.parametrize("key, value", [(b"AAAA", fact(7, 3, b"ab" * 32, b"{}")), (KEY + b"A", fact(7, 3, b"ab" * 32, b"{}")),
+                                        (KEY, fact(7, 3, b"ab" * 32, b"x" * 300))])
+def test_what_does_not_fit_a_record_is_left_out(key: bytes, value: bytes) -> None:
+    assert decode(encode([(key, value)])) == (b"", {})
 
 
 # ------------------------------------------------------------ across sessions
@@ -133,7 +146,7 @@ def test_an_output_gone_or_changed_is_not_answered_from_the_summary(tmp_path: Pa
         out.mkdir()
     r, stats = session(tmp_path, get(1, AID))
     assert r == [{"ID": 1, "Miss": True}] and stats.summary_hits == 0
-    assert KEY not in (decode((tmp_path / "cache" / SUMMARY_NAME).read_bytes()) or {})
+    assert KEY not in keys_on_disk(tmp_path / "cache")
 
 
 def test_an_entry_put_elsewhere_since_is_found(tmp_path: Path) -> None:
@@ -175,21 +188,22 @@ def test_used_index_entries_are_refreshed_after_the_session(tmp_path: Path) -> N
         os.utime(p, ns=(old, old))
     table = decode((cache / SUMMARY_NAME).read_bytes())
     assert table is not None
-    parsed = parse_fact(table[KEY])
+    records, offsets = table
+    parsed = parse_fact(records[offsets[KEY]:].split(b"\n", 1)[0].rstrip())
     assert parsed is not None
     (cache / SUMMARY_NAME).write_bytes(encode([(KEY, fact(old, *parsed[1:]))]))
     r, stats = session(tmp_path, get(1, AID))
     assert stats.summary_hits == 1
     assert index.stat().st_mtime_ns > old + MTIME_INTERVAL_NS and out.stat().st_mtime_ns > old + MTIME_INTERVAL_NS
     table = decode((cache / SUMMARY_NAME).read_bytes())
-    assert table is not None and int(table[KEY].split()[0]) > old + MTIME_INTERVAL_NS
+    assert table is not None and int(table[0][table[1][KEY]:].split()[0]) > old + MTIME_INTERVAL_NS
 
 
 def test_facts_unused_beyond_the_trim_limit_are_forgotten(tmp_path: Path) -> None:
     session(tmp_path, put(1, AID, b"abc"))
     summary = Summary(str(tmp_path / "cache"))
     summary.load()
-    parsed = parse_fact(summary.table[KEY])
+    parsed = parse_fact(summary.get(KEY) or b"")
     assert parsed is not None
     long_ago = time.time_ns() - (TRIM_LIMIT_S + 60) * 10**9
     summary.learn(KEY, fact(long_ago, *parsed[1:]))
@@ -205,6 +219,33 @@ def test_an_unchanged_summary_is_not_rewritten(tmp_path: Path) -> None:
     inode = path.stat().st_ino
     _, stats = session(tmp_path, get(1, AID))
     assert stats.summary_hits == 1 and path.stat().st_ino == inode  # rename-into-place would make a new inode
+
+
+def test_a_short_session_does_not_read_the_summary_nor_lose_it(tmp_path: Path) -> None:
+    session(tmp_path, put(1, AID, b"abc"))
+    other = bytes(32)
+    r, stats = session(tmp_path, get(1, AID) + put(2, other, b"def"), load_after=LOAD_AFTER)
+    assert stats.summary_hits == 0 and sound(r[0]) and "Miss" not in r[0]  # the ordinary path
+    assert keys_on_disk(tmp_path / "cache") == {KEY, base64.b64encode(other)}  # merged, not replaced
+
+
+def test_a_long_session_reads_it_after_enough_gets(tmp_path: Path) -> None:
+    aids = [i.to_bytes(32, "big") for i in range(LOAD_AFTER + 3)]
+    session(tmp_path, b"".join(put(i, aid, b"%d" % i) for i, aid in enumerate(aids, 1)))
+    _, stats = session(tmp_path, b"".join(get(i, aid) for i, aid in enumerate(aids, 1)), load_after=LOAD_AFTER)
+    assert stats.hits == LOAD_AFTER + 3 and stats.summary_hits == 3  # the first LOAD_AFTER read the index
+
+
+def test_at_most_max_facts_are_kept_the_most_recently_used(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    summary = Summary(str(cache), max_facts=2)
+    now = time.time_ns()
+    keys = [base64.b64encode(bytes([i]) * 32) for i in range(4)]
+    for age, key in enumerate(keys):
+        summary.learn(key, fact(now - age * 10**9, 1, b"ab" * 32, b"{}"))
+    summary.finish(now)
+    assert keys_on_disk(cache) == set(keys[:2])
 
 
 # ------------------------------------------------------------ the check can fail
@@ -245,7 +286,8 @@ def test_sessions_answer_as_the_files_on_disk_say(tmp_path_factory: pytest.TempP
     tmp = tmp_path_factory.mktemp("sessions")
     model: dict[bytes, bytes] = {}
     lost: set[bytes] = set()
-    data, expect = b"", []  # requests of the session, and for each (kind, body or None)
+    data = b""  # requests of the session
+    expect: list[tuple[str, bytes | None]] = []  # for each, (kind, body or None)
 
     def flush() -> None:
         nonlocal data, expect

@@ -59,7 +59,7 @@ if TYPE_CHECKING:
     from typing import Any, Callable
 
 from reference.gocache import DEFAULT_PROTOCOL, HASH_SIZE, MTIME_INTERVAL_NS, Entry, GoCache
-from reference.summary import Summary
+from reference.summary import FACTS_PER_GET, LOAD_AFTER, Summary
 from reference.summary import fact as summary_fact
 
 _S_IFMT, _S_IFREG = stat.S_IFMT(0o177777), stat.S_IFREG  # stat is loaded by os already
@@ -197,7 +197,8 @@ def _guess_id(line: bytes) -> int:
 class Server:
     """One session of the protocol over two file descriptors."""
 
-    def __init__(self, cache: GoCache, infd: int = 0, outfd: int = 1) -> None:
+    def __init__(self, cache: GoCache, infd: int = 0, outfd: int = 1, *,
+                 load_summary_after: int = LOAD_AFTER) -> None:
         self.cache = cache
         self.stats = Stats()
         self._outfd = outfd
@@ -209,8 +210,8 @@ class Server:
         self._dir_prefix_b = os.fsencode(self._dir_prefix)
         self._dir_json_b = self._dir_json.encode()
         self.summary = Summary(cache.dir)
-        self.summary.load()
-        self._facts = self.summary.table  # the fast path's dictionary
+        # Gets before the summary is read: a short session never pays for it.
+        self._gets_to_load = max(load_summary_after, self.summary.facts_on_disk() // FACTS_PER_GET)
 
     # ---- output
 
@@ -339,7 +340,11 @@ class Server:
         id_s, aid_s = line[_ID_AT:i], line[i + len(_GET_MIDDLE):-2]
         if not _plain_id(id_s) or b'"' in aid_s or b"\\" in aid_s:
             return False  # not what json would read as a plain integer ID and string
-        fact = self._facts.get(aid_s)  # keys are valid base64 IDs (summary.decode)
+        if not self.summary.loaded:
+            self._gets_to_load -= 1
+            if self._gets_to_load < 0:
+                self.summary.load()
+        fact = self.summary.get(aid_s)
         if fact is not None and self._summary_get(id_s, aid_s, fact):
             return True
         try:
@@ -436,13 +441,14 @@ class Server:
         self._reply({"ID": id_, "DiskPath": path})
 
 
-def run(dir: str, protocol: str, infd: int = 0, outfd: int = 1) -> Stats:
-    """Serve one session on ``infd``/``outfd``; then report and trim."""
+def run(dir: str, protocol: str, infd: int = 0, outfd: int = 1, *, load_summary_after: int = LOAD_AFTER) -> Stats:
+    """Serve one session on ``infd``/``outfd``; then report, write the
+    summary and trim."""
     # The go command blocks until it has this line: announce first, then
     # make the 256 subdirectories while it gets on with loading packages.
     _write_all(outfd, KNOWN_COMMANDS)
     cache = GoCache(dir, protocol=protocol)
-    server = Server(cache, infd, outfd)
+    server = Server(cache, infd, outfd, load_summary_after=load_summary_after)
     try:
         stats = server.serve()
     finally:
