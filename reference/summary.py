@@ -123,6 +123,15 @@ def parse_fact(fact_: bytes) -> tuple[int, int, bytes, bytes] | None:
         return None
 
 
+def _same_within_the_hour(old: bytes, new: bytes) -> bool:
+    old_mtime, _, old_rest = old.partition(b" ")
+    new_mtime, _, new_rest = new.partition(b" ")
+    try:
+        return old_rest == new_rest and 0 <= int(new_mtime) - int(old_mtime) < MTIME_INTERVAL_NS
+    except ValueError:
+        return False
+
+
 class Summary:
     """One session's view of ``DIR/idemwrite-summary``.
 
@@ -144,6 +153,7 @@ class Summary:
         # key -> its fact, or the offset of the fact in _records (loaded)
         self.table: dict[bytes, bytes | int] = {}
         self._records = b""
+        self._pending: dict[bytes, bytes] = {}  # learnt before loading
         self.loaded = False
         self.changed = False
         self.stale: list[bytes] = []  # used keys whose index mtime is over an hour old
@@ -156,7 +166,7 @@ class Summary:
             return 0
 
     def load(self) -> None:
-        """Read the file and merge in what this session learnt so far; a
+        """Read the file, then learn what this session learnt before; a
         missing or damaged file is an empty summary (a damaged one is
         rewritten by ``finish``)."""
         self.loaded = True
@@ -164,30 +174,43 @@ class Summary:
             with open(self.path, "rb") as f:
                 data = f.read()
         except OSError:
-            return
-        got = decode(data)
-        if got is None:
+            data = None
+        got = decode(data) if data is not None else None
+        if got is not None:
+            self._records, offsets = got
+            self.table = offsets  # type: ignore[assignment]  # values widen: no copy
+        elif data is not None:
             self.changed = True
-            return
-        self._records, offsets = got
-        merged: dict[bytes, bytes | int] = offsets  # type: ignore[assignment]  # values widen: no copy
-        merged.update(self.table)  # this session's facts are the newer
-        self.table = merged
+        for key, fact_ in self._pending.items():
+            self.learn(key, fact_)
+        self._pending.clear()
 
     def get(self, key: bytes) -> bytes | None:
         """The fact for ``key``, or None."""
+        if not self.loaded:
+            return self._pending.get(key)
         v = self.table.get(key)
         if v is None or isinstance(v, bytes):
             return v
         return self._records[v:v + FACT_WIDTH].rstrip(b" ")
 
     def learn(self, key: bytes, fact_: bytes) -> None:
-        if self.get(key) != fact_:
-            self.table[key] = fact_
-            self.changed = True
+        """Remember ``fact_`` for ``key``.  The same fact with an index mtime
+        under an hour newer is not a change (Go refreshes mtimes hourly
+        too), so a warm build does not rewrite the file."""
+        if not self.loaded:
+            self._pending[key] = fact_
+            return
+        old = self.get(key)
+        if old == fact_ or (old is not None and _same_within_the_hour(old, fact_)):
+            return
+        self.table[key] = fact_
+        self.changed = True
 
     def drop(self, key: bytes) -> None:
-        if self.table.pop(key, None) is not None:
+        if not self.loaded:
+            self._pending.pop(key, None)
+        elif self.table.pop(key, None) is not None:
             self.changed = True
 
     def finish(self, now_ns: int) -> None:
@@ -196,10 +219,10 @@ class Summary:
         write the file.  Called after the go command has its last answer."""
         for key in self.stale:
             self._refresh_index(key, now_ns)
+        if self._pending:
+            self.load()  # to compare with (and keep) the facts of earlier sessions
         if not self.changed:
             return
-        if not self.loaded:
-            self.load()  # keep the facts of earlier sessions
         cutoff = now_ns - TRIM_LIMIT_S * 10**9
         by_use = []
         facts: dict[bytes, bytes] = {}
