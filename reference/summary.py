@@ -4,9 +4,9 @@ A warm ``go build`` asks its cache program about every action, one pipe
 round trip each, and the go command waits for each answer.  Reading the
 index entry (open, read, fstat, close) and checking the output (stat) is
 five system calls per answer; with this summary it is one.  The summary is
-one file, ``DIR/idemwrite-summary``, read once when the server starts and
-written (if anything changed) after the server has closed its output, so
-the go command never waits for the write.
+one file, ``DIR/idemwrite-summary``, read once a session has made enough
+gets to gain from it, and written (if anything changed) after the server
+has closed its output, so the go command never waits for the write.
 
 What an answer from the summary rests on:
 
@@ -40,8 +40,7 @@ What differs from reading the index entry every time, and why it is safe:
 The file: a header ``idemwrite-summary v1 <crc32 of the rest, 8 hex>`` and
 one fixed-width line per fact, ``<action ID, base64 as the go command sends
 it> <index mtime ns> <size> <output hex> <answer>``, padded with spaces to
-RECORD bytes, where the answer is the JSON the
-server sends for the entry, ``"OutputID":...,"Size":...,"Time":...`` (so a
+RECORD bytes, where the answer is the JSON the server sends for the entry, ``"OutputID":...,"Size":...,"Time":...`` (so a
 get from the summary formats nothing).  It is written with the catalogue's
 ``rename-into-place`` (readers see an old or a new summary, never a mix);
 a summary that fails its checksum (a torn write after a power cut, an
