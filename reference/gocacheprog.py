@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import binascii
 import os
-import stat
+import stat  # loaded by os already
 import sys
 import time
 
@@ -61,8 +61,6 @@ if TYPE_CHECKING:
 from reference.gocache import DEFAULT_PROTOCOL, HASH_SIZE, MTIME_INTERVAL_NS, Entry, GoCache
 from reference.summary import FACTS_PER_GET, LOAD_AFTER, Summary
 from reference.summary import fact as summary_fact
-
-_S_IFMT, _S_IFREG = stat.S_IFMT(0o177777), stat.S_IFREG  # stat is loaded by os already
 
 KNOWN_COMMANDS = (b'{"ID":0,"KnownCommands":["get","put","close"]}\n')
 _READ_CHUNK = 1 << 20
@@ -150,6 +148,12 @@ def _plain_id(digits: bytes) -> bool:
     """Whether ``digits`` is a non-negative integer as JSON spells it (no
     leading zero), so answering it verbatim is what json would do."""
     return digits.isdigit() and (digits[0] != 0x30 or len(digits) == 1)
+
+
+def _answer(entry: Entry) -> bytes:
+    """A hit's fields after its ID and before its DiskPath, as JSON."""
+    return b'"OutputID":"%s","Size":%d,"Time":"%s"' % (
+        binascii.b2a_base64(entry[0], newline=False), entry[1], _rfc3339(entry[2]).encode())
 
 
 def _rfc3339(ns: int) -> str:
@@ -370,17 +374,15 @@ class Server:
             mtime_s, size_s, output_hex, answer = fact.split(b" ", 3)
             path = b"%s%s/%s-d" % (self._dir_prefix_b, output_hex[:2], output_hex)
             st = os.stat(path)
-            ok = st.st_size == int(size_s) and st.st_mode & _S_IFMT == _S_IFREG and len(output_hex) == 64
-            now = self.cache.now_ns()
-            if ok and now - int(mtime_s) >= MTIME_INTERVAL_NS:
+            ok = st.st_size == int(size_s) and stat.S_ISREG(st.st_mode) and len(output_hex) == 64
+            if ok and self.cache.now_ns() - int(mtime_s) >= MTIME_INTERVAL_NS:
                 self.summary.stale.append(key)  # refreshed after the last answer
         except (OSError, ValueError):  # the output is gone, the fact is malformed
             ok = False
         if not ok:
             self.summary.drop(key)
             return False
-        if now - st.st_mtime_ns >= MTIME_INTERVAL_NS:
-            self.cache.mark_used(path, st.st_mtime_ns)  # type: ignore[arg-type]  # os.utime takes bytes
+        self.cache.mark_used(path, st.st_mtime_ns)  # type: ignore[arg-type]  # os.utime takes bytes
         self.stats.gets += 1
         self.stats.hits += 1
         self.stats.summary_hits += 1
@@ -392,23 +394,23 @@ class Server:
         """The get-hit response, formatted by hand (the general path's json
         produces the same object): cache file names need no JSON escapes,
         and the directory's escaped form is computed once.  The answer is
-        remembered in the summary under ``key`` when the output is the plain file
-        ``DIR/xx/<hex>-d`` (a cached executable's directory is left to the
-        ordinary path); the index entry was just read or written, and
-        refreshed if old, so its mtime is taken as now."""
-        output_hex = entry[0].hex()
-        answer = b'"OutputID":"%s","Size":%d,"Time":"%s"' % (
-            binascii.b2a_base64(entry[0], newline=False), entry[1],
-            _rfc3339(entry[2]).encode())
-        rel = f"{output_hex[:2]}/{output_hex}-d"
-        if path == self._dir_prefix + rel:
-            self.summary.learn(key, summary_fact(self.cache.now_ns(), entry[1], output_hex.encode(), answer))
-            disk_path = self._dir_json + rel
-        elif path.startswith(self._dir_prefix):
+        remembered under ``key`` for later sessions."""
+        answer = _answer(entry)
+        self._remember(key, path, entry, answer)
+        if path.startswith(self._dir_prefix):
             disk_path = self._dir_json + path[len(self._dir_prefix):]
         else:
             disk_path = _json_string_body(path)
         return b'{"ID":%s,%s,"DiskPath":"%s"}\n' % (id_s, answer, disk_path.encode())
+
+    def _remember(self, key: bytes, path: str, entry: Entry, answer: bytes) -> None:
+        """Put a hit's (or a put's) answer in the summary when its output is
+        the plain file ``DIR/xx/<hex>-d`` (a cached executable's directory
+        is left to the ordinary path).  The index entry was just read or
+        written, and refreshed if old, so its mtime is taken as now."""
+        output_hex = entry[0].hex()
+        if path == f"{self._dir_prefix}{output_hex[:2]}/{output_hex}-d":
+            self.summary.learn(key, summary_fact(self.cache.now_ns(), entry[1], output_hex.encode(), answer))
 
     def _get(self, id_: int, req: dict[str, Any]) -> None:
         self.stats.gets += 1
@@ -433,9 +435,8 @@ class Server:
             raise BadRequest("OutputID is not the SHA-256 of the body")
         path = self.cache.put_output(output_id, body)
         time_ns = self.cache.put_index(action_id, output_id, size)
-        # Remembered for later gets (the put's own answer is just DiskPath).
-        self._hit_line(b"%d" % id_, path, Entry(output_id, size, time_ns),
-                       key=binascii.b2a_base64(action_id, newline=False))
+        entry = Entry(output_id, size, time_ns)  # for later gets; the put's own answer is DiskPath
+        self._remember(binascii.b2a_base64(action_id, newline=False), path, entry, _answer(entry))
         self.stats.puts += 1
         self.stats.put_bytes += size
         self._reply({"ID": id_, "DiskPath": path})
