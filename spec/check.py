@@ -1,31 +1,33 @@
-"""The verdict matrix: catalogue × properties × fault budgets, as data.
+"""The verdict matrix: catalogue x properties x fault budgets, as data.
 
-A :class:`Scenario` is one question with a declared answer: "does this mix
-of writer protocols, read by this reader, keep this property at fault budget
-F?", expected ``holds`` or ``violated`` with a reason (from the protocol's
-claims, or from :data:`MIXES` for mixes and reader twins).  Scenarios that
-share a setup are answered by one exploration.  Nothing here prints; the CLI
-renders the results.
+A :class:`Scenario` is one question with a declared answer: "does this
+system (a mix of writer protocols, read by some reader) keep this property
+at fault budget F?", expected ``holds`` or ``violated`` with a reason (from
+the protocol's claims, or from :data:`MIXES` for mixes and reader twins).
+Scenarios that share a system are answered by one exploration.  Nothing
+here prints or reads a clock: the CLI renders and times the results.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from .explore import Setup, explore
-from .properties import get_property
-from .protocols import CATALOGUE, INDEX_OUTPUT, NO_CORRUPT, NO_SIGBUS, STAYS, SURVIVES, WRITERS, Claim, protocol
-from .trace import Trace, from_exploration, setup_json
+from .explore import explore
+from .ops import Program
+from .programs import GO_INDEX_ENTRY, GO_READ_ENTRY, READ_UNVALIDATED, WRITE_FILE, WRITE_THEN_TRUNCATE
+from .properties import PROPERTIES, STAYS, NO_CORRUPT, Property
+from .protocols import CATALOGUE, Catalogue, Claim
+from .system import System
+from .trace import Trace, from_exploration, system_json
 
 
 @dataclass(frozen=True)
 class Scenario:
-    """One cell of the matrix: a setup, a property, the declared answer."""
+    """One cell of the matrix: a system, a property, the declared answer."""
 
-    setup: Setup
-    property: str
+    system: System
+    property: Property
     expected: str | None
     reason: str = ""
 
@@ -34,31 +36,32 @@ class Scenario:
 class Mix:
     """A declared expectation for a mix of writers or a reader twin."""
 
-    protocols: tuple[str, ...]
-    reader: str
+    writers: tuple[Program, ...]
+    reader: Program
     claim: Claim
 
 
 MIXES: tuple[Mix, ...] = (
-    Mix(("write-file",), "read-unvalidated",
+    Mix((WRITE_FILE,), READ_UNVALIDATED,
         Claim(NO_CORRUPT, -1, "without validation a reader accepts the empty or torn entry")),
-    Mix(("write-file", "go-index-entry"), "go-read-entry",
+    Mix((WRITE_FILE, GO_INDEX_ENTRY), GO_READ_ENTRY,
         Claim(STAYS, -1, "two Go versions sharing a GOCACHE: the old one's O_TRUNC empties the new one's entry")),
-    Mix(("write-file", "write-then-truncate"), "go-read-entry",
+    Mix((WRITE_FILE, WRITE_THEN_TRUNCATE), GO_READ_ENTRY,
         Claim(STAYS, -1, "one O_TRUNC writer is enough to undo a safe writer's publication")),
 )
 
 
-@dataclass
+@dataclass(frozen=True)
 class Result:
-    """The answer to one scenario, with the exploration's figures."""
+    """The answer to one scenario, with the exploration's figures
+    (``seconds`` is filled in by a caller that timed the run)."""
 
     scenario: Scenario
     verdict: str
     states: int
     transitions: int
-    seconds: float
     trace: Trace | None
+    seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -69,8 +72,8 @@ class Result:
         from .trace import to_json as trace_json
 
         return {
-            **setup_json(self.scenario.setup),
-            "property": self.scenario.property,
+            **system_json(self.scenario.system),
+            "property": self.scenario.property.name,
             "verdict": self.verdict,
             "expected": self.scenario.expected,
             "reason": self.scenario.reason,
@@ -81,79 +84,82 @@ class Result:
         }
 
 
-def reader_for(proto: str, prop: str) -> str:
-    """The reader that observes ``prop`` for writer ``proto``."""
-    return "mmap-read" if prop == NO_SIGBUS else protocol(proto).reader
-
-
-def default_scenarios(writers: int = 3, readers: int = 1, entry_length: int = 2,
-                      granularity: str = "byte", fault_budgets: Iterable[int] = (0, 1)) -> list[Scenario]:
+def default_scenarios(writers: int = 3, readers: int = 1, entry_length: int = 2, granularity: str = "byte",
+                      fault_budgets: Iterable[int] = (0, 1), catalogue: Catalogue = CATALOGUE) -> list[Scenario]:
     """Every claim of every writer in the catalogue, and every mix, at each
     fault budget: what ``idemwrite check`` answers with no arguments."""
     out: list[Scenario] = []
     for f in fault_budgets:
-        for name in WRITERS:
-            for c in CATALOGUE[name].claims:
-                crashes = 1 if c.property == SURVIVES else 0
-                s = Setup((name,), writers, readers, reader_for(name, c.property), f, entry_length, granularity, crashes)
+        for proto in catalogue.writers():
+            for c in proto.claims:
+                s = System.of(proto, writers, readers, proto.reader_for(c.property), faults=f,
+                              entry_length=entry_length, granularity=granularity, crashes=int(c.property.after_crash))
                 out.append(Scenario(s, c.property, c.expected(f), c.reason))
         for m in MIXES:
-            s = Setup(m.protocols, max(writers, len(m.protocols)), readers, m.reader, f, entry_length, granularity)
+            s = System.of(m.writers, max(writers, len(m.writers)), readers, m.reader, faults=f,
+                          entry_length=entry_length, granularity=granularity)
             out.append(Scenario(s, m.claim.property, m.claim.expected(f), m.claim.reason))
     return out
 
 
-def declared(setup: Setup, prop: str) -> tuple[str | None, str]:
-    """The declared answer for an ad-hoc setup, if the catalogue has one."""
+def declared(system: System, prop: Property, catalogue: Catalogue = CATALOGUE) -> tuple[str | None, str]:
+    """The declared answer for a system, if the catalogue has one: a mix's,
+    or the claim of its one writer protocol about a property observed by
+    the system's reader."""
+    writers, readers = system.writer_programs(), system.reader_programs()
+    reader = readers[0] if readers else None
     for m in MIXES:
-        if m.protocols == setup.protocols and m.reader == setup.reader and m.claim.property == prop:
-            return m.claim.expected(setup.faults), m.claim.reason
-    if len(setup.protocols) == 1:
-        c = protocol(setup.protocols[0]).claim(prop)
-        if c is not None and reader_for(setup.protocols[0], prop) == setup.reader:
-            return c.expected(setup.faults), c.reason
+        if m.writers == writers and m.reader == reader and m.claim.property == prop:
+            return m.claim.expected(system.faults), m.claim.reason
+    if len(writers) == 1:
+        proto = next((p for p in catalogue if p.program == writers[0]), None)
+        c = proto.claim(prop) if proto is not None else None
+        if proto is not None and c is not None and (reader is None or proto.reader_for(prop) == reader):
+            return c.expected(system.faults), c.reason
     return None, ""
 
 
-def applicable(setup: Setup) -> list[str]:
-    """Properties worth checking for an ad-hoc setup: the claimed ones, or
-    else every property whose needs the setup meets."""
-    claimed = [p for p in _all_properties() if declared(setup, p)[0] is not None and get_property(p).after_crash == bool(setup.crashes)]
+def applicable(system: System, catalogue: Catalogue = CATALOGUE) -> list[Property]:
+    """Properties worth checking for a system: the claimed ones, or else
+    every property whose needs the system meets."""
+    crashes = bool(system.crashes)
+    claimed = [p for p in PROPERTIES.values() if declared(system, p, catalogue)[0] is not None and p.after_crash == crashes]
     if claimed:
         return claimed
-    publishes = {path.name for n in setup.protocols for path, _ in protocol(n).program.publishes}
+    published = {path.name for prog in system.writer_programs() for path, _ in prog.publishes}
+    readers = system.reader_programs()
     out = []
-    for p in _all_properties():
-        prop = get_property(p)
-        if prop.needs_reader and setup.readers == 0:
+    for p in PROPERTIES.values():
+        if p.after_crash != crashes or (p.needs_reader and not readers):
             continue
-        if prop.after_crash != bool(setup.crashes):
+        if p.observed_by is not None and p.observed_by not in readers:
             continue
-        if p == NO_SIGBUS and setup.reader != "mmap-read":
-            continue
-        if p == INDEX_OUTPUT and not {"entry", "output"} <= publishes:
+        if not set(p.needs_paths) <= published:
             continue
         out.append(p)
     return out
 
 
-def _all_properties() -> list[str]:
-    from .properties import PROPERTIES
+def groups(scenarios: list[Scenario]) -> dict[System, list[Scenario]]:
+    """Scenarios by system: each system is explored once."""
+    out: dict[System, list[Scenario]] = {}
+    for s in scenarios:
+        out.setdefault(s.system, []).append(s)
+    return out
 
-    return list(PROPERTIES)
+
+def answer(system: System, group: list[Scenario]) -> list[Result]:
+    """Explore ``system`` once and answer every scenario of ``group``."""
+    ex = explore(system, [s.property for s in group])
+    return [Result(s, ex.verdict(s.property), ex.states, ex.transitions,
+                   from_exploration(ex, s.property) if s.property.name in ex.violations else None)
+            for s in group]
 
 
 def run(scenarios: list[Scenario]) -> list[Result]:
-    """Answer every scenario, exploring each distinct setup once."""
-    groups: dict[Setup, list[Scenario]] = {}
-    for s in scenarios:
-        groups.setdefault(s.setup, []).append(s)
-    answers: dict[tuple[Setup, str], Result] = {}
-    for setup, group in groups.items():
-        started = time.perf_counter()
-        ex = explore(setup, [s.property for s in group])
-        seconds = time.perf_counter() - started
-        for s in group:
-            trace = from_exploration(ex, s.property) if s.property in ex.violations else None
-            answers[(setup, s.property)] = Result(s, ex.verdict(s.property), ex.states, ex.transitions, seconds, trace)
-    return [answers[(s.setup, s.property)] for s in scenarios]
+    """Answer every scenario, exploring each distinct system once."""
+    answers: dict[tuple[System, str], Result] = {}
+    for system, group in groups(scenarios).items():
+        for r in answer(system, group):
+            answers[(system, r.scenario.property.name)] = r
+    return [answers[(s.system, s.property.name)] for s in scenarios]

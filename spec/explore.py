@@ -11,191 +11,76 @@ counterexample.  Three reductions keep it small, none of them unsound:
   dropped), and of several identical processes only one is stepped;
 - local steps (branches, return) are folded into the preceding operation.
 
-Every bound is explicit in :class:`Setup`; nothing is explored outside it.
+How it is fast (as SPIN compiles its model once): every distinct process
+state and file system is interned once, as a small integer, so a world is a
+short tuple of integers that hashes and compares in a few machine steps; a
+process's successors are computed once per (process state, file system,
+faults left, publication seen) and then only looked up.
+
+Every bound is explicit in the :class:`~spec.system.System`; nothing is
+explored outside it.  Nothing here reads a clock: callers time runs.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from .machine import RUNNING, Config, Fault, Kind, Proc, World, crash, initial, local_faults, published, step_local
 from .fs import FileSystem
+from .machine import Fault, crash, initial, local_faults, step_local
 from .properties import PROPERTIES, Property, get_property
-from .protocols import protocol
+from .state import Began, Crash, Proc, Status, World, published
 from .ops import Role
+from .system import Kind, System
+
+# A world as the search stores it: (file system id, faults, crashed,
+# process state ids...).
+Key = tuple[int, ...]
+_HEAD = 3
 
 
-class SetupError(ValueError):
-    """The bounds or the protocol mix make no sense (no writers, a reader
-    named as a writer, a length below 1, ...)."""
+class _Interned:
+    """Each distinct process state and file system, numbered once."""
 
+    def __init__(self, kinds: tuple[Kind, ...]) -> None:
+        self.kinds = kinds
+        self.procs: list[Proc] = []
+        self.proc_ids: dict[Proc, int] = {}
+        self.fss: list[FileSystem] = []
+        self.fs_ids: dict[FileSystem, int] = {}
+        # Per process id: still running; (the set of those) ended OK; a
+        # reader's first step still to come (its step reads ``published``).
+        self.running: list[bool] = []
+        self.published: set[int] = set()
+        self.fresh: list[bool] = []
+        # Per file system id: every inode named, numbered in name order
+        # (then the canonical form needs no renumbering).
+        self.tidy: list[bool] = []
 
-ENTRY_BYTES = b"abcdefghijklmnopqrstuvwxyz"
-OUTPUT_BYTES = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    def proc(self, p: Proc) -> int:
+        i = self.proc_ids.get(p)
+        if i is None:
+            i = self.proc_ids[p] = len(self.procs)
+            self.procs.append(p)
+            self.running.append(p.status is Status.RUNNING)
+            if p.status is Status.OK:
+                self.published.add(i)
+            # Only a reader's first step reads ``published``: a writer's
+            # moves are the same either way, so they are memoised once.
+            self.fresh.append(p.began is Began.NOT_YET and self.kinds[p.kind].program.role is Role.READER)
+        return i
 
-
-@dataclass(frozen=True)
-class Setup:
-    """The bounds of one run.
-
-    protocols:    writer protocols; writer j runs protocols[j % len].
-    writers:      N, the number of writer processes.
-    readers:      R, the number of reader processes, all running ``reader``.
-    faults:       F, how many injected faults the whole run may suffer.
-    entry_length: L, bytes in each payload (the entry, the output).
-    granularity:  "byte" (a write lands a byte a step) or "write".
-    crashes:      0, or 1 to let the machine lose power once, anywhere.
-    """
-
-    protocols: tuple[str, ...] = ("write-then-truncate",)
-    writers: int = 3
-    readers: int = 1
-    reader: str = "go-read-entry"
-    faults: int = 0
-    entry_length: int = 2
-    granularity: str = "byte"
-    crashes: int = 0
-
-    def __post_init__(self) -> None:
-        if not self.protocols:
-            raise SetupError("name at least one writer protocol")
-        for name in self.protocols:
-            if protocol(name).program.role is not Role.WRITER:
-                raise SetupError(f"{name!r} is a reader; pass it as --reader, not --protocol")
-        if protocol(self.reader).program.role is not Role.READER:
-            raise SetupError(f"{self.reader!r} is a writer; pass it as --protocol, not --reader")
-        if self.writers < 1 or self.readers < 0 or self.faults < 0:
-            raise SetupError("need writers >= 1, readers >= 0, faults >= 0")
-        if not 1 <= self.entry_length <= len(ENTRY_BYTES):
-            raise SetupError(f"entry length must be 1..{len(ENTRY_BYTES)}, not {self.entry_length}")
-        if self.writers < len(self.protocols):
-            raise SetupError(f"{len(self.protocols)} protocols need at least as many writers, not {self.writers}")
-        if self.crashes not in (0, 1):
-            raise SetupError(f"crashes must be 0 or 1, not {self.crashes}")
-        if self.granularity not in ("byte", "write"):
-            raise SetupError(f"granularity must be 'byte' or 'write', not {self.granularity!r}")
-
-    def payloads(self) -> tuple[tuple[str, bytes], ...]:
-        """Every writer's data: all writers of an entry write the same bytes."""
-        n = self.entry_length
-        return (("entry", ENTRY_BYTES[:n]), ("output", OUTPUT_BYTES[:n]))
-
-    def process_protocols(self) -> list[str]:
-        """Each process's protocol in canonical order: writers grouped by
-        protocol (in the order given), then the readers."""
-        counts = {p: 0 for p in self.protocols}
-        for j in range(self.writers):
-            counts[self.protocols[j % len(self.protocols)]] += 1
-        out = [p for p in self.protocols for _ in range(counts[p])]
-        return out + [self.reader] * self.readers
-
-
-@dataclass
-class Model:
-    """A Setup made runnable: the config, the initial world, names."""
-
-    setup: Setup
-    config: Config
-    init: World
-    names: tuple[str, ...]
-    blocks: tuple[tuple[int, int], ...]
-    symmetry: bool = True
-
-
-def build(setup: Setup, *, symmetry: bool = True) -> Model:
-    """The Config, initial world and process names for ``setup``.  With
-    ``symmetry`` off every process is its own class (for cross-checking the
-    reduction: the verdicts must not change, only the state counts)."""
-    order = setup.process_protocols()
-    kinds: list[Kind] = []
-    index: dict[str, int] = {}
-    for name in order:
-        if name not in index:
-            index[name] = len(kinds)
-            kinds.append(Kind(name, protocol(name).program, setup.payloads()))
-    cfg = Config(tuple(kinds), setup.granularity, setup.faults)
-    procs = tuple(index[n] for n in order)
-    names = tuple(f"W{i + 1}" for i in range(setup.writers)) + tuple(f"R{i + 1}" for i in range(setup.readers))
-    blocks = []
-    start = 0
-    for i in range(1, len(procs) + 1):
-        if i == len(procs) or procs[i] != procs[start] or not symmetry:
-            blocks.append((start, i))
-            start = i
-    model = Model(setup, cfg, initial(cfg, procs), names, tuple(blocks), symmetry)
-    model.init = canonical(model, model.init)
-    return model
-
-
-# ------------------------------------------------------------ canonical form
-
-
-def _relabel(p: Proc, k: Kind, m: dict[int, int], unknown: int | None) -> Proc:
-    regs = p.regs
-    if k.inode_regs:
-        lst = list(regs)
-        for r in k.inode_regs:
-            v = lst[r]
-            if v:
-                lst[r] = (m.get(v[0], unknown),) + v[1:]  # type: ignore[call-overload]
-        regs = tuple(lst)
-    priv = tuple((n, m.get(i, unknown)) for n, i in p.private) if p.private else p.private
-    return p._replace(regs=regs, private=priv)  # type: ignore[arg-type]
-
-
-def _refs(p: Proc, k: Kind) -> Iterable[int]:
-    for r in k.inode_regs:
-        v = p.regs[r]
-        if v:
-            yield int(v[0])  # type: ignore[call-overload]
-    for _, i in p.private:
-        yield i
-
-
-def _sort_blocks(procs: tuple[Proc, ...], keys: list[Proc], blocks: tuple[tuple[int, int], ...]) -> list[int]:
-    order: list[int] = []
-    for s, e in blocks:
-        if e - s == 1:
-            order.append(s)
-        else:
-            order.extend(sorted(range(s, e), key=keys.__getitem__))
-    return order
-
-
-def canonical(model: Model, w: World) -> World:
-    """The representative of ``w``'s symmetry class (see module doc)."""
-    kinds = model.config.kinds
-    remap: dict[int, int] = {}
-    for _, ino in w.fs.names:
-        remap.setdefault(ino, len(remap))
-    n = len(w.fs.contents)
-    if len(remap) == n and all(remap.get(i) == i for i in range(n)):
-        # Fast path: every inode is named and already numbered in name order,
-        # so the processes' own tuples are exact sort keys.
-        procs = w.procs
-        out: list[Proc] = []
-        for s, e in model.blocks:
-            out.extend(procs[s:e] if e - s == 1 else sorted(procs[s:e]))
-        return World(w.fs, tuple(out), w.faults, w.crashed)
-    keys = [_relabel(p, kinds[p.kind], remap, -1) for p in w.procs]
-    order = _sort_blocks(w.procs, keys, model.blocks)
-    for i in order:
-        p = w.procs[i]
-        for ino in _refs(p, kinds[p.kind]):
-            remap.setdefault(ino, len(remap))
-    procs2 = tuple(_relabel(w.procs[i], kinds[w.procs[i].kind], remap, None) for i in order)
-    contents: list[bytes | None] = [None] * len(remap)
-    durable: list[bytes | None] = [None] * len(remap)
-    for old, new in remap.items():
-        contents[new] = w.fs.contents[old]
-        durable[new] = w.fs.durable[old]
-    names = tuple((nm, remap[i]) for nm, i in w.fs.names)
-    return World(FileSystem(names, tuple(contents), tuple(durable)), procs2, w.faults, w.crashed)
-
-
-# ------------------------------------------------------------ search
+    def fs(self, fs: FileSystem) -> int:
+        i = self.fs_ids.get(fs)
+        if i is None:
+            i = self.fs_ids[fs] = len(self.fss)
+            self.fss.append(fs)
+            remap: dict[int, int] = {}
+            for _, ino in fs.names:
+                remap.setdefault(ino, len(remap))
+            n = len(fs.contents)
+            self.tidy.append(len(remap) == n and all(remap.get(j) == j for j in range(n)))
+        return i
 
 
 @dataclass
@@ -210,96 +95,240 @@ class Violation:
 
 @dataclass
 class Exploration:
-    """What one exhaustive search found."""
+    """What one exhaustive search found.  ``complete`` is False when the
+    search stopped early, every property asked about being violated."""
 
-    model: Model
+    system: System
     properties: tuple[str, ...]
+    symmetry: bool = True
     states: int = 0
     transitions: int = 0
     depth: int = 0
-    seconds: float = 0.0
     complete: bool = True
     violations: dict[str, Violation] = field(default_factory=dict)
-    parent: dict[World, World | None] = field(default_factory=dict, repr=False)
+    parent: dict[Key, Key | None] = field(default_factory=dict, repr=False)
+    keys: dict[str, Key] = field(default_factory=dict, repr=False)
+    canon: "_Canon | None" = field(default=None, repr=False)
 
-    def verdict(self, prop: str) -> str:
+    def verdict(self, prop: str | Property) -> str:
         """``violated`` or ``holds`` (within the bounds)."""
-        return "violated" if prop in self.violations else "holds"
+        return "violated" if get_property(prop).name in self.violations else "holds"
 
-    def path(self, prop: str) -> list[World]:
+    def path(self, prop: str | Property) -> list[World]:
         """The canonical worlds from the initial one to the violation."""
-        v = self.violations[prop]
+        assert self.canon is not None
+        k: Key | None = self.keys[get_property(prop).name]
         out: list[World] = []
-        s: World | None = v.state
-        while s is not None:
-            out.append(s)
-            s = self.parent[s]
+        while k is not None:
+            out.append(self.canon.world(k))
+            k = self.parent[k]
         return out[::-1]
+
+    def key(self, world: World) -> Key:
+        """The search's key for a concrete world (its canonical form)."""
+        assert self.canon is not None
+        return self.canon.key(world)
+
+
+def blocks(system: System, symmetry: bool = True) -> tuple[tuple[int, int], ...]:
+    """The symmetry classes: runs of adjacent processes of the same kind
+    (every process its own class with ``symmetry`` off)."""
+    out = []
+    kinds = system.kind_of
+    start = 0
+    for i in range(1, len(kinds) + 1):
+        if i == len(kinds) or kinds[i] != kinds[start] or not symmetry:
+            out.append((start, i))
+            start = i
+    return tuple(out)
+
+
+class _Canon:
+    """The canonical form of worlds, as keys (see the module doc)."""
+
+    def __init__(self, system: System, symmetry: bool) -> None:
+        self.system = system
+        self.kinds = system.kinds
+        self.blocks = blocks(system, symmetry)
+        self.single = len(self.blocks) == 1
+        self.t = _Interned(system.kinds)
+        self.orders: dict[tuple[int, ...], tuple[int, ...]] = {}
+
+    def world(self, k: Key, ordered: bool = True) -> World:
+        """The world of key ``k``; ``ordered``: each class's processes
+        sorted by state (the canonical world), else in key order."""
+        t = self.t
+        pids = k[_HEAD:]
+        if ordered:
+            pids = tuple(j for s, e in self.blocks for j in sorted(pids[s:e], key=t.procs.__getitem__))
+        return World(t.fss[k[0]], tuple(t.procs[i] for i in pids), k[1], Crash(k[2]))
+
+    def value_order(self, seg: tuple[int, ...]) -> tuple[int, ...]:
+        """The distinct process ids of one class, sorted by process state:
+        the order the processes of a canonical world are stepped in, so
+        that the search visits states in one fixed order (and finds the
+        same shortest counterexamples) whatever the ids."""
+        distinct = tuple(dict.fromkeys(seg))
+        got = self.orders.get(distinct)
+        if got is None:
+            got = self.orders[distinct] = tuple(sorted(distinct, key=self.t.procs.__getitem__))
+        return got
+
+    def sort(self, pids: list[int]) -> list[int]:
+        if self.single:
+            pids.sort()
+            return pids
+        out: list[int] = []
+        for s, e in self.blocks:
+            out.extend(pids[s:e] if e - s == 1 else sorted(pids[s:e]))
+        return out
+
+    def key(self, w: World) -> Key:
+        """Intern ``w`` in canonical form."""
+        t = self.t
+        fsid = t.fs(w.fs)
+        if not t.tidy[fsid]:
+            w = _renumbered(self.kinds, self.blocks, w)
+            fsid = t.fs(w.fs)
+        pids = self.sort([t.proc(p) for p in w.procs])
+        return (fsid, w.faults, int(w.crashed), *pids)
+
+
+def _relabel(p: Proc, k: Kind, m: dict[int, int], unknown: int | None) -> Proc:
+    regs = p.regs
+    if k.inode_regs:
+        lst = list(regs)
+        for r in k.inode_regs:
+            v = lst[r]
+            if v:
+                lst[r] = v._replace(ino=m.get(v.ino, unknown))  # type: ignore[union-attr]
+        regs = tuple(lst)
+    priv = tuple((n, m.get(i, unknown)) for n, i in p.private) if p.private else p.private
+    return p._replace(regs=regs, private=priv)  # type: ignore[arg-type]
+
+
+def _refs(p: Proc, k: Kind) -> Iterable[int]:
+    for r in k.inode_regs:
+        v = p.regs[r]
+        if v:
+            yield v.ino  # type: ignore[union-attr]
+    for _, i in p.private:
+        yield i
+
+
+def _renumbered(kinds: tuple[Kind, ...], blocks: tuple[tuple[int, int], ...], w: World) -> World:
+    """``w`` with its inodes renumbered: named ones in name order, then the
+    others by first holder, with the processes of each class sorted by
+    their state as seen before numbering the unnamed inodes; inodes nobody
+    names or holds are dropped (they can never be seen again)."""
+    remap: dict[int, int] = {}
+    for _, ino in w.fs.names:
+        remap.setdefault(ino, len(remap))
+    keys = [_relabel(p, kinds[p.kind], remap, -1) for p in w.procs]
+    order: list[int] = []
+    for s, e in blocks:
+        order.extend(range(s, e) if e - s == 1 else sorted(range(s, e), key=keys.__getitem__))
+    for i in order:
+        p = w.procs[i]
+        for ino in _refs(p, kinds[p.kind]):
+            remap.setdefault(ino, len(remap))
+    procs = tuple(_relabel(w.procs[i], kinds[w.procs[i].kind], remap, None) for i in order)
+    contents: list[bytes | None] = [None] * len(remap)
+    durable: list[bytes | None] = [None] * len(remap)
+    for old, new in remap.items():
+        contents[new] = w.fs.contents[old]
+        durable[new] = w.fs.durable[old]
+    names = tuple((nm, remap[i]) for nm, i in w.fs.names)
+    return World(FileSystem(names, tuple(contents), tuple(durable)), procs, w.faults, w.crashed)
+
+
+def canonical(system: System, w: World, *, symmetry: bool = True) -> World:
+    """The representative of ``w``'s symmetry class, as a world."""
+    c = _Canon(system, symmetry)
+    return c.world(c.key(w))
+
+
+# ------------------------------------------------------------ search
 
 
 class _Stepper:
     """Memoised local steps: a process's successors depend only on its own
-    state, the file system, whether faults remain and whether some writer
-    has published, so they are computed once per such combination."""
+    state, the file system, whether faults remain and - for a reader's
+    first step - whether some writer has published."""
 
-    def __init__(self, model: Model) -> None:
-        self.cfg = model.config
-        self.memo: dict[tuple[Proc, FileSystem, bool, bool], list[tuple[Fault, Proc, FileSystem]]] = {}
+    def __init__(self, system: System, canon: _Canon) -> None:
+        self.system = system
+        self.t = canon.t
+        self.memo: dict[tuple[int, int, bool, bool], list[tuple[int, int, int]]] = {}
 
-    def moves(self, w: World, i: int, pub: bool) -> list[tuple[Fault, Proc, FileSystem]]:
-        p = w.procs[i]
-        can_fault = w.faults < self.cfg.fault_budget
-        first_after_pub = pub and p.began == 0  # only a reader's first step reads ``pub``
-        key = (p, w.fs, can_fault, first_after_pub)
+    def moves(self, pid: int, fsid: int, can_fault: bool, first_after_pub: bool) -> list[tuple[int, int, int]]:
+        """(faults used, next process id, next file system id) per move."""
+        key = (pid, fsid, can_fault, first_after_pub)
         got = self.memo.get(key)
         if got is None:
+            t = self.t
+            p, fs = t.procs[pid], t.fss[fsid]
             got = []
-            for f in [None, *local_faults(self.cfg, p, can_fault)]:
-                q, fs = step_local(self.cfg, p, w.fs, f, first_after_pub)
-                got.append((f, q, fs))
-            if len(self.memo) > 2_000_000:
-                self.memo.clear()  # bound memory; a miss only costs a recomputation
+            f: Fault
+            for f in [None, *local_faults(self.system, p, can_fault)]:
+                q, fs2 = step_local(self.system, p, fs, f, first_after_pub)
+                got.append((1 if f else 0, t.proc(q), t.fs(fs2)))
             self.memo[key] = got
         return got
 
 
-def explore(setup: Setup, properties: Iterable[str] | None = None, *, stop_when_all_violated: bool = True, symmetry: bool = True) -> Exploration:
-    """Every reachable world of ``setup``, breadth first, checking
+def explore(system: System, properties: Iterable[str | Property] | None = None, *,
+            stop_when_all_violated: bool = True, symmetry: bool = True) -> Exploration:
+    """Every reachable world of ``system``, breadth first, checking
     ``properties`` (all by default) in each; shortest violations recorded.
     The search stops early once every property asked about is violated
     (then ``complete`` is False and ``states`` counts what was seen)."""
-    model = build(setup, symmetry=symmetry)
-    props: list[Property] = [get_property(p) for p in (properties if properties is not None else PROPERTIES)]
-    result = Exploration(model, tuple(p.name for p in props))
-    started = time.perf_counter()
-    stepper = _Stepper(model)
+    props = [get_property(p) for p in (properties if properties is not None else PROPERTIES.values())]
+    canon = _Canon(system, symmetry)
+    result = Exploration(system, tuple(p.name for p in props), symmetry, canon=canon)
+    t = canon.t
+    stepper = _Stepper(system, canon)
+    check = _Checker(canon, props, result)
+    budget = system.faults
     parent = result.parent
-    parent[model.init] = None
-    frontier = [model.init]
+    init = canon.key(initial(system))
+    parent[init] = None
+    frontier = [init]
     depth = 0
     while frontier:
-        nxt: list[World] = []
-        for w in frontier:
-            _check(model, props, result, w, depth)
-            if w.crashed:
+        nxt: list[Key] = []
+        for key in frontier:
+            check(key, depth)
+            if key[2]:
                 continue  # nothing runs after a power loss
-            if setup.crashes:
-                succ = canonical(model, crash(w))
+            pids = key[_HEAD:]
+            if system.crashes:
+                succ = canon.key(crash(canon.world(key)))
                 result.transitions += 1
                 if succ not in parent:
-                    parent[succ] = w
+                    parent[succ] = key
                     nxt.append(succ)
-            pub = published(w)
-            procs = w.procs
-            for i, p in enumerate(procs):
-                if p.status != RUNNING or (model.symmetry and i > 0 and procs[i - 1] == p):
-                    continue  # identical processes: stepping one is enough
-                for f, q, fs in stepper.moves(w, i, pub):
-                    succ = canonical(model, World(fs, procs[:i] + (q,) + procs[i + 1:], w.faults + (1 if f else 0), 0))
-                    result.transitions += 1
-                    if succ not in parent:
-                        parent[succ] = w
-                        nxt.append(succ)
+            fsid, used = key[0], key[1]
+            pub = not t.published.isdisjoint(pids)
+            can_fault = used < budget
+            for s, e in canon.blocks:
+                seg = pids[s:e]
+                # Of several identical processes only one is stepped.
+                for pid in canon.value_order(seg) if symmetry else seg:
+                    if not t.running[pid]:
+                        continue
+                    i = s + seg.index(pid)
+                    for df, qid, fsid2 in stepper.moves(pid, fsid, can_fault, pub and t.fresh[pid]):
+                        new = list(pids)
+                        new[i] = qid
+                        if t.tidy[fsid2]:
+                            succ = (fsid2, used + df, 0, *canon.sort(new))
+                        else:
+                            succ = canon.key(World(t.fss[fsid2], tuple(t.procs[j] for j in new), used + df))
+                        result.transitions += 1
+                        if succ not in parent:
+                            parent[succ] = key
+                            nxt.append(succ)
         if stop_when_all_violated and len(result.violations) == len(props):
             result.complete = not nxt
             break
@@ -307,16 +336,39 @@ def explore(setup: Setup, properties: Iterable[str] | None = None, *, stop_when_
         depth += 1
     result.states = len(parent)
     result.depth = depth
-    result.seconds = time.perf_counter() - started
     return result
 
 
-def _check(model: Model, props: list[Property], result: Exploration, w: World, depth: int) -> None:
-    for prop in props:
-        if prop.name in result.violations:
-            continue
-        if bool(w.crashed) != prop.after_crash:
-            continue  # crash properties speak of post-crash states only
-        why = prop.check(model.config, w)
-        if why is not None:
-            result.violations[prop.name] = Violation(prop.name, why, w, depth)
+class _Checker:
+    """The properties, checked in each new state.  A property whose
+    verdict depends only on which process states occur is checked once
+    per (file system, faults, crash, set of process states): with many
+    identical processes, far fewer checks than states."""
+
+    def __init__(self, canon: _Canon, props: list[Property], result: Exploration) -> None:
+        self.canon, self.result = canon, result
+        self.by_crash = {c: [p for p in props if p.after_crash == c] for c in (False, True)}
+        self.by_set = all(p.distinct_states_suffice for p in props)
+        self.memo: dict[Key, tuple[Property, ...]] = {}
+
+    def __call__(self, key: Key, depth: int) -> None:
+        props = self.by_crash[bool(key[2])]
+        if not props:
+            return
+        if self.by_set:
+            short = (key[0], key[1], key[2], *dict.fromkeys(key[_HEAD:]))
+            bad = self.memo.get(short)
+            if bad is None:
+                bad = self.memo[short] = self._violated(props, short)
+        else:
+            bad = self._violated(props, key)
+        for prop in bad:
+            if prop.name not in self.result.violations:
+                # The reason names processes: give it for the canonical world.
+                w = self.canon.world(key)
+                self.result.violations[prop.name] = Violation(prop.name, prop.check(self.canon.system, w) or "", w, depth)
+                self.result.keys[prop.name] = key
+
+    def _violated(self, props: list[Property], key: Key) -> tuple[Property, ...]:
+        w = self.canon.world(key, ordered=False)
+        return tuple(p for p in props if p.check(self.canon.system, w) is not None)

@@ -179,3 +179,13 @@ def mapped_read(current: bytes, length: int) -> bytes | None:
     if length > backed:
         return None
     return current[:length] + bytes(max(0, length - len(current)))
+
+
+def valid(buf: bytes | None, length: int) -> bool:
+    """The reader's validation: exactly ``length`` bytes, none of them a
+    zero byte of a hole (Go's parser rejects NUL in every field).  It cannot
+    tell two writers' entries apart, just as Go's parser cannot.
+
+    post: __return__ == (buf is not None and len(buf) == length and 0 not in buf)
+    """
+    return buf is not None and len(buf) == length and 0 not in buf

@@ -415,17 +415,6 @@ class Program:
                 names.append(v.payload)
         return tuple(names)
 
-    def registers(self) -> tuple[str, ...]:
-        """Register names in order of first appearance (descriptors, sizes,
-        buffers, mappings)."""
-        regs: list[str] = []
-        for ins in self.code:
-            for attr in ("fd", "into", "map", "size"):
-                v = getattr(ins, attr, None)
-                if isinstance(v, str) and v not in regs:
-                    regs.append(v)
-        return tuple(regs)
-
     def listing(self) -> str:
         """The program as indented pseudo-code, labels flush left."""
         lines = []

@@ -13,10 +13,14 @@ that nothing violates would be untested.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from types import MappingProxyType
+from typing import Callable, Mapping
 
-from .machine import SIGBUS, Config, World, valid
-from .ops import ENTRY, OUTPUT, Outcome
+from .fs import valid
+from .ops import ENTRY, OUTPUT, Program
+from .programs import MMAP_READ
+from .state import Began, Buf, Crash, Status, World
+from .system import System
 
 
 class UnknownProperty(KeyError):
@@ -30,66 +34,66 @@ class UnknownProperty(KeyError):
         return f"unknown property {self.name!r}; known: {', '.join(PROPERTIES)}"
 
 
-def _payloads_of(cfg: Config, path: str) -> set[bytes]:
+def _payloads_of(system: System, path: str) -> set[bytes]:
     """Every payload any writer in the run means to store at ``path``."""
     out = set()
-    for k in cfg.kinds:
+    for k in system.kinds:
         for p, payload in k.program.publishes:
             if p.name == path:
                 out.add(k.payload(payload))
     return out
 
 
-def published_entry_stays_complete(cfg: Config, w: World) -> str | None:
+def published_entry_stays_complete(system: System, w: World) -> str | None:
     """After the first writer returns success, every path it publishes holds,
     in every later state, exactly the complete payload of some writer of that
     path (not empty, not short, not torn, not missing)."""
     for q in w.procs:
-        if q.status != Outcome.OK.value:
+        if q.status != Status.OK:
             continue
-        for path, _ in cfg.kinds[q.kind].program.publishes:
+        for path, _ in system.kinds[q.kind].program.publishes:
             data = w.fs.file(path.name)
-            if data not in _payloads_of(cfg, path.name):
+            if data not in _payloads_of(system, path.name):
                 what = "missing" if data is None else f"{len(data)} bytes {data!r}"
                 return f"{path.name} is {what} after publication"
     return None
 
 
-def reader_after_publication_hits(cfg: Config, w: World) -> str | None:
+def reader_after_publication_hits(system: System, w: World) -> str | None:
     """A reader whose first step comes after the first publication ends with
     a hit (not a miss, not SIGBUS)."""
     for i, q in enumerate(w.procs):
-        if q.began == 2 and q.status in (Outcome.MISS.value, SIGBUS):
-            return f"process {i} began after publication and ended {q.status}"
+        if q.began == Began.AFTER_PUBLICATION and q.status in (Status.MISS, Status.SIGBUS):
+            return f"process {i} began after publication and ended {q.status.value}"
     return None
 
 
-def reader_never_accepts_corrupt(cfg: Config, w: World) -> str | None:
+def reader_never_accepts_corrupt(system: System, w: World) -> str | None:
     """Whatever a reader returns as a hit is exactly the complete payload of
     some writer of the path it reads."""
     for i, q in enumerate(w.procs):
-        if q.status != Outcome.HIT.value:
+        if q.status != Status.HIT:
             continue
-        k = cfg.kinds[q.kind]
-        buf = next((v[0] for v in q.regs if v and isinstance(v[0], bytes)), None)
-        if buf not in _payloads_of(cfg, k.program.reads.name):
+        k = system.kinds[q.kind]
+        buf = next((v.data for v in q.regs if isinstance(v, Buf)), None)
+        if buf not in _payloads_of(system, k.program.reads.name):
             return f"process {i} accepted {buf!r}"
     return None
 
 
-def mmap_reader_never_faults(cfg: Config, w: World) -> str | None:
+def mmap_reader_never_faults(system: System, w: World) -> str | None:
     """No reader that maps the entry dies of SIGBUS (the file shrinking
     under its mapping)."""
     for i, q in enumerate(w.procs):
-        if q.status == SIGBUS:
+        if q.status == Status.SIGBUS:
             return f"process {i} died of SIGBUS"
     return None
 
 
-def index_implies_complete_output(cfg: Config, w: World) -> str | None:
+def index_implies_complete_output(system: System, w: World) -> str | None:
     """Whenever the index entry is valid, the output file it points at is
     complete: a get that trusts the index finds the output whole."""
-    entries, outputs = _payloads_of(cfg, ENTRY.name), _payloads_of(cfg, OUTPUT.name)
+    entries, outputs = _payloads_of(system, ENTRY.name), _payloads_of(system, OUTPUT.name)
     index = w.fs.file(ENTRY.name)
     if not entries or not outputs or index is None:
         return None
@@ -101,49 +105,72 @@ def index_implies_complete_output(cfg: Config, w: World) -> str | None:
     return None
 
 
-def published_entry_survives_crash(cfg: Config, w: World) -> str | None:
+def published_entry_survives_crash(system: System, w: World) -> str | None:
     """If the machine loses power after the first publication, every path a
     writer had published holds, after the crash, exactly the complete payload
     of some writer of that path."""
-    if w.crashed != 2:
+    if w.crashed != Crash.AFTER_PUBLICATION:
         return None
-    return published_entry_stays_complete(cfg, w)
+    return published_entry_stays_complete(system, w)
 
 
 @dataclass(frozen=True)
 class Property:
     """A named state predicate; ``check`` returns why a state violates it,
-    or None.  ``needs_reader`` says the run must include a reader;
-    ``after_crash`` that it speaks of post-crash states (and the others of
-    states before any crash)."""
+    or None.
+
+    needs_reader: the run must include a reader.
+    after_crash:  it speaks of post-crash states (the others of states
+                  before any crash).
+    observed_by:  the reader that observes it (None: the reader of the
+                  writer's protocol, ``spec.protocols.Protocol.reader``).
+    needs_paths:  paths some writer must publish for it to say anything.
+    distinct_states_suffice: its verdict on a world depends only on the
+                  file system, the faults and crash so far, and *which*
+                  process states occur - not how many processes are in
+                  each, nor their order ("some process ...", "every
+                  process ..."), so the explorer may check it once per
+                  such set.  Leave it False for a property that counts.
+    """
 
     name: str
-    check: Callable[[Config, World], str | None]
+    check: Callable[[System, World], str | None]
     needs_reader: bool = False
     after_crash: bool = False
+    observed_by: Program | None = None
+    needs_paths: tuple[str, ...] = ()
+    distinct_states_suffice: bool = False
 
     @property
     def doc(self) -> str:
         return " ".join((self.check.__doc__ or "").split())
 
-
-PROPERTIES: dict[str, Property] = {
-    p.name: p
-    for p in (
-        Property("published-entry-stays-complete", published_entry_stays_complete),
-        Property("reader-after-publication-hits", reader_after_publication_hits, True),
-        Property("reader-never-accepts-corrupt", reader_never_accepts_corrupt, True),
-        Property("mmap-reader-never-faults", mmap_reader_never_faults, True),
-        Property("index-implies-complete-output", index_implies_complete_output),
-        Property("published-entry-survives-crash", published_entry_survives_crash, after_crash=True),
-    )
-}
+    def __str__(self) -> str:
+        return self.name
 
 
-def get_property(name: str) -> Property:
-    """The property called ``name``; UnknownProperty otherwise."""
+# Each of these asks whether some process is in some state: none counts.
+_SET = {"distinct_states_suffice": True}
+STAYS = Property("published-entry-stays-complete", published_entry_stays_complete, **_SET)
+HITS = Property("reader-after-publication-hits", reader_after_publication_hits, needs_reader=True, **_SET)
+NO_CORRUPT = Property("reader-never-accepts-corrupt", reader_never_accepts_corrupt, needs_reader=True, **_SET)
+NO_SIGBUS = Property("mmap-reader-never-faults", mmap_reader_never_faults, needs_reader=True, observed_by=MMAP_READ,
+                     **_SET)
+INDEX_OUTPUT = Property("index-implies-complete-output", index_implies_complete_output,
+                        needs_paths=(ENTRY.name, OUTPUT.name), **_SET)
+SURVIVES = Property("published-entry-survives-crash", published_entry_survives_crash, after_crash=True, **_SET)
+
+# Read-only: names are only how the command line picks a property.
+PROPERTIES: Mapping[str, Property] = MappingProxyType(
+    {p.name: p for p in (STAYS, HITS, NO_CORRUPT, NO_SIGBUS, INDEX_OUTPUT, SURVIVES)})
+
+
+def get_property(name: str | Property) -> Property:
+    """The property called ``name`` (a Property is returned as is);
+    UnknownProperty otherwise."""
+    if isinstance(name, Property):
+        return name
     try:
         return PROPERTIES[name]
     except KeyError:
         raise UnknownProperty(name) from None
-

@@ -1,75 +1,49 @@
-"""The catalogue: every write and read protocol, written once as data.
+"""Protocols: a program with what it claims, and the catalogue of them.
 
-Each writer is the sequence of calls a real program makes (Go's
-``ioutil.WriteFile``, ``putIndexEntry`` before and after commit 2fc7574,
-``copyFile``, and the usual alternatives), with its error paths.  Each
-protocol declares which properties it is expected to keep, and at which
-fault budget it stops keeping them, with a one-line reason; ``idemwrite
-check`` compares these declarations with what the explorer computes.
+A :class:`Protocol` is a program (``spec.programs``), the properties it is
+expected to keep and at which fault budget it stops keeping them (each
+with a one-line reason), and the reader that looks up what it writes.
+``idemwrite check`` compares the claims with what the explorer computes.
 
-Abstracted: Go's hash of the output is the reader's validity check (exact
-length, no zero-filled hole); ``chtimes`` has no effect on the model beyond
-its ENOENT; a short ``io.ReadFull`` loop is one read.
+The :data:`CATALOGUE` is an immutable collection of protocol values; names
+are only how the command line picks from it.  A user's own protocol is a
+value of the same type and goes to every checker as it is: nothing is
+registered anywhere.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterator
 
-from .ops import (
-    ENTRY,
-    O_CREAT,
-    O_EXCL,
-    O_RDONLY,
-    O_RDWR,
-    O_TRUNC,
-    O_WRONLY,
-    OUTPUT,
-    TEMP,
-    Chtimes,
-    Close,
-    Data,
-    Failed,
-    Fstat,
-    Fsync,
-    Ftruncate,
-    Goto,
-    If,
-    Instr,
-    Invalid,
-    Label,
-    Length,
-    MapRead,
-    Mmap,
-    Open,
-    Outcome,
-    Path,
-    Program,
-    Read,
-    Rename,
-    Return,
-    Role,
-    SizeIs,
-    Stat,
-    Unlink,
-    Write,
+from .ops import Program, Role
+from .programs import (
+    CREATE_EXCLUSIVE,
+    GO_GET,
+    GO_INDEX_ENTRY,
+    GO_OUTPUT_FILE,
+    GO_PUT,
+    GO_READ_ENTRY,
+    MMAP_READ,
+    READ_UNVALIDATED,
+    RENAME_INTO_PLACE,
+    RENAME_INTO_PLACE_FSYNC,
+    WRITE_FILE,
+    WRITE_THEN_TRUNCATE,
 )
-
-ERR = Failed()
-OK = Return(Outcome.OK)
-FAIL = Return(Outcome.FAIL)
-MISS = Return(Outcome.MISS)
+from .properties import HITS, INDEX_OUTPUT, NO_CORRUPT, NO_SIGBUS, STAYS, SURVIVES, Property, get_property
 
 
 class UnknownProtocol(KeyError):
     """No protocol of that name is in the catalogue."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, known: tuple[str, ...] = ()) -> None:
         super().__init__(name)
         self.name = name
+        self.known = known
 
     def __str__(self) -> str:
-        return f"unknown protocol {self.name!r}; known: {', '.join(sorted(CATALOGUE))}"
+        return f"unknown protocol {self.name!r}; known: {', '.join(sorted(self.known))}"
 
 
 @dataclass(frozen=True)
@@ -80,7 +54,7 @@ class Claim:
     holds: None means at every F, -1 means not even without faults.
     """
 
-    property: str
+    property: Property
     holds_up_to: int | None
     reason: str
 
@@ -93,318 +67,122 @@ class Claim:
 
 @dataclass(frozen=True)
 class Protocol:
-    """A catalogue entry: the program, its claims, and the reader that
-    looks up what it writes (for the reader properties)."""
+    """A program, its claims, and the reader that looks up what it writes
+    (for the reader properties; a property may name its own observer,
+    ``Property.observed_by``)."""
 
     program: Program
     claims: tuple[Claim, ...] = ()
-    reader: str = "go-read-entry"
+    reader: Program = GO_READ_ENTRY
 
     @property
     def name(self) -> str:
         return self.program.name
 
-    def claim(self, prop: str) -> Claim | None:
+    def claim(self, prop: Property | str) -> Claim | None:
         """This protocol's claim about ``prop``, if it makes one."""
-        return next((c for c in self.claims if c.property == prop), None)
+        p = get_property(prop)
+        return next((c for c in self.claims if c.property == p), None)
+
+    def reader_for(self, prop: Property | str) -> Program:
+        """The reader that observes ``prop`` for this protocol."""
+        return get_property(prop).observed_by or self.reader
 
 
-# ------------------------------------------------------------ writer pieces
+class Catalogue:
+    """An immutable collection of protocols, looked up by name."""
 
+    def __init__(self, protocols: tuple[Protocol, ...]) -> None:
+        names = [p.name for p in protocols]
+        if len(set(names)) != len(names):
+            raise ValueError(f"protocol names must differ: {names}")
+        self._protocols = protocols
+        self._by_name = {p.name: p for p in protocols}
 
-def _index_entry(remove_on_error: bool, prefix: str = "") -> tuple[Instr, ...]:
-    """Go 1.13+ putIndexEntry: write first, truncate after, close; on any
-    error close and (Go, to this day) remove the file."""
-    p = prefix
-    on_err = f"{p}close_remove" if remove_on_error else f"{p}close_fail"
-    tail: tuple[Instr, ...]
-    if remove_on_error:
-        tail = (
-            Label(f"{p}close_remove"),
-            Close(),
-            Label(f"{p}remove"),
-            # Go's own TODO: this Remove races with another writer's success.
-            Unlink(ENTRY),
-            FAIL,
-        )
-    else:
-        tail = (Label(f"{p}close_fail"), Close(), FAIL)
-    return (
-        Open(ENTRY, O_WRONLY | O_CREAT),
-        If(ERR, f"{p}fail"),
-        Write(Data("entry")),
-        If(ERR, on_err),
-        # Truncate only *after* writing: a second writer of the same bytes
-        # never, even for a moment, undoes the first.
-        Ftruncate(Length("entry")),
-        If(ERR, on_err),
-        Close(),
-        If(ERR, f"{p}remove" if remove_on_error else f"{p}fail"),
-        Chtimes(ENTRY),
-        OK,
-        *tail,
-        Label(f"{p}fail"),
-        FAIL,
-    )
+    def __getitem__(self, name: str) -> Protocol:
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise UnknownProtocol(name, tuple(self._by_name)) from None
 
+    def __contains__(self, name: object) -> bool:
+        return name in self._by_name
 
-def _output_file(done: Instr, prefix: str = "") -> tuple[Instr, ...]:
-    """Go's copyFile for an output (``-d``) file; ``done`` is what runs on
-    success (return ok, or go on to write the index entry)."""
-    p, out, n = prefix, OUTPUT, Length("output")
-    return (
-        Stat(out),
-        If(SizeIs("!=", n), f"{p}write"),
-        # Complete size: check the content (Go hashes it) and keep it.
-        Open(out, O_RDONLY),
-        If(ERR, f"{p}write"),
-        Read(Length("output", 1)),
-        Close(),
-        If(Invalid("output"), f"{p}write"),
-        Goto(f"{p}done"),
-        Label(f"{p}write"),
-        If(SizeIs(">", n), f"{p}open_trunc"),
-        Open(out, O_RDWR | O_CREAT),
-        If(ERR, f"{p}fail"),
-        Goto(f"{p}copy"),
-        Label(f"{p}open_trunc"),
-        # "shouldn't happen but fix in case": a too-long file is truncated.
-        Open(out, O_RDWR | O_CREAT | O_TRUNC),
-        If(ERR, f"{p}fail"),
-        Label(f"{p}copy"),
-        Write(Data("output", stop=-1)),
-        If(ERR, f"{p}trunc"),
-        # The last byte makes the size right: only now may others use it.
-        Write(Data("output", start=-1)),
-        If(ERR, f"{p}trunc"),
-        Close(),
-        If(ERR, f"{p}remove"),
-        Chtimes(out),
-        Label(f"{p}done"),
-        done,
-        Label(f"{p}trunc"),
-        # Best effort "to avoid leaving bad bytes": also empties a file that
-        # another writer has meanwhile completed.
-        Ftruncate(Length(None, 0)),
-        Close(),
-        FAIL,
-        Label(f"{p}remove"),
-        Unlink(out),
-        Label(f"{p}fail"),
-        FAIL,
-    )
+    def __iter__(self) -> Iterator[Protocol]:
+        return iter(self._protocols)
 
+    def __len__(self) -> int:
+        return len(self._protocols)
 
-def _write_file() -> tuple[Instr, ...]:
-    """ioutil.WriteFile: O_TRUNC empties the entry before refilling it."""
-    return (
-        Open(ENTRY, O_WRONLY | O_CREAT | O_TRUNC),
-        If(ERR, "fail"),
-        Write(Data("entry")),
-        If(ERR, "close_fail"),
-        Close(),
-        If(ERR, "fail"),
-        OK,
-        Label("close_fail"),
-        Close(),
-        Label("fail"),
-        FAIL,
-    )
+    def names(self) -> tuple[str, ...]:
+        return tuple(self._by_name)
 
+    def writers(self) -> tuple[Protocol, ...]:
+        return tuple(p for p in self._protocols if p.program.role is Role.WRITER)
 
-def _rename_into_place(fsync: bool) -> tuple[Instr, ...]:
-    """Write a private temp file, (fsync,) close, rename over the entry."""
-    sync: tuple[Instr, ...] = (Fsync(), If(ERR, "close_unlink")) if fsync else ()
-    return (
-        Open(TEMP, O_WRONLY | O_CREAT | O_EXCL),
-        If(ERR, "fail"),
-        Write(Data("entry")),
-        If(ERR, "close_unlink"),
-        *sync,
-        Close(),
-        If(ERR, "unlink"),
-        # rename(2) replaces the name atomically: readers see old or new.
-        Rename(TEMP, ENTRY),
-        If(ERR, "unlink"),
-        OK,
-        Label("close_unlink"),
-        Close(),
-        Label("unlink"),
-        Unlink(TEMP),
-        Label("fail"),
-        FAIL,
-    )
+    def readers(self) -> tuple[Protocol, ...]:
+        return tuple(p for p in self._protocols if p.program.role is Role.READER)
 
-
-def _create_exclusive() -> tuple[Instr, ...]:
-    """O_EXCL: the first creator writes; the others take EEXIST as done."""
-    return (
-        Open(ENTRY, O_WRONLY | O_CREAT | O_EXCL),
-        # The bug: the file exists as soon as it is created, before it is
-        # written, so EEXIST does not mean "complete".
-        If(Failed(frozenset({"EEXIST"})), "done"),
-        If(ERR, "fail"),
-        Write(Data("entry")),
-        If(ERR, "close_fail"),
-        Close(),
-        If(ERR, "fail"),
-        Label("done"),
-        OK,
-        Label("close_fail"),
-        Close(),
-        Label("fail"),
-        FAIL,
-    )
-
-
-# ------------------------------------------------------------ reader pieces
-
-
-def _read_entry(validate: bool, path: Path = ENTRY) -> tuple[Instr, ...]:
-    """Go's DiskCache.get: open, read len+1 (to see a too-long file),
-    close, and accept only what validates."""
-    check: tuple[Instr, ...] = (If(Invalid("entry"), "miss"),) if validate else ()
-    return (
-        Open(path, O_RDONLY),
-        If(ERR, "miss"),
-        Read(Length("entry", 1)),
-        Close(),
-        *check,
-        Return(Outcome.HIT),
-        Label("miss"),
-        MISS,
-    )
-
-
-def _mmap_read() -> tuple[Instr, ...]:
-    """Go's mmap.Mmap + GetMmap: fstat, map that many bytes, close, check
-    the mapped length, then use the bytes (where SIGBUS strikes)."""
-    return (
-        Open(ENTRY, O_RDONLY),
-        If(ERR, "miss"),
-        Fstat(),
-        Mmap(),
-        Close(),
-        If(SizeIs("!=", Length("entry")), "miss"),
-        MapRead(),
-        If(Invalid("entry"), "miss"),
-        Return(Outcome.HIT),
-        Label("miss"),
-        MISS,
-    )
-
-
-def _go_get() -> tuple[Instr, ...]:
-    """Go's GetFile: a valid index entry, then the output's size."""
-    return (
-        Open(ENTRY, O_RDONLY),
-        If(ERR, "miss"),
-        Read(Length("entry", 1)),
-        Close(),
-        If(Invalid("entry"), "miss"),
-        Stat(OUTPUT),
-        If(SizeIs("!=", Length("output")), "miss"),
-        Return(Outcome.HIT),
-        Label("miss"),
-        MISS,
-    )
+    def with_(self, *more: Protocol) -> "Catalogue":
+        """A new catalogue with ``more`` added (this one is unchanged)."""
+        return Catalogue(self._protocols + more)
 
 
 # ------------------------------------------------------------ the catalogue
 
-STAYS = "published-entry-stays-complete"
-HITS = "reader-after-publication-hits"
-NO_CORRUPT = "reader-never-accepts-corrupt"
-NO_SIGBUS = "mmap-reader-never-faults"
-INDEX_OUTPUT = "index-implies-complete-output"
-SURVIVES = "published-entry-survives-crash"
-
 _VALIDATES = Claim(NO_CORRUPT, None, "go-read-entry accepts only an exact, valid entry")
 _NOT_DURABLE = Claim(SURVIVES, -1, "nothing is fsynced: after a power loss the published entry may be empty")
 
-
-def _writer(name: str, summary: str, source: tuple[Instr, ...], *claims: Claim, publishes: tuple[tuple[Path, str], ...] = ((ENTRY, "entry"),), reader: str = "go-read-entry") -> Protocol:
-    prog = Program(name, Role.WRITER, source, publishes=publishes, summary=summary)
-    return Protocol(prog, claims, reader)
-
-
-def _reader(name: str, summary: str, source: tuple[Instr, ...]) -> Protocol:
-    return Protocol(Program(name, Role.READER, source, summary=summary))
-
-
-_ENTRIES: tuple[Protocol, ...] = (
-    _writer(
-        "write-file", "O_TRUNC first, then write (ioutil.WriteFile; Go <= 1.12)", _write_file(),
+CATALOGUE = Catalogue((
+    Protocol(WRITE_FILE, (
         Claim(STAYS, -1, "a second writer's O_TRUNC empties a published entry"),
         Claim(HITS, -1, "a reader between O_TRUNC and write finds it empty"),
         Claim(NO_SIGBUS, -1, "O_TRUNC shrinks a file a reader has mapped"),
         _VALIDATES,
         _NOT_DURABLE,
-    ),
-    _writer(
-        "go-index-entry", "write, truncate after, close; remove on error (Go 1.13+ putIndexEntry)", _index_entry(True),
+    )),
+    Protocol(GO_INDEX_ENTRY, (
         Claim(STAYS, 0, "the remove on an error path deletes another writer's published entry"),
         Claim(HITS, 0, "after that remove a reader misses"),
         Claim(NO_SIGBUS, None, "nothing ever shrinks the file below the entry's size while it is mapped"),
         _VALIDATES,
         _NOT_DURABLE,
-    ),
-    _writer(
-        "write-then-truncate", "write, truncate after, close; never remove", _index_entry(False),
+    )),
+    Protocol(WRITE_THEN_TRUNCATE, (
         Claim(STAYS, None, "every write stores the same bytes and nothing shortens the file"),
         Claim(HITS, None, "the published entry stays complete"),
         Claim(NO_SIGBUS, None, "the file never shrinks below the entry's size"),
         _VALIDATES,
         _NOT_DURABLE,
-    ),
-    _writer(
-        "rename-into-place", "private temp file, close, rename over the entry", _rename_into_place(False),
+    )),
+    Protocol(RENAME_INTO_PLACE, (
         Claim(STAYS, None, "the name only ever points at a complete file"),
         Claim(HITS, None, "the name only ever points at a complete file"),
         Claim(NO_SIGBUS, None, "a mapped inode is never written again"),
         _VALIDATES,
         Claim(SURVIVES, -1, "the name can be durable before the data: after a power loss the entry may be empty"),
-    ),
-    _writer(
-        "rename-into-place-fsync", "private temp file, fsync, close, rename over the entry", _rename_into_place(True),
+    )),
+    Protocol(RENAME_INTO_PLACE_FSYNC, (
         Claim(STAYS, None, "the name only ever points at a complete file"),
         Claim(HITS, None, "the name only ever points at a complete file"),
         _VALIDATES,
         Claim(SURVIVES, None, "the data is durable before the name points at it"),
-    ),
-    _writer(
-        "create-exclusive", "O_EXCL create; EEXIST counts as done", _create_exclusive(),
+    )),
+    Protocol(CREATE_EXCLUSIVE, (
         Claim(STAYS, -1, "EEXIST is returned as soon as the file exists, before it is written"),
         Claim(HITS, -1, "a writer publishes an empty file"),
         _VALIDATES,
-    ),
-    _writer(
-        "go-output-file", "stat, keep if complete, else write all but the last byte, then it (Go's copyFile)", _output_file(OK),
+    )),
+    Protocol(GO_OUTPUT_FILE, (
         Claim(STAYS, 0, "the truncate-to-0 on an error path empties another writer's completed output"),
-        publishes=((OUTPUT, "output"),),
-    ),
-    _writer(
-        "go-put", "go-output-file, then go-index-entry (Go's DiskCache.put)", _output_file(Goto("index"), "out_") + (Label("index"),) + _index_entry(True),
+    )),
+    Protocol(GO_PUT, (
         Claim(STAYS, 0, "both error paths undo another writer's published files"),
         Claim(HITS, 0, "an emptied output or removed index makes a later get miss"),
         Claim(INDEX_OUTPUT, 0, "copyFile's truncate-on-error empties an output a valid index points at"),
-        publishes=((OUTPUT, "output"), (ENTRY, "entry")),
-        reader="go-get",
-    ),
-    _reader("go-read-entry", "open, read len+1, close, accept only an exact valid entry (Go's DiskCache.get)", _read_entry(True)),
-    _reader("mmap-read", "open, fstat, mmap, close, use the bytes (Go's GetMmap)", _mmap_read()),
-    _reader("read-unvalidated", "open, read, close, accept whatever was read (known-bad twin of validation)", _read_entry(False)),
-    _reader("go-get", "a valid index entry, then the output's size (Go's GetFile)", _go_get()),
-)
-
-CATALOGUE: dict[str, Protocol] = {p.name: p for p in _ENTRIES}
-WRITERS: tuple[str, ...] = tuple(p.name for p in _ENTRIES if p.program.role is Role.WRITER)
-READERS: tuple[str, ...] = tuple(p.name for p in _ENTRIES if p.program.role is Role.READER)
-
-
-def protocol(name: str) -> Protocol:
-    """The catalogue entry called ``name``; UnknownProtocol otherwise."""
-    try:
-        return CATALOGUE[name]
-    except KeyError:
-        raise UnknownProtocol(name) from None
+    ), reader=GO_GET),
+    Protocol(GO_READ_ENTRY),
+    Protocol(MMAP_READ),
+    Protocol(READ_UNVALIDATED),
+    Protocol(GO_GET),
+))

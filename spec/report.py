@@ -11,13 +11,16 @@ from .trace import markdown_table, table
 
 
 def _mix(r: Result) -> str:
-    return " + ".join(r.scenario.setup.protocols)
+    return " + ".join(p.name for p in r.scenario.system.writer_programs())
+
+
+def _reader(r: Result) -> str:
+    readers = r.scenario.system.reader_programs()
+    return " + ".join(p.name for p in readers) if readers else "-"
 
 
 def _bounds(r: Result) -> str:
-    s = r.scenario.setup
-    crash = " crash" if s.crashes else ""
-    return f"N={s.writers} R={s.readers} F={s.faults} L={s.entry_length} {s.granularity}{crash}"
+    return r.scenario.system.bounds()
 
 
 def _mark(r: Result) -> str:
@@ -32,7 +35,7 @@ def verdict_rows(results: list[Result]) -> list[list[str]]:
     rows = []
     for r in results:
         steps = "" if r.trace is None else str(len(r.trace.steps))
-        rows.append([_mix(r), r.scenario.setup.reader, r.scenario.property, _bounds(r), r.verdict, steps,
+        rows.append([_mix(r), _reader(r), r.scenario.property.name, _bounds(r), r.verdict, steps,
                      str(r.states), f"{r.seconds:.2f}", _mark(r)])
     return rows
 
@@ -67,7 +70,7 @@ def violations_text(results: list[Result], *, md: bool = False) -> str:
     for r in results:
         if r.trace is None:
             continue
-        title = f"{_mix(r)} / {r.scenario.setup.reader}: {r.scenario.property} violated ({_bounds(r)})"
+        title = f"{_mix(r)} / {_reader(r)}: {r.scenario.property.name} violated ({_bounds(r)})"
         if md:
             out.append(f"#### {title}\n\n{markdown_table(r.trace)}\n")
         else:

@@ -1,8 +1,8 @@
 """Counterexamples: the common trace format and its renderings.
 
-A :class:`Trace` is a Setup plus a list of steps, each naming a process
-(``W1``..``Wn`` writers in Setup order, then ``R1``..) and the fault it
-suffers, if any.  That is all a trace needs: the model is deterministic
+A :class:`Trace` is a System plus a list of steps, each naming a process
+(``W1``..``Wn`` writers in the system's order, then ``R1``..) and the fault
+it suffers, if any.  That is all a trace needs: the model is deterministic
 given those choices.  The explorer, the solver (``proofs``) and the OS
 replay (``reference``) all produce or consume this one format.
 
@@ -15,12 +15,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .explore import Exploration, Model, Setup, build, canonical
+from .explore import Exploration
 from .fs import FileSystem
-from .machine import SIGBUS, Config, Fault, World, crash, current, faults, step
+from .machine import Fault, crash, current, faults, initial, step, write_length
+from .ops import Fstat, MapRead, PWrite, Read, Stat, Write
+from .state import Buf, Size, Status, World
+from .system import System
 
 CRASH = "crash"
-from .ops import Read, Stat, Fstat, MapRead, Write, PWrite
 
 
 class TraceError(ValueError):
@@ -47,9 +49,9 @@ class TraceStep:
 
 @dataclass(frozen=True)
 class Trace:
-    """A replayable run: setup, steps, and the property it is meant to break."""
+    """A replayable run: system, steps, and the property it is meant to break."""
 
-    setup: Setup
+    system: System
     steps: tuple[TraceStep, ...]
     property: str = ""
 
@@ -68,8 +70,8 @@ class Row:
 def replay(trace: Trace) -> list[World]:
     """The concrete worlds the trace passes through (initial world first).
     Raises TraceError when a step is not possible in the model."""
-    model = build(trace.setup)
-    w = _concrete_initial(model)
+    system = trace.system
+    w = initial(system)
     worlds = [w]
     for n, s in enumerate(trace.steps, 1):
         if w.crashed:
@@ -78,56 +80,53 @@ def replay(trace: Trace) -> list[World]:
             w = crash(w)
             worlds.append(w)
             continue
-        i = _index(model, s.process, n)
-        if current(model.config, w.procs[i]) is None:
+        i = _index(system, s.process, n)
+        if current(system, w.procs[i]) is None:
             raise TraceError(f"step {n}: {s.process} has already ended")
-        if s.fault is not None and s.fault not in faults(model.config, w, i):
-            raise TraceError(f"step {n}: {s.process} cannot suffer {s.fault} here (allowed: {faults(model.config, w, i)})")
-        w = step(model.config, w, i, s.fault)
+        if s.fault is not None and s.fault not in faults(system, w, i):
+            raise TraceError(f"step {n}: {s.process} cannot suffer {s.fault} here (allowed: {faults(system, w, i)})")
+        w = step(system, w, i, s.fault)
         worlds.append(w)
     return worlds
 
 
-def _concrete_initial(model: Model) -> World:
-    from .machine import initial
-
-    procs = tuple(p.kind for p in model.init.procs)
-    return initial(model.config, procs)
-
-
-def _index(model: Model, name: str, n: int) -> int:
+def _index(system: System, name: str, n: int) -> int:
     try:
-        return model.names.index(name)
+        return system.names.index(name)
     except ValueError:
-        raise TraceError(f"step {n}: no process {name!r} (have {', '.join(model.names)})") from None
+        raise TraceError(f"step {n}: no process {name!r} (have {', '.join(system.names)})") from None
 
 
-def from_exploration(result: Exploration, prop: str) -> Trace:
+def from_exploration(result: Exploration, prop: object) -> Trace:
     """The shortest counterexample the explorer found for ``prop``, as a
     trace over named processes (undoing the symmetry reduction)."""
-    model = result.model
-    path = result.path(prop)
-    w = _concrete_initial(model)
+    from .properties import get_property
+
+    name = get_property(prop).name  # type: ignore[arg-type]
+    system = result.system
+    path = result.path(name)
+    w = initial(system)
     steps: list[TraceStep] = []
     for target in path[1:]:
-        found = _step_to(model, w, target)
+        found = _step_to(result, w, result.key(target))
         if found is None:
             raise TraceError("internal: no step reaches the next state of the path")
         steps.append(found[0])
         w = found[1]
-    return Trace(model.setup, tuple(steps), prop)
+    return Trace(system, tuple(steps), name)
 
 
-def _step_to(model: Model, w: World, target: World) -> tuple[TraceStep, World] | None:
-    if target.crashed:
+def _step_to(result: Exploration, w: World, target: tuple[int, ...]) -> tuple[TraceStep, World] | None:
+    system = result.system
+    if target[2]:
         return TraceStep(CRASH), crash(w)
     for i, p in enumerate(w.procs):
-        if current(model.config, p) is None:
+        if current(system, p) is None:
             continue
-        for f in [None, *faults(model.config, w, i)]:
-            nxt = step(model.config, w, i, f)
-            if canonical(model, nxt) == target:
-                return TraceStep(model.names[i], f), nxt
+        for f in [None, *faults(system, w, i)]:
+            nxt = step(system, w, i, f)
+            if result.key(nxt) == target:
+                return TraceStep(system.names[i], f), nxt
     return None
 
 
@@ -136,15 +135,15 @@ def _step_to(model: Model, w: World, target: World) -> tuple[TraceStep, World] |
 
 def rows(trace: Trace) -> list[Row]:
     """The trace as table rows, computed by replaying it in the model."""
-    model = build(trace.setup)
+    system = trace.system
     worlds = replay(trace)
     out = []
     for n, (s, before, after) in enumerate(zip(trace.steps, worlds, worlds[1:]), 1):
         if s.process == CRASH:
             out.append(Row(n, CRASH, "power loss", "running processes die; unsynced data is lost", files(after.fs)))
             continue
-        i = model.names.index(s.process)
-        out.append(Row(n, s.process, describe_op(model.config, before, i), describe_result(model.config, before, after, i, s.fault), files(after.fs)))
+        i = system.names.index(s.process)
+        out.append(Row(n, s.process, describe_op(system, before, i), describe_result(system, before, after, i, s.fault), files(after.fs)))
     return out
 
 
@@ -154,34 +153,36 @@ def files(fs: FileSystem) -> tuple[tuple[str, bytes | None], ...]:
     return tuple((n, fs.file(n)) for n in names)
 
 
-def describe_op(cfg: Config, w: World, i: int) -> str:
+def describe_op(system: System, w: World, i: int) -> str:
     """The operation process ``i`` is about to run, as source text."""
     p = w.procs[i]
-    ins = current(cfg, p)
-    k = cfg.kinds[p.kind]
+    ins = current(system, p)
+    n = write_length(system.kinds[p.kind], ins) if ins is not None else 0
     text = str(ins)
-    if isinstance(ins, (Write, PWrite)) and cfg.granularity == "byte" and len(k.data(ins.data)) > 1:
-        text += f" [byte {p.progress + 1}/{len(k.data(ins.data))}]"
+    if isinstance(ins, (Write, PWrite)) and system.granularity == "byte" and n > 1:
+        text += f" [byte {p.progress + 1}/{n}]"
     return text
 
 
-def describe_result(cfg: Config, before: World, after: World, i: int, fault: Fault) -> str:
+def describe_result(system: System, before: World, after: World, i: int, fault: Fault) -> str:
     """What the step returned, in the OS's words."""
     p, q = before.procs[i], after.procs[i]
-    ins = current(cfg, p)
-    k = cfg.kinds[p.kind]
+    ins = current(system, p)
+    k = system.kinds[p.kind]
     if fault is not None:
         return f"{fault[0]} (injected" + (f", after {fault[1]} bytes)" if isinstance(ins, (Write, PWrite)) else ")")
-    if q.status == SIGBUS:
+    if q.status is Status.SIGBUS:
         return "SIGBUS"
     res = q.last or "ok"
-    if not q.last and isinstance(ins, (Read, MapRead)) and q.status == "run":
+    running = q.status is Status.RUNNING
+    if not q.last and isinstance(ins, (Read, MapRead)) and running:
         buf = q.regs[k.reg[ins.into]]
-        res = f"{buf[0]!r}" if buf else res
-    if not q.last and isinstance(ins, (Stat, Fstat)):
-        res = f"size {q.regs[k.reg[ins.into]][0]}" if q.status == "run" else res
-    if q.status != "run" and p.status == "run":
-        res += f"; returns {q.status}"
+        res = f"{buf.data!r}" if isinstance(buf, Buf) else res
+    if not q.last and isinstance(ins, (Stat, Fstat)) and running:
+        size = q.regs[k.reg[ins.into]]
+        res = f"size {size.n}" if isinstance(size, Size) else res
+    if not running and p.status is Status.RUNNING:
+        res += f"; returns {q.status.value}"
     return res
 
 
@@ -224,9 +225,8 @@ def mermaid(trace: Trace) -> str:
 
 def to_json(trace: Trace) -> dict[str, Any]:
     """The trace as data: its setup, steps and the rendered rows."""
-    s = trace.setup
     return {
-        "setup": setup_json(s),
+        "setup": system_json(trace.system),
         "property": trace.property,
         "steps": [st.to_json() for st in trace.steps],
         "rows": [
@@ -237,17 +237,22 @@ def to_json(trace: Trace) -> dict[str, Any]:
     }
 
 
-def setup_json(s: Setup) -> dict[str, Any]:
-    """A Setup as data (the fields of the ``--json`` result rows)."""
-    return {"protocols": list(s.protocols), "writers": s.writers, "readers": s.readers, "reader": s.reader,
-            "faults": s.faults, "entry_length": s.entry_length, "granularity": s.granularity, "crashes": s.crashes}
+def system_json(s: System) -> dict[str, Any]:
+    """A system as data (the fields of the ``--json`` result rows)."""
+    return s.describe()
 
 
-def from_json(d: dict[str, Any]) -> Trace:
-    """Inverse of :func:`to_json` (the rows are recomputed, not trusted)."""
+def from_json(d: dict[str, Any], catalogue: Any = None) -> Trace:
+    """Inverse of :func:`to_json` for a system of catalogue protocols
+    (looked up by name in ``catalogue``, by default the catalogue); the
+    rows are recomputed, not trusted."""
+    if catalogue is None:
+        from .protocols import CATALOGUE as catalogue
     s = d["setup"]
-    setup = Setup(tuple(s["protocols"]), s["writers"], s["readers"], s["reader"], s["faults"], s["entry_length"], s["granularity"], s.get("crashes", 0))
-    return Trace(setup, tuple(TraceStep.from_json(x) for x in d["steps"]), d.get("property", ""))
+    reader = catalogue[s["reader"]] if s.get("reader") else None
+    system = System.of([catalogue[n] for n in s["protocols"]], s["writers"], s["readers"], reader, faults=s["faults"],
+                       entry_length=s["entry_length"], granularity=s["granularity"], crashes=s.get("crashes", 0))
+    return Trace(system, tuple(TraceStep.from_json(x) for x in d["steps"]), d.get("property", ""))
 
 
 def _align(table_rows: list[list[str]]) -> str:

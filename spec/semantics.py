@@ -1,0 +1,607 @@
+"""Each operation's semantics, stated once: the table every interpreter runs.
+
+An operation's meaning is a small function over a :class:`Dom`, the value
+domain an interpreter provides.  The model (``spec.machine``) runs it with
+Python values, the solver (``proofs.symbolic``) with Z3 terms, and the
+Promela translator (``proofs.promela``) with Promela expressions and
+statements, so every rule below - which registers an operation reads and
+sets, the errors it checks in the order Linux checks them, where an
+injected fault strikes and how many bytes land before it, and what it does
+to the file system - is written here and nowhere else.  The OS interpreter
+(``reference``) makes the real call instead of running the effect, but
+takes from here which registers are what, which faults may strike, and
+(:func:`probe`) whether the kernel refuses the call before a fault could.
+
+The shape of an operation's function:
+
+- ``m.check(cond, errno)``: Linux's checks, in Linux's order; the first
+  that holds ends the operation with that errno (``then`` runs first: the
+  effects a failure still has, e.g. a failed stat's size of -1);
+- ``m.fault_point()``: where an injected fault strikes (the operation then
+  ends with the fault's errno, keeping the effects made before it: a
+  failing write's landed bytes, a failing close's released descriptor);
+- the effect, with ``m.when`` for effects under a condition and
+  ``m.ite`` for values.  Python's own ``if`` is only for what is known
+  when the program is written (open flags, granularity).
+
+Also here: the branch conditions (:func:`holds`), local control flow
+(:func:`settle`: branches, gotos, returns and local operations are folded
+into the step before them), which faults a step may suffer
+(:func:`fault_options`), and each program's registers and their kinds
+(:func:`registers`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol
+
+from . import fs as F
+from .ops import (
+    Chtimes,
+    Close,
+    Cond,
+    Data,
+    Failed,
+    Fstat,
+    Fsync,
+    Ftruncate,
+    Goto,
+    If,
+    Instr,
+    Invalid,
+    Length,
+    MapRead,
+    Mmap,
+    Open,
+    OpenFlags,
+    Outcome,
+    Path,
+    Program,
+    ProgramError,
+    PWrite,
+    Read,
+    Rename,
+    Return,
+    Role,
+    SizeIs,
+    Stat,
+    Unlink,
+    Write,
+)
+from .state import READ_BIT, WRITE_BIT, Began, RegKind, Status
+
+# A value of the interpreter's domain: an int or bool for the model, a Z3
+# term for the solver, a Promela expression for the translator.
+V = Any
+
+
+class Dom(Protocol):
+    """What an interpreter provides for the semantics to run on.
+
+    Values are the domain's own; Python's arithmetic and comparison
+    operators work on them (``a + 1``, ``a < b``, ``a == b``); the
+    connectives and choice go through :meth:`and_`, :meth:`or_`,
+    :meth:`not_` and :meth:`ite`.  Registers are named by the program's
+    register names; paths are ``spec.ops.Path`` values (private ones are
+    the process's own).
+    """
+
+    granularity: str  # "byte": a write lands a byte a step; "write": whole
+
+    # -- logic
+    def and_(self, *bs: V) -> V: ...
+    def or_(self, *bs: V) -> V: ...
+    def not_(self, b: V) -> V: ...
+    def ite(self, c: V, a: V, b: V) -> V: ...
+
+    # -- the step: checks, faults, conditional effects, completion
+    def check(self, cond: V, errno: str, then: Callable[[], None] | None = None) -> None:
+        """When ``cond`` holds the operation fails here with ``errno``
+        (``then``'s effects are made first); nothing after it runs."""
+
+    def fault_point(self) -> None:
+        """An injected fault strikes here: the operation ends with the
+        fault's errno; effects already made stay."""
+
+    def faulted(self) -> V:
+        """Does an injected fault strike this step?"""
+
+    def fault_bytes(self) -> V:
+        """Bytes that land before the fault (write granularity)."""
+
+    def when(self, cond: V, effect: Callable[[], V], otherwise: V) -> V:
+        """Run ``effect`` only where ``cond`` holds; its value there, else
+        ``otherwise``."""
+
+    def branch(self, cond: V, then: Callable[[], None], other: Callable[[], None]) -> None:
+        """Local control flow: ``then`` where ``cond`` holds, else ``other``."""
+
+    def run_op(self, body: Callable[[], None]) -> None:
+        """Run one operation's function; its checks end it, not the step."""
+
+    def die(self, cond: V, status: Status) -> None:
+        """Where ``cond`` holds the process ends with ``status`` (SIGBUS):
+        exit releases what it holds; nothing after it runs."""
+
+    def progress(self) -> V:
+        """Bytes of the current multi-step write already done."""
+
+    def complete(self, done: V) -> None:
+        """This step finishes the operation iff ``done`` (else the write
+        goes on at the next step, one byte further)."""
+
+    def after_op(self, settle: Callable[[], None]) -> None:
+        """Run local control flow after the operation, if it is finished
+        and the process still runs."""
+
+    def stop_at(self, pc: int) -> None:
+        """Local control flow reached the operation at ``pc``: the process
+        waits there for its next step."""
+
+    def finish(self, status: Status, keep: str | None) -> None:
+        """The process returns with ``status``: exit releases every
+        register but ``keep`` (a hit's value)."""
+
+    def failed(self, errnos: frozenset[str]) -> V:
+        """The last operation failed (with one of ``errnos``, or any)."""
+
+    def began(self) -> V: ...
+    def published(self) -> V: ...
+    def set_began(self, b: V) -> None: ...
+
+    # -- registers
+    def held(self, reg: str) -> V:
+        """Register ``reg`` (a descriptor or a mapping) is set."""
+
+    def fd_ino(self, reg: str) -> V: ...
+    def fd_off(self, reg: str) -> V: ...
+    def fd_mode(self, reg: str) -> V: ...
+    def size_of(self, reg: str) -> V:
+        """A size register's value; -1 when unset."""
+
+    def map_ino(self, reg: str) -> V: ...
+    def map_len(self, reg: str) -> V: ...
+    def valid(self, reg: str, length: V) -> V:
+        """The reader's validation of buffer ``reg`` (``spec.fs.valid``)."""
+
+    def set_fd(self, reg: str, ino: V, off: V, mode: int) -> None: ...
+    def set_fd_off(self, reg: str, off: V) -> None: ...
+    def set_size(self, reg: str, n: V) -> None: ...
+    def set_buf(self, reg: str, buf: V) -> None: ...
+    def set_map(self, reg: str, ino: V, n: V) -> None: ...
+    def clear(self, reg: str) -> None: ...
+
+    # -- payloads
+    def payload_len(self, name: str) -> V: ...
+
+    # -- the file system
+    def lookup(self, path: Path) -> V:
+        """The inode ``path`` names, or -1."""
+
+    def create(self) -> V:
+        """A new, empty, unnamed inode."""
+
+    def bind(self, path: Path, ino: V) -> None: ...
+    def unbind(self, path: Path) -> None: ...
+    def file_size(self, ino: V) -> V: ...
+    def resize(self, ino: V, n: V) -> None:
+        """ftruncate: shrink, or extend with zero bytes."""
+
+    def write(self, ino: V, at: V, payload: str, first: V, count: V) -> None:
+        """``count`` bytes of ``payload`` from index ``first`` land at file
+        offset ``at`` (a hole before them reads as zero bytes)."""
+
+    def read(self, ino: V, off: V, n: V) -> tuple[V, V]:
+        """At most ``n`` bytes from ``off``: (the buffer, bytes read)."""
+
+    def sync(self, ino: V) -> None:
+        """fsync: the inode's bytes become durable."""
+
+    def mapped_read(self, ino: V, n: V) -> tuple[V, V]:
+        """Touch ``n`` mapped bytes: (SIGBUS?, the buffer)."""
+
+
+# ------------------------------------------------------------ operands
+
+
+def length(m: Dom, n: Length) -> V:
+    """A symbolic length's value: ``len(payload) + delta`` or a constant."""
+    return n.delta if n.payload is None else m.payload_len(n.payload) + n.delta
+
+
+def _slice_index(m: Dom, i: int | None, n: V, default: V) -> V:
+    """Python's slice rule for one bound, on a length of the domain."""
+    if i is None:
+        return default
+    raw = n + i if i < 0 else i
+    return m.ite(raw < 0, 0, m.ite(raw > n, n, raw))
+
+
+def data_range(m: Dom, d: Data) -> tuple[V, V]:
+    """``payload[start:stop]`` as (first index, byte count), with Python's
+    slice rules on the payload's length."""
+    n = m.payload_len(d.payload)
+    lo = _slice_index(m, d.start, n, 0)
+    hi = _slice_index(m, d.stop, n, n)
+    return lo, m.ite(hi > lo, hi - lo, 0)
+
+
+def _mode(flags: OpenFlags) -> int:
+    return (READ_BIT if OpenFlags.READ in flags else 0) | (WRITE_BIT if OpenFlags.WRITE in flags else 0)
+
+
+def _allows(m: Dom, fd: str, bit: int) -> V:
+    """Descriptor ``fd`` is held and open for ``bit`` (read or write)."""
+    modes = [mode for mode in (READ_BIT, WRITE_BIT, READ_BIT | WRITE_BIT) if mode & bit]
+    return m.and_(m.held(fd), m.or_(*[m.fd_mode(fd) == mode for mode in modes]))
+
+
+# ------------------------------------------------------------ operations
+
+
+def _open(ins: Open, m: Dom) -> None:
+    """open(path, flags, 0666)."""
+    m.fault_point()  # EACCES, before the kernel looks at the name
+    flags = ins.flags
+    ino = m.lookup(ins.path)
+    exists = ino >= 0
+    if OpenFlags.CREAT in flags and OpenFlags.EXCL in flags:
+        m.check(exists, F.EEXIST)
+    if OpenFlags.CREAT not in flags:
+        m.check(m.not_(exists), F.ENOENT)
+    else:
+        ino = m.when(m.not_(exists), lambda: _create(m, ins.path), ino)
+    if OpenFlags.TRUNC in flags:
+        m.resize(ino, 0)  # Linux truncates even with O_RDONLY|O_TRUNC
+    # A register still holding a descriptor is overwritten (the old
+    # description is gone; the OS interpreter closes it).
+    m.set_fd(ins.fd, ino, 0, _mode(flags))
+
+
+def _create(m: Dom, path: Path) -> V:
+    ino = m.create()
+    m.bind(path, ino)
+    return ino
+
+
+def _write(ins: Write | PWrite, m: Dom) -> None:
+    """write(fd, data) at the descriptor's offset, or pwrite at ``offset``.
+
+    At byte granularity one byte lands per step (``m.progress()`` counts
+    them) and an injected fault lands none; at write granularity the whole
+    write is one step, and a fault lets its first k bytes land."""
+    at = ins.offset if isinstance(ins, PWrite) else None
+    if at is not None:
+        # Linux's pwrite64 refuses a negative offset before it looks at
+        # the descriptor (EINVAL, not EBADF), and before a byte is written.
+        m.check(at < 0, F.EINVAL)
+    m.check(m.not_(_allows(m, ins.fd, WRITE_BIT)), F.EBADF)
+    lo, n = data_range(m, ins.data)
+    ino, off = m.fd_ino(ins.fd), m.fd_off(ins.fd)
+    faulted = m.faulted()
+    if m.granularity == "write":
+        first, count, done = 0, m.ite(faulted, m.fault_bytes(), n), True
+        start = off if at is None else at
+    else:
+        first = m.progress()
+        nothing = m.or_(faulted, n == 0)
+        count = m.ite(nothing, 0, 1)
+        done = m.or_(nothing, first + 1 == n)
+        start = off if at is None else at + first
+    m.write(ino, start, ins.data.payload, lo + first, count)
+    if at is None:
+        m.set_fd_off(ins.fd, off + count)
+    m.complete(done)
+    m.fault_point()  # ENOSPC, after the bytes that landed
+
+
+def _read(ins: Read, m: Dom) -> None:
+    """read(fd, n) at the offset, into a buffer (a failed read leaves none)."""
+    m.check(m.not_(_allows(m, ins.fd, READ_BIT)), F.EBADF, lambda: m.clear(ins.into))
+    ino, off = m.fd_ino(ins.fd), m.fd_off(ins.fd)
+    buf, got = m.read(ino, off, length(m, ins.n))
+    m.set_fd_off(ins.fd, off + got)
+    m.set_buf(ins.into, buf)
+
+
+def _ftruncate(ins: Ftruncate, m: Dom) -> None:
+    """ftruncate(fd, n)."""
+    n = length(m, ins.n)
+    m.check(n < 0, F.EINVAL)  # Linux checks the length before the descriptor
+    m.check(m.not_(m.held(ins.fd)), F.EBADF)
+    m.check(m.not_(_allows(m, ins.fd, WRITE_BIT)), F.EINVAL)
+    m.fault_point()  # EIO
+    m.resize(m.fd_ino(ins.fd), n)
+
+
+def _fsync(ins: Fsync, m: Dom) -> None:
+    """fsync(fd): the file's bytes become durable."""
+    m.check(m.not_(m.held(ins.fd)), F.EBADF)
+    m.fault_point()  # EIO
+    m.sync(m.fd_ino(ins.fd))
+
+
+def _close(ins: Close, m: Dom) -> None:
+    """close(fd)."""
+    m.check(m.not_(m.held(ins.fd)), F.EBADF)
+    m.clear(ins.fd)
+    m.fault_point()  # EIO: Linux releases the descriptor even when close fails
+
+
+def _stat(ins: Stat, m: Dom) -> None:
+    """stat(path): its size, or -1 and ENOENT."""
+    ino = m.lookup(ins.path)
+    m.check(ino < 0, F.ENOENT, lambda: m.set_size(ins.into, -1))
+    m.set_size(ins.into, m.file_size(ino))
+
+
+def _fstat(ins: Fstat, m: Dom) -> None:
+    """fstat(fd): the size of the file it holds."""
+    m.check(m.not_(m.held(ins.fd)), F.EBADF, lambda: m.set_size(ins.into, -1))
+    m.set_size(ins.into, m.file_size(m.fd_ino(ins.fd)))
+
+
+def _unlink(ins: Unlink, m: Dom) -> None:
+    """unlink(path): the name goes; holders keep the inode."""
+    m.check(m.lookup(ins.path) < 0, F.ENOENT)
+    m.unbind(ins.path)
+
+
+def _rename(ins: Rename, m: Dom) -> None:
+    """rename(src, dst): dst names src's inode, atomically."""
+    m.fault_point()  # EIO
+    ino = m.lookup(ins.src)
+    m.check(ino < 0, F.ENOENT)
+    m.unbind(ins.src)
+    m.bind(ins.dst, ino)
+
+
+def _chtimes(ins: Chtimes, m: Dom) -> None:
+    """chtimes(path): times are not modelled, only ENOENT."""
+    m.check(m.lookup(ins.path) < 0, F.ENOENT)
+
+
+def _mmap(ins: Mmap, m: Dom) -> None:
+    """mmap(fd, 0, size) of the size a size register holds (a failed mmap
+    leaves the mapping register as it was)."""
+    m.check(m.not_(m.held(ins.fd)), F.EBADF)
+    size = m.size_of(ins.size)
+    m.check(size < 0, F.EINVAL)
+    # PROT_READ needs a readable descriptor (a mapping of 0 bytes maps nothing).
+    m.check(m.and_(size > 0, m.not_(_allows(m, ins.fd, READ_BIT))), F.EACCES)
+    m.set_map(ins.into, m.fd_ino(ins.fd), size)
+
+
+def _map_read(ins: MapRead, m: Dom) -> None:
+    """Touch every mapped byte: SIGBUS for a page wholly past the end."""
+    m.check(m.not_(m.held(ins.map)), F.EINVAL)
+    sigbus, buf = m.mapped_read(m.map_ino(ins.map), m.map_len(ins.map))
+    m.die(sigbus, Status.SIGBUS)
+    m.set_buf(ins.into, buf)
+
+
+# ------------------------------------------------------------ the table
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    """One operation: its function over a :class:`Dom`, the register
+    operands it reads or sets (attribute, kind), the paths it names, the
+    errno of its injected fault (None: it cannot fault), and whether it is
+    local (invisible to other processes, so folded into the step before)."""
+
+    run: Callable[[Any, Dom], None]
+    regs: tuple[tuple[str, RegKind], ...]
+    paths: tuple[str, ...] = ()
+    fault: str | None = None
+    local: bool = False
+
+
+FD, SIZE, BUF, MAP = RegKind.FD, RegKind.SIZE, RegKind.BUF, RegKind.MAP
+
+OPS: dict[type, OpSpec] = {
+    Open: OpSpec(_open, (("fd", FD),), ("path",), F.EACCES),
+    Write: OpSpec(_write, (("fd", FD),), (), F.ENOSPC),
+    PWrite: OpSpec(_write, (("fd", FD),), (), F.ENOSPC),
+    Read: OpSpec(_read, (("fd", FD), ("into", BUF))),
+    Ftruncate: OpSpec(_ftruncate, (("fd", FD),), (), F.EIO),
+    Fsync: OpSpec(_fsync, (("fd", FD),), (), F.EIO),
+    Close: OpSpec(_close, (("fd", FD),), (), F.EIO),
+    Stat: OpSpec(_stat, (("into", SIZE),), ("path",)),
+    Fstat: OpSpec(_fstat, (("fd", FD), ("into", SIZE))),
+    Unlink: OpSpec(_unlink, (), ("path",)),
+    Rename: OpSpec(_rename, (), ("src", "dst"), F.EIO),
+    # Times are not modelled: chtimes changes nothing another process can
+    # see and commutes with every other step, so folding it into the step
+    # before it is a sound reduction (it would otherwise add a step, and
+    # states, to every writer).
+    Chtimes: OpSpec(_chtimes, (), ("path",), local=True),
+    Mmap: OpSpec(_mmap, (("fd", FD), ("into", MAP), ("size", SIZE))),
+    MapRead: OpSpec(_map_read, (("into", BUF), ("map", MAP))),
+}
+
+# The registers a branch condition or a return reads.
+_COND_REGS: dict[type, RegKind] = {SizeIs: SIZE, Invalid: BUF}
+
+
+def spec_of(ins: Instr) -> OpSpec:
+    """The table row of operation ``ins``; ProgramError for control flow."""
+    try:
+        return OPS[type(ins)]
+    except KeyError:
+        raise ProgramError(f"{ins} is not an operation") from None
+
+
+def is_operation(ins: Instr) -> bool:
+    """Does ``ins`` take a step of its own (an operation that is not local)?"""
+    row = OPS.get(type(ins))
+    return row is not None and not row.local
+
+
+def registers(program: Program) -> dict[str, RegKind]:
+    """Every register the program names, in order of first appearance,
+    with its kind; ProgramError if one is used as two kinds."""
+    out: dict[str, RegKind] = {}
+
+    def note(name: str, kind: RegKind) -> None:
+        if out.setdefault(name, kind) is not kind:
+            raise ProgramError(f"{program.name}: register {name!r} is used both as {out[name].value} and as {kind.value}")
+
+    for ins in program.code:
+        row = OPS.get(type(ins))
+        if row is not None:
+            for attr, kind in row.regs:
+                note(getattr(ins, attr), kind)
+        elif isinstance(ins, If) and type(ins.cond) in _COND_REGS:
+            note(ins.cond.reg, _COND_REGS[type(ins.cond)])  # type: ignore[union-attr]
+        elif isinstance(ins, Return) and ins.outcome is Outcome.HIT:
+            note(ins.value, BUF)
+    return out
+
+
+def holders(program: Program) -> tuple[str, ...]:
+    """The registers that hold an inode: descriptors and mappings (exit
+    releases them; the explorer renumbers the inodes they hold)."""
+    return tuple(r for r, k in registers(program).items() if k in (FD, MAP))
+
+
+def paths(program: Program) -> tuple[Path, ...]:
+    """Every path the program names, in order of first appearance."""
+    out: list[Path] = []
+    for ins in program.code:
+        for attr in OPS[type(ins)].paths if type(ins) in OPS else ():
+            p = getattr(ins, attr)
+            if p not in out:
+                out.append(p)
+    return tuple(out)
+
+
+# ------------------------------------------------------------ faults
+
+
+def can_fault(ins: Instr) -> bool:
+    """May an injected fault strike ``ins`` at all?  A reader's plain
+    O_RDONLY open does not fail: a failed lookup is a plain miss."""
+    row = OPS.get(type(ins))
+    if row is None or row.fault is None:
+        return False
+    return not (isinstance(ins, Open) and ins.flags == OpenFlags.READ)
+
+
+def fault_options(ins: Instr, data_bytes: int, progress: int, granularity: str) -> list[tuple[str, int]]:
+    """The faults that may strike ``ins`` this step, as (errno, bytes that
+    land first): at write granularity any prefix of a write may land; at
+    byte granularity a write fails at its next byte; a write of no bytes
+    cannot fail.  ``data_bytes`` is the write's length (else ignored)."""
+    if not can_fault(ins):
+        return []
+    errno = OPS[type(ins)].fault
+    assert errno is not None
+    if isinstance(ins, (Write, PWrite)):
+        if granularity == "write":
+            return [(errno, j) for j in range(data_bytes)]
+        return [(errno, progress)] if data_bytes else []
+    return [(errno, 0)]
+
+
+# ------------------------------------------------------------ control flow
+
+
+def holds(cond: Cond, m: Dom) -> V:
+    """A branch condition on the process's local state.  A missing file's
+    size (-1) compares as unequal and not greater."""
+    if isinstance(cond, Failed):
+        return m.failed(cond.errnos)
+    if isinstance(cond, SizeIs):
+        size, n = m.size_of(cond.reg), length(m, cond.n)
+        if cond.op == "==":
+            return size == n
+        if cond.op == "!=":
+            return size != n
+        if cond.op == ">":
+            return size > n
+        raise ProgramError(f"unknown comparison {cond.op!r}")
+    if isinstance(cond, Invalid):
+        return m.not_(m.valid(cond.reg, m.payload_len(cond.payload)))
+    raise ProgramError(f"unknown condition {cond!r}")
+
+
+def settle(program: Program, pc: int, m: Dom, fuel: int | None = None) -> None:
+    """Run local control flow from ``pc`` up to the next operation:
+    branches, gotos, local operations and the return.  Invisible to other
+    processes, so it takes no step of its own."""
+    code, targets = program.code, program.targets
+    fuel = len(code) + 1 if fuel is None else fuel
+    if fuel == 0:
+        raise ProgramError(f"{program.name}: a loop with no operation in it at pc {pc}")
+    ins = code[pc]
+    if isinstance(ins, If):
+        m.branch(holds(ins.cond, m), lambda: settle(program, targets[pc], m, fuel - 1),
+                 lambda: settle(program, pc + 1, m, fuel - 1))
+    elif isinstance(ins, Goto):
+        settle(program, targets[pc], m, fuel - 1)
+    elif isinstance(ins, Return):
+        m.finish(Status(ins.outcome.value), ins.value if ins.outcome is Outcome.HIT else None)
+    elif OPS[type(ins)].local:
+        m.run_op(lambda: OPS[type(ins)].run(ins, m))
+        settle(program, pc + 1, m, fuel - 1)
+    else:
+        m.stop_at(pc)
+
+
+def step(program: Program, pc: int, m: Dom) -> None:
+    """A process at operation ``pc`` takes one step: the operation (or one
+    byte of it), a reader's first step noted against the first
+    publication, then local control flow up to its next operation."""
+    ins = program.code[pc]
+    m.run_op(lambda: OPS[type(ins)].run(ins, m))
+    if program.role is Role.READER:
+        after = m.ite(m.published(), Began.AFTER_PUBLICATION, Began.BEFORE_PUBLICATION)
+        m.set_began(m.ite(m.began() == Began.NOT_YET, after, m.began()))
+    m.after_op(lambda: settle(program, pc + 1, m))
+
+
+# ------------------------------------------------------------ probing
+
+
+class _Refused(Exception):
+    """A check before the fault point holds: the kernel refuses the call."""
+
+
+class _Reached(Exception):
+    """The fault point was reached (with or without effects before it)."""
+
+    def __init__(self, after_effects: bool) -> None:
+        super().__init__(after_effects)
+        self.after_effects = after_effects
+
+
+def probe(ins: Instr, m: Dom) -> str:
+    """Where an injected fault would strike ``ins`` on a state ``m`` can
+    only observe (the OS interpreter's view of real descriptors and names):
+    ``"refused"`` when an earlier check holds (the kernel must answer),
+    ``"before"`` when it strikes before any effect (the call is not made),
+    ``"after"`` when effects come first (the call is made - a write with
+    the bytes that land - and its success is reported as the fault).
+
+    ``m`` must raise through :meth:`Dom.check` and :meth:`Dom.fault_point`
+    as :func:`probe_check` and :func:`probe_fault_point` do."""
+    try:
+        OPS[type(ins)].run(ins, m)
+    except _Refused:
+        return "refused"
+    except _Reached as r:
+        return "after" if r.after_effects else "before"
+    return "none"
+
+
+def probe_check(cond: bool) -> None:
+    """:meth:`Dom.check` for a probing domain."""
+    if cond:
+        raise _Refused()
+
+
+def probe_fault_point(after_effects: bool) -> None:
+    """:meth:`Dom.fault_point` for a probing domain."""
+    raise _Reached(after_effects)

@@ -1,0 +1,217 @@
+"""Who runs: the one value every checker takes.
+
+A :class:`System` is a tuple of processes - each a program and the payloads
+it writes or expects - plus the fault budget, whether the machine may lose
+power, and how writes land (a byte a step, or whole).  The explorer, the
+bounded model checker, the replays, the Promela translator and the lockstep
+machine all take a System, whatever program it runs: catalogue protocols
+and a user's own are the same kind of value, and nothing is looked up by
+name.
+
+:meth:`System.of` builds the usual shape (N writers of some protocols, R
+readers of one reader, payloads of length L); a System can also be written
+out process by process, e.g. two writers with payloads of different lengths.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol as TypingProtocol, Sequence, Union
+
+from .ops import Program, ProgramError, Role
+from .semantics import holders, registers
+from .state import RegKind
+
+
+class SetupError(ValueError):
+    """The bounds or the process mix make no sense (no processes, a reader
+    given as a writer, a length below 1, a payload missing, ...)."""
+
+
+ENTRY_BYTES = b"abcdefghijklmnopqrstuvwxyz"
+OUTPUT_BYTES = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+GRANULARITIES = ("byte", "write")
+
+
+class HasProgram(TypingProtocol):
+    """Anything that carries a program (``spec.protocols.Protocol``)."""
+
+    @property
+    def program(self) -> Program: ...
+
+
+Runnable = Union[Program, HasProgram]
+
+
+def program_of(x: Runnable) -> Program:
+    """The program of a Program or of a protocol value."""
+    return x if isinstance(x, Program) else x.program
+
+
+@dataclass(frozen=True)
+class Kind:
+    """What a process runs - a program and its payloads - with the tables
+    the interpreters derive from it once: each register's index and kind,
+    the registers that hold inodes, the payloads by name."""
+
+    program: Program
+    payloads: tuple[tuple[str, bytes], ...]
+    reg: dict[str, int] = field(init=False, compare=False, repr=False)
+    reg_kind: dict[str, RegKind] = field(init=False, compare=False, repr=False)
+    inode_regs: tuple[int, ...] = field(init=False, compare=False, repr=False)
+    by_name: dict[str, bytes] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        kinds = registers(self.program)
+        object.__setattr__(self, "reg_kind", kinds)
+        object.__setattr__(self, "reg", {n: i for i, n in enumerate(kinds)})
+        object.__setattr__(self, "inode_regs", tuple(self.reg[n] for n in holders(self.program)))
+        object.__setattr__(self, "by_name", dict(self.payloads))
+
+    @property
+    def name(self) -> str:
+        return self.program.name
+
+    def payload(self, name: str) -> bytes:
+        """The payload called ``name``; ProgramError if it was not given."""
+        try:
+            return self.by_name[name]
+        except KeyError:
+            raise ProgramError(f"{self.name}: no payload {name!r} (has {[n for n, _ in self.payloads]})") from None
+
+
+@dataclass(frozen=True)
+class Process:
+    """One process: its program, the payloads it writes or expects, and
+    its name in traces (by default ``W1``.. for writers, ``R1``.. for
+    readers, numbered in order)."""
+
+    program: Program
+    payloads: tuple[tuple[str, bytes], ...] = ()
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class System:
+    """The processes and the bounds of one run.
+
+    processes:   who runs; processes with the same program and payloads
+                 are interchangeable (the explorer's symmetry reduction
+                 takes adjacent ones as one class).
+    faults:      F, how many injected faults the whole run may suffer.
+    crashes:     0, or 1 to let the machine lose power once, anywhere.
+    granularity: "byte" (a write lands a byte a step) or "write".
+    """
+
+    processes: tuple[Process, ...]
+    faults: int = 0
+    crashes: int = 0
+    granularity: str = "byte"
+    kinds: tuple[Kind, ...] = field(init=False, compare=False, repr=False)
+    kind_of: tuple[int, ...] = field(init=False, compare=False, repr=False)
+    names: tuple[str, ...] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.faults < 0:
+            raise SetupError(f"the fault budget must be >= 0, not {self.faults}")
+        if self.crashes not in (0, 1):
+            raise SetupError(f"crashes must be 0 or 1, not {self.crashes}")
+        if self.granularity not in GRANULARITIES:
+            raise SetupError(f"granularity must be 'byte' or 'write', not {self.granularity!r}")
+        kinds: list[Kind] = []
+        index: dict[tuple[Program, tuple[tuple[str, bytes], ...]], int] = {}
+        kind_of: list[int] = []
+        for p in self.processes:
+            key = (p.program, p.payloads)
+            if key not in index:
+                index[key] = len(kinds)
+                kinds.append(Kind(p.program, p.payloads))
+                _check_payloads(kinds[-1])
+            kind_of.append(index[key])
+        object.__setattr__(self, "kinds", tuple(kinds))
+        object.__setattr__(self, "kind_of", tuple(kind_of))
+        object.__setattr__(self, "names", _names(self.processes))
+
+    @classmethod
+    def of(cls, writers: Runnable | Sequence[Runnable], n: int = 3, readers: int = 1,
+           reader: Runnable | None = None, *, faults: int = 0, entry_length: int = 2,
+           granularity: str = "byte", crashes: int = 0) -> "System":
+        """``n`` writers (writer j runs ``writers[j % len]``, grouped by
+        protocol) and ``readers`` readers of ``reader`` (default
+        ``go-read-entry``), all writing or expecting the same payloads of
+        ``entry_length`` bytes: ``entry`` and ``output``."""
+        from .programs import GO_READ_ENTRY
+
+        progs = [program_of(w) for w in ([writers] if isinstance(writers, Program) or hasattr(writers, "program") else writers)]  # type: ignore[union-attr]
+        progs = list(dict.fromkeys(progs))
+        rd = GO_READ_ENTRY if reader is None else program_of(reader)
+        if not progs:
+            raise SetupError("name at least one writer protocol")
+        for p in progs:
+            if p.role is not Role.WRITER:
+                raise SetupError(f"{p.name!r} is a reader; pass it as --reader, not --protocol")
+        if rd.role is not Role.READER:
+            raise SetupError(f"{rd.name!r} is a writer; pass it as --protocol, not --reader")
+        if n < 1 or readers < 0:
+            raise SetupError("need writers >= 1, readers >= 0, faults >= 0")
+        if n < len(progs):
+            raise SetupError(f"{len(progs)} protocols need at least as many writers, not {n}")
+        if not 1 <= entry_length <= len(ENTRY_BYTES):
+            raise SetupError(f"entry length must be 1..{len(ENTRY_BYTES)}, not {entry_length}")
+        if faults < 0:
+            raise SetupError("need writers >= 1, readers >= 0, faults >= 0")
+        payloads = (("entry", ENTRY_BYTES[:entry_length]), ("output", OUTPUT_BYTES[:entry_length]))
+        counts = {p: 0 for p in progs}
+        for j in range(n):
+            counts[progs[j % len(progs)]] += 1
+        procs = [Process(p, payloads) for p in progs for _ in range(counts[p])]
+        procs += [Process(rd, payloads) for _ in range(readers)]
+        return cls(tuple(procs), faults, crashes, granularity)
+
+    # -- derived descriptions (the ``--json`` fields, the trace headings)
+
+    def writer_programs(self) -> tuple[Program, ...]:
+        """The distinct writer programs, in process order."""
+        return tuple(dict.fromkeys(p.program for p in self.processes if p.program.role is Role.WRITER))
+
+    def reader_programs(self) -> tuple[Program, ...]:
+        """The distinct reader programs, in process order."""
+        return tuple(dict.fromkeys(p.program for p in self.processes if p.program.role is Role.READER))
+
+    def count(self, role: Role) -> int:
+        return sum(1 for p in self.processes if p.program.role is role)
+
+    def entry_length(self) -> int:
+        """The length of the ``entry`` payload (0 when no process has one)."""
+        return next((len(b) for p in self.processes for n, b in p.payloads if n == "entry"), 0)
+
+    def describe(self) -> dict[str, object]:
+        """The system in the terms of :meth:`of` (protocols by name)."""
+        readers = self.reader_programs()
+        return {"protocols": [p.name for p in self.writer_programs()], "writers": self.count(Role.WRITER),
+                "readers": self.count(Role.READER), "reader": readers[0].name if readers else None,
+                "faults": self.faults, "entry_length": self.entry_length(), "granularity": self.granularity,
+                "crashes": self.crashes}
+
+    def bounds(self) -> str:
+        """``N=3 R=1 F=0 L=2 byte`` (and `` crash``)."""
+        crash = " crash" if self.crashes else ""
+        return (f"N={self.count(Role.WRITER)} R={self.count(Role.READER)} F={self.faults} "
+                f"L={self.entry_length()} {self.granularity}{crash}")
+
+
+def _check_payloads(k: Kind) -> None:
+    missing = [n for n in k.program.payloads() if n not in k.by_name]
+    if missing:
+        raise SetupError(f"{k.name}: no payload {missing[0]!r} given (has {[n for n, _ in k.payloads]})")
+
+
+def _names(procs: tuple[Process, ...]) -> tuple[str, ...]:
+    out: list[str] = []
+    counts = {Role.WRITER: 0, Role.READER: 0}
+    for p in procs:
+        counts[p.program.role] += 1
+        out.append(p.name or f"{'W' if p.program.role is Role.WRITER else 'R'}{counts[p.program.role]}")
+    if len(set(out)) != len(out):
+        raise SetupError(f"process names must differ: {out}")
+    return tuple(out)
