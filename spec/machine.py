@@ -93,9 +93,9 @@ class PyDom:
     def branch(self, cond: object, then: Callable[[], None], other: Callable[[], None]) -> None:
         (then if cond else other)()
 
-    def run_op(self, body: Callable[[], None]) -> None:
+    def run_op(self, ins: Instr) -> None:
         try:
-            body()
+            S.OPS[type(ins)].run(ins, self)
             self.last = ""
         except _Stop:
             pass

@@ -117,8 +117,10 @@ class Dom(Protocol):
     def branch(self, cond: V, then: Callable[[], None], other: Callable[[], None]) -> None:
         """Local control flow: ``then`` where ``cond`` holds, else ``other``."""
 
-    def run_op(self, body: Callable[[], None]) -> None:
-        """Run one operation's function; its checks end it, not the step."""
+    def run_op(self, ins: Instr) -> None:
+        """Run operation ``ins``: its function from :data:`OPS` (whose
+        checks end the operation, not the step); the OS interpreter makes
+        the real call instead."""
 
     def die(self, cond: V, status: Status) -> None:
         """Where ``cond`` holds the process ends with ``status`` (SIGBUS):
@@ -544,7 +546,7 @@ def settle(program: Program, pc: int, m: Dom, fuel: int | None = None) -> None:
     elif isinstance(ins, Return):
         m.finish(Status(ins.outcome.value), ins.value if ins.outcome is Outcome.HIT else None)
     elif OPS[type(ins)].local:
-        m.run_op(lambda: OPS[type(ins)].run(ins, m))
+        m.run_op(ins)
         settle(program, pc + 1, m, fuel - 1)
     else:
         m.stop_at(pc)
@@ -554,8 +556,7 @@ def step(program: Program, pc: int, m: Dom) -> None:
     """A process at operation ``pc`` takes one step: the operation (or one
     byte of it), a reader's first step noted against the first
     publication, then local control flow up to its next operation."""
-    ins = program.code[pc]
-    m.run_op(lambda: OPS[type(ins)].run(ins, m))
+    m.run_op(program.code[pc])
     if program.role is Role.READER:
         after = m.ite(m.published(), Began.AFTER_PUBLICATION, Began.BEFORE_PUBLICATION)
         m.set_began(m.ite(m.began() == Began.NOT_YET, after, m.began()))
