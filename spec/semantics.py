@@ -76,18 +76,20 @@ from .state import READ_BIT, WRITE_BIT, Began, RegKind, Status
 V = Any
 
 
-class Dom(Protocol):
-    """What an interpreter provides for the semantics to run on.
+class Control(Protocol):
+    """What running local control flow needs (:func:`holds`,
+    :func:`settle`, :func:`step`, :func:`length`, :func:`data_range`): the
+    logic, branches, how the process goes on or ends, and the registers a
+    condition reads.  Every :class:`Dom` is one; an interpreter that makes
+    the real call for each operation instead of running its function (the
+    OS interpreter) need provide only this.
 
     Values are the domain's own; Python's arithmetic and comparison
     operators work on them (``a + 1``, ``a < b``, ``a == b``); the
     connectives and choice go through :meth:`and_`, :meth:`or_`,
     :meth:`not_` and :meth:`ite`.  Registers are named by the program's
-    register names; paths are ``spec.ops.Path`` values (private ones are
-    the process's own).
+    register names.
     """
-
-    granularity: str  # "byte": a write lands a byte a step; "write": whole
 
     # -- logic
     def and_(self, *bs: V) -> V: ...
@@ -95,25 +97,7 @@ class Dom(Protocol):
     def not_(self, b: V) -> V: ...
     def ite(self, c: V, a: V, b: V) -> V: ...
 
-    # -- the step: checks, faults, conditional effects, completion
-    def check(self, cond: V, errno: str, then: Callable[[], None] | None = None) -> None:
-        """When ``cond`` holds the operation fails here with ``errno``
-        (``then``'s effects are made first); nothing after it runs."""
-
-    def fault_point(self) -> None:
-        """An injected fault strikes here: the operation ends with the
-        fault's errno; effects already made stay."""
-
-    def faulted(self) -> V:
-        """Does an injected fault strike this step?"""
-
-    def fault_bytes(self) -> V:
-        """Bytes that land before the fault (write granularity)."""
-
-    def when(self, cond: V, effect: Callable[[], V], otherwise: V) -> V:
-        """Run ``effect`` only where ``cond`` holds; its value there, else
-        ``otherwise``."""
-
+    # -- control flow
     def branch(self, cond: V, then: Callable[[], None], other: Callable[[], None]) -> None:
         """Local control flow: ``then`` where ``cond`` holds, else ``other``."""
 
@@ -121,17 +105,6 @@ class Dom(Protocol):
         """Run operation ``ins``: its function from :data:`OPS` (whose
         checks end the operation, not the step); the OS interpreter makes
         the real call instead."""
-
-    def die(self, cond: V, status: Status) -> None:
-        """Where ``cond`` holds the process ends with ``status`` (SIGBUS):
-        exit releases what it holds; nothing after it runs."""
-
-    def progress(self) -> V:
-        """Bytes of the current multi-step write already done."""
-
-    def complete(self, done: V) -> None:
-        """This step finishes the operation iff ``done`` (else the write
-        goes on at the next step, one byte further)."""
 
     def after_op(self, settle: Callable[[], None]) -> None:
         """Run local control flow after the operation, if it is finished
@@ -152,6 +125,55 @@ class Dom(Protocol):
     def published(self) -> V: ...
     def set_began(self, b: V) -> None: ...
 
+    # -- what conditions read
+    def size_of(self, reg: str) -> V:
+        """A size register's value; -1 when unset."""
+
+    def valid(self, reg: str, length: V) -> V:
+        """The reader's validation of buffer ``reg`` (``spec.fs.valid``)."""
+
+    def payload_len(self, name: str) -> V: ...
+
+
+class Dom(Control, Protocol):
+    """What an interpreter provides for the operations' functions to run
+    on: :class:`Control`, and checks, faults, registers and the file
+    system.  Paths are ``spec.ops.Path`` values (private ones are the
+    process's own).
+    """
+
+    granularity: str  # "byte": a write lands a byte a step; "write": whole
+
+    # -- the step: checks, faults, conditional effects, completion
+    def check(self, cond: V, errno: str, then: Callable[[], None] | None = None) -> None:
+        """When ``cond`` holds the operation fails here with ``errno``
+        (``then``'s effects are made first); nothing after it runs."""
+
+    def fault_point(self) -> None:
+        """An injected fault strikes here: the operation ends with the
+        fault's errno; effects already made stay."""
+
+    def faulted(self) -> V:
+        """Does an injected fault strike this step?"""
+
+    def fault_bytes(self) -> V:
+        """Bytes that land before the fault (write granularity)."""
+
+    def when(self, cond: V, effect: Callable[[], V], otherwise: V) -> V:
+        """Run ``effect`` only where ``cond`` holds; its value there, else
+        ``otherwise``."""
+
+    def die(self, cond: V, status: Status) -> None:
+        """Where ``cond`` holds the process ends with ``status`` (SIGBUS):
+        exit releases what it holds; nothing after it runs."""
+
+    def progress(self) -> V:
+        """Bytes of the current multi-step write already done."""
+
+    def complete(self, done: V) -> None:
+        """This step finishes the operation iff ``done`` (else the write
+        goes on at the next step, one byte further)."""
+
     # -- registers
     def held(self, reg: str) -> V:
         """Register ``reg`` (a descriptor or a mapping) is set."""
@@ -159,23 +181,14 @@ class Dom(Protocol):
     def fd_ino(self, reg: str) -> V: ...
     def fd_off(self, reg: str) -> V: ...
     def fd_mode(self, reg: str) -> V: ...
-    def size_of(self, reg: str) -> V:
-        """A size register's value; -1 when unset."""
-
     def map_ino(self, reg: str) -> V: ...
     def map_len(self, reg: str) -> V: ...
-    def valid(self, reg: str, length: V) -> V:
-        """The reader's validation of buffer ``reg`` (``spec.fs.valid``)."""
-
     def set_fd(self, reg: str, ino: V, off: V, mode: int) -> None: ...
     def set_fd_off(self, reg: str, off: V) -> None: ...
     def set_size(self, reg: str, n: V) -> None: ...
     def set_buf(self, reg: str, buf: V) -> None: ...
     def set_map(self, reg: str, ino: V, n: V) -> None: ...
     def clear(self, reg: str) -> None: ...
-
-    # -- payloads
-    def payload_len(self, name: str) -> V: ...
 
     # -- the file system
     def lookup(self, path: Path) -> V:
@@ -207,12 +220,12 @@ class Dom(Protocol):
 # ------------------------------------------------------------ operands
 
 
-def length(m: Dom, n: Length) -> V:
+def length(m: Control, n: Length) -> V:
     """A symbolic length's value: ``len(payload) + delta`` or a constant."""
     return n.delta if n.payload is None else m.payload_len(n.payload) + n.delta
 
 
-def _slice_index(m: Dom, i: int | None, n: V, default: V) -> V:
+def _slice_index(m: Control, i: int | None, n: V, default: V) -> V:
     """Python's slice rule for one bound, on a length of the domain."""
     if i is None:
         return default
@@ -220,7 +233,7 @@ def _slice_index(m: Dom, i: int | None, n: V, default: V) -> V:
     return m.ite(raw < 0, 0, m.ite(raw > n, n, raw))
 
 
-def data_range(m: Dom, d: Data) -> tuple[V, V]:
+def data_range(m: Control, d: Data) -> tuple[V, V]:
     """``payload[start:stop]`` as (first index, byte count), with Python's
     slice rules on the payload's length."""
     n = m.payload_len(d.payload)
@@ -510,7 +523,7 @@ def fault_options(ins: Instr, data_bytes: int, progress: int, granularity: str) 
 # ------------------------------------------------------------ control flow
 
 
-def holds(cond: Cond, m: Dom) -> V:
+def holds(cond: Cond, m: Control) -> V:
     """A branch condition on the process's local state.  A missing file's
     size (-1) compares as unequal and not greater."""
     if isinstance(cond, Failed):
@@ -529,7 +542,7 @@ def holds(cond: Cond, m: Dom) -> V:
     raise ProgramError(f"unknown condition {cond!r}")
 
 
-def settle(program: Program, pc: int, m: Dom, fuel: int | None = None) -> None:
+def settle(program: Program, pc: int, m: Control, fuel: int | None = None) -> None:
     """Run local control flow from ``pc`` up to the next operation:
     branches, gotos, local operations and the return.  Invisible to other
     processes, so it takes no step of its own."""
@@ -552,7 +565,7 @@ def settle(program: Program, pc: int, m: Dom, fuel: int | None = None) -> None:
         m.stop_at(pc)
 
 
-def step(program: Program, pc: int, m: Dom) -> None:
+def step(program: Program, pc: int, m: Control) -> None:
     """A process at operation ``pc`` takes one step: the operation (or one
     byte of it), a reader's first step noted against the first
     publication, then local control flow up to its next operation."""
