@@ -1,9 +1,9 @@
 """write_entry / read_entry: the public, safe API for one cache entry.
 
-``write_entry`` runs a catalogue writer - by default
+``write_entry`` runs a writer protocol - by default
 ``write-then-truncate``, which the explorer and the proofs show keeps
 ``published-entry-stays-complete`` and ``reader-after-publication-hits`` at
-every fault budget - through the OS interpreter (:mod:`reference.osfs`).  It
+every fault budget - through the production runner (:mod:`reference.osrun`).  It
 is the very Program the model checks, not a copy of it.
 
 Concurrency promise (the one the model checks, under its assumptions):
@@ -30,27 +30,33 @@ O_TRUNC.
 from __future__ import annotations
 
 import os
-from typing import Callable
+from typing import Callable, Union
 
-from spec.ops import ENTRY, Outcome, Role
-from spec.protocols import CATALOGUE, WRITERS
+from spec import semantics as S
+from spec.ops import ENTRY, Program, Role
+from spec.programs import READ_UNVALIDATED
+from spec.protocols import CATALOGUE, Protocol
 
 from .errors import BadSizeError, NotAWriterError, UnknownProtocolError, UnsupportedProtocolError, WriteError
-from .osfs import Compiled, compiled, private_name, program_paths
+from .osrun import Compiled, compiled, private_name
 
-DEFAULT_PROTOCOL = "write-then-truncate"
-READER_PROTOCOL = "read-unvalidated"  # its validation is done here, after the run
+DEFAULT_PROTOCOL: Protocol = CATALOGUE["write-then-truncate"]
+# Its validation is done here, after the run.
+READER_PROGRAM: Program = READ_UNVALIDATED
 
-_OK = Outcome.OK.value
-_HIT = Outcome.HIT.value
+# A writer: a protocol value, a program value, or (for the command line and
+# older callers) the name of a catalogue protocol, looked up at each call.
+Writer = Union[Protocol, Program, str]
+
+_OK = "ok"
+_HIT = "hit"
 
 
-def _usable(name: str) -> str | None:
-    """Why writer ``name`` cannot serve write_entry, or None if it can:
+def _usable(prog: Program) -> str | None:
+    """Why writer ``prog`` cannot serve write_entry, or None if it can:
     it may name only the entry (and private temp files beside it) and only
     the ``entry`` payload."""
-    prog = CATALOGUE[name].program
-    shared = {p.name for p in program_paths(prog) if not p.private}
+    shared = {p.name for p in S.paths(prog) if not p.private}
     if shared - {ENTRY.name}:
         return f"also writes {', '.join(sorted(shared - {ENTRY.name}))}"
     if set(prog.payloads()) - {"entry"}:
@@ -59,52 +65,69 @@ def _usable(name: str) -> str | None:
 
 
 def entry_writers() -> tuple[str, ...]:
-    """The catalogue writers write_entry accepts."""
-    return tuple(n for n in WRITERS if _usable(n) is None)
+    """The names of the catalogue writers write_entry accepts."""
+    return tuple(p.name for p in CATALOGUE.writers() if _usable(p.program) is None)
 
 
-# Per protocol: the compiled program and, per path slot, None for the entry
-# itself or the suffix of a private file beside it ("entry.tmp" -> ".tmp").
-_Plan = tuple[Compiled, tuple[str | None, ...], bool]
-_PLANS: dict[str, _Plan] = {}
+class _Plan:
+    """A writer ready for write_entry: its compiled program and, per path
+    slot, None for the entry itself or the suffix of a private file beside
+    it (``entry.tmp`` -> ``.tmp``)."""
+
+    __slots__ = ("writer", "compiled", "suffixes", "entry_only", "name")
+
+    def __init__(self, writer: Protocol | Program, prog: Program) -> None:
+        self.writer, self.name = writer, prog.name
+        self.compiled = c = compiled(prog)
+        self.suffixes = tuple(None if not p.private else p.name[len(ENTRY.name):] for p in c.paths)
+        self.entry_only = self.suffixes == (None,)
 
 
-def _plan(protocol: str) -> _Plan:
-    plan = _PLANS.get(protocol)
-    if plan is not None:
+# Plans by the identity of the writer value (a Protocol or a Program); each
+# plan holds its value, so an id is never reused while cached.
+_PLANS: dict[int, _Plan] = {}
+
+
+def _plan(writer: Writer) -> _Plan:
+    if isinstance(writer, str):
+        if writer not in CATALOGUE:
+            raise UnknownProtocolError(writer, entry_writers())
+        writer = CATALOGUE[writer]
+    plan = _PLANS.get(id(writer))
+    if plan is not None and plan.writer is writer:
         return plan
-    if protocol not in CATALOGUE:
-        raise UnknownProtocolError(protocol, entry_writers())
-    prog = CATALOGUE[protocol].program
+    prog = writer if isinstance(writer, Program) else writer.program
     if prog.role is not Role.WRITER:
-        raise NotAWriterError(protocol, entry_writers())
-    why = _usable(protocol)
+        raise NotAWriterError(prog.name, entry_writers())
+    why = _usable(prog)
     if why is not None:
-        raise UnsupportedProtocolError(protocol, why, entry_writers())
-    c = compiled(prog)
-    suffixes = tuple(None if not p.private else p.name[len(ENTRY.name):] for p in c.paths)
-    plan = _PLANS[protocol] = (c, suffixes, suffixes == (None,))
+        raise UnsupportedProtocolError(prog.name, why, entry_writers())
+    plan = _PLANS[id(writer)] = _Plan(writer, prog)
     return plan
 
 
-def write_entry(path: str | os.PathLike[str], data: bytes, *, protocol: str = DEFAULT_PROTOCOL) -> None:
-    """Publish ``data`` as the entry at ``path`` with a catalogue writer.
+def write_entry(path: str | os.PathLike[str], data: bytes, *, protocol: Writer = DEFAULT_PROTOCOL) -> None:
+    """Publish ``data`` as the entry at ``path`` with a writer protocol: a
+    ``spec.protocols.Protocol`` or ``spec.ops.Program`` value (a user's own
+    as well as the catalogue's), or a catalogue protocol's name.
 
     Safe to call concurrently from many threads and processes with the same
     bytes (see the module doc).  Raises UnknownProtocolError,
     NotAWriterError or UnsupportedProtocolError for a protocol it cannot
     run, WriteError when the protocol failed (the errno, the failing call)."""
-    c, suffixes, entry_only = _PLANS.get(protocol) or _plan(protocol)
+    plan = _PLANS.get(id(protocol))
+    if plan is None or plan.writer is not protocol:
+        plan = _plan(protocol)
     p = os.fspath(path)
     if type(data) is not bytes:
         data = bytes(data)  # a str raises TypeError here, before any file is touched
-    if entry_only:
+    if plan.entry_only:
         paths = [p]  # the common case: the entry is the only path
     else:
-        paths = [p if s is None else private_name(p + s) for s in suffixes]
-    status, _, first = c.execute(paths, [data])
+        paths = [p if s is None else private_name(p + s) for s in plan.suffixes]
+    status, _, first = plan.compiled.execute(paths, [data])
     if status != _OK:
-        raise _write_error(c, protocol, p, paths, first)
+        raise _write_error(plan.compiled, plan.name, p, paths, first)
 
 
 def _write_error(c: Compiled, protocol: str, path: str, paths: list[str], first: tuple[str, int] | None) -> WriteError:
@@ -129,10 +152,11 @@ def read_entry(path: str | os.PathLike[str], size: int, *, validate: Callable[[b
     validator should not pass for a miss)."""
     if size < 0:
         raise BadSizeError(size)
-    c = compiled(CATALOGUE[READER_PROTOCOL].program)
+    c = compiled(READER_PROGRAM)
     # The reader's payload is the entry it expects; the program only uses
     # its length (read size+1), so a range of that length stands in for it.
-    status, buf, _ = c.execute([os.fspath(path)], [range(size)])  # type: ignore[list-item]
+    status, got, _ = c.execute([os.fspath(path)], [range(size)])
+    buf: bytes | None = got
     if status != _HIT or buf is None or len(buf) != size:
         return None
     if validate is not None and not validate(buf):

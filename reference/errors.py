@@ -58,7 +58,7 @@ class UnsupportedProtocolError(IdemwriteError, ValueError):
 
     def __str__(self) -> str:
         return (f"protocol {self.name!r} {self.needs}; write_entry writes one entry file, "
-                f"so use one of: {', '.join(self.usable)} (or reference.osfs.run for the full program)")
+                f"so use one of: {', '.join(self.usable)} (or reference.osrun.run for the full program)")
 
 
 class BadSizeError(IdemwriteError, ValueError):
