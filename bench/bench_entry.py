@@ -1,6 +1,6 @@
 """How much the OS interpreter costs: write_entry against hand-written syscalls.
 
-``write_entry`` runs the catalogue program through ``reference.osfs``; the
+``write_entry`` runs the catalogue program through ``reference.osrun``; the
 baseline is the same syscalls written by hand (open O_WRONLY|O_CREAT, write,
 ftruncate, close, and the utime that the program's ``chtimes`` makes).  The
 target: at most 15% slower.  The cases run in ``--runs`` runs; each run is

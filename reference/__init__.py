@@ -2,9 +2,12 @@
 
 ``write_entry`` and ``read_entry`` run the very protocol programs that the
 explorer and the proofs check (``spec.protocols``), through the OS
-interpreter in ``reference.osfs``; ``GoCache`` is a Go-compatible build cache
-directory written with those protocols, and ``reference.gocacheprog`` serves
-it to the go command.  Linux semantics are assumed; network file systems and
+interpreter (``reference.osrun``); ``GoCache`` is a Go-compatible build
+cache directory written with those protocols, and ``reference.gocacheprog``
+serves it to the go command.  ``OSWorld`` (``reference.osworld``) runs
+processes step by step on real files, ``replay_trace`` replays a model
+counterexample there, and ``lockstep`` builds a Hypothesis property test
+of any protocol value against the model.  Linux semantics are assumed; network file systems and
 Windows sharing semantics are outside what is promised.
 
 Names are loaded on first use (PEP 562): the go command waits for a
@@ -30,10 +33,14 @@ _WHERE = {
     # reference.gocache: Go's build cache format
     "GoCache": "gocache", "Entry": "gocache", "Miss": "gocache", "VerifyReport": "gocache", "Problem": "gocache",
     "TrimReport": "gocache", "BadID": "gocache", "NotACacheDir": "gocache",
-    # reference.osfs and reference.replay: the OS interpreter, step-wise replay
-    "run": "osfs", "RunResult": "osfs", "OpError": "osfs", "OSWorld": "osfs", "Snapshot": "osfs",
-    "ProcView": "osfs", "project": "osfs",
-    "replay_trace": "replay", "replay_until_crash": "replay", "CrashNotReplayable": "replay",
+    # reference.osrun: the production runner
+    "run": "osrun", "RunResult": "osrun", "OpError": "osrun",
+    # reference.osworld and reference.replay: the step-wise world, replay
+    "OSWorld": "osworld", "Snapshot": "osworld", "ProcView": "osworld", "project": "osworld",
+    "replay_trace": "replay", "replay_until_crash": "replay", "replay_snapshots": "replay",
+    "CrashNotReplayable": "replay",
+    # reference.lockstep: Hypothesis property tests of any protocol on real files
+    "lockstep": "lockstep",
 }
 
 __all__ = sorted(_WHERE)
@@ -58,5 +65,7 @@ if TYPE_CHECKING:
     from .entry import entry_writers, no_hole_bytes, read_entry, write_entry
     from .errors import BadSizeError, IdemwriteError, NotAWriterError, UnknownProtocolError, UnsupportedProtocolError, WriteError
     from .gocache import BadID, Entry, GoCache, Miss, NotACacheDir, Problem, TrimReport, VerifyReport
-    from .osfs import OpError, OSWorld, ProcView, RunResult, Snapshot, project, run
-    from .replay import CrashNotReplayable, replay_trace, replay_until_crash
+    from .lockstep import lockstep
+    from .osrun import OpError, RunResult, run
+    from .osworld import OSWorld, ProcView, Snapshot, project
+    from .replay import CrashNotReplayable, replay_snapshots, replay_trace, replay_until_crash

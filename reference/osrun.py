@@ -322,7 +322,7 @@ class _Planner:
 # ------------------------------------------------------------ operands
 
 
-class _Operands:
+class RunOperands:
     """The runner's operands: whole calls on the payloads given."""
 
     def __init__(self, layout: Layout) -> None:
@@ -375,7 +375,7 @@ class Compiled:
         self.layout = lay = Layout(program, _FIXED)
         self.paths, self.payload_names = lay.paths, lay.payloads
         self.init: tuple[object, ...] = ("", None, None, *lay.init)
-        self._operands = _Operands(lay)
+        self._operands = RunOperands(lay)
         self._lock = _thread.allocate_lock()
         self._after: dict[tuple[int, str], int] = {}
         code: list[Step] = [_not_an_operation] * len(program.code)

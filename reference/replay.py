@@ -2,7 +2,7 @@
 
 A :class:`spec.trace.Trace` names, step by step, which process runs and
 which fault it suffers.  :func:`replay_trace` runs exactly those steps with
-:class:`reference.osfs.OSWorld` - the same programs, real files, one byte
+:class:`reference.osworld.OSWorld` - the same programs, real files, one byte
 per step at byte granularity - and reports the real shared files after each
 step in the shape ``spec.trace.files`` gives the model's, so the two lists
 can be compared with ``==``.  What the model says a reader could see (an
@@ -11,7 +11,8 @@ empty or torn entry under ``write-file``, a removed one under
 
 Not covered: timing (the replay forces the interleaving; it says nothing
 about how likely that interleaving is on a loaded machine), and power loss:
-a ``crash`` step raises :class:`CrashNotReplayable` (a TraceError), since a live kernel cannot be made to drop its page cache.
+a ``crash`` step raises :class:`CrashNotReplayable` (a TraceError), since a
+live kernel cannot be made to drop its page cache.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import pathlib
 
 from spec.trace import CRASH, Trace, TraceError
 
-from .osfs import OSWorld, Snapshot
+from .osworld import OSWorld, Snapshot
 
 Files = tuple[tuple[str, bytes | None], ...]
 
@@ -40,7 +41,7 @@ class CrashNotReplayable(TraceError):
 
     def __str__(self) -> str:
         return (f"step {self.step} is a power loss, which cannot be replayed on real files; "
-                f"replay the {self.step - 1} steps before it (Trace(setup, steps[:{self.step - 1}])) "
+                f"replay the {self.step - 1} steps before it (Trace(system, steps[:{self.step - 1}])) "
                 "and read the crash itself from the model's trace")
 
 
@@ -49,7 +50,7 @@ def replay_snapshots(trace: Trace, root: str | os.PathLike[str]) -> list[Snapsho
     :func:`replay_trace`; this is the same run with the processes too)."""
     out: list[Snapshot] = []
     pathlib.Path(root).mkdir(parents=True, exist_ok=True)  # a fresh directory is fine; a used one is refused
-    with OSWorld.from_setup(trace.setup, root) as world:
+    with OSWorld(trace.system, root) as world:
         for n, s in enumerate(trace.steps, 1):
             if s.process == CRASH:
                 raise CrashNotReplayable(n)
@@ -83,7 +84,7 @@ def replay_until_crash(trace: Trace, root: pathlib.Path) -> tuple[list[Files], C
     n = next((j for j, s in enumerate(trace.steps, 1) if s.process == CRASH), None)
     if n is None:
         return replay_trace(trace, root), None
-    return replay_trace(Trace(trace.setup, trace.steps[:n - 1], trace.property), root), CrashNotReplayable(n)
+    return replay_trace(Trace(trace.system, trace.steps[:n - 1], trace.property), root), CrashNotReplayable(n)
 
 
 def _index(world: OSWorld, name: str, n: int) -> int:
