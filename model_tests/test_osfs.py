@@ -1,14 +1,14 @@
 """The OS interpreter against the model, operation by operation.
 
 Each test runs the same Program values in ``spec.machine`` and in
-``reference.osfs.OSWorld`` with the same schedule and faults, and compares
+``reference.osworld.OSWorld`` with the same schedule and faults, and compares
 the whole state after *every* step: the shared files, each process's
 private files, and each process's pc, status, last errno, write progress
 and registers (a descriptor's mode, offset and the bytes of its file, even
 unlinked; a mapping's length and file).  A disagreement is either a model
 bug or an interpreter bug; either way it fails here.
 
-Also: the whole-program path (``reference.osfs.run``) against the model run
+Also: the production runner (``reference.osrun.run``) against the model run
 to completion, from several starting states, for every catalogue protocol;
 and known-bad twins (an interpreter that forgets O_TRUNC, one that ignores a
 fault) that the comparison must catch.
@@ -19,12 +19,12 @@ from __future__ import annotations
 import os
 import pathlib
 import random
-from typing import Sequence
+from typing import Callable, Sequence
 
 import pytest
 
-from spec.explore import Setup, build
-from spec.machine import RUNNING, SIGBUS, Config, Fault, Kind, World, faults, initial, step
+from spec import semantics as S
+from spec.machine import Fault, PyDom, faults, initial, step
 from spec.ops import (
     ENTRY,
     O_CREAT,
@@ -36,6 +36,7 @@ from spec.ops import (
     OUTPUT,
     TEMP,
     Close,
+    Cond,
     Data,
     Failed,
     Fstat,
@@ -43,6 +44,7 @@ from spec.ops import (
     Ftruncate,
     If,
     Instr,
+    Invalid,
     Label,
     Length,
     MapRead,
@@ -61,33 +63,39 @@ from spec.ops import (
     Unlink,
     Write,
 )
-from spec.protocols import CATALOGUE, READERS, WRITERS
-from reference.osfs import OSWorld, Snapshot, compiled, project, run
+from spec.protocols import CATALOGUE
+from spec.state import UNSET, Began, Buf, Proc, Reg, Size, Status, World
+from spec.system import Kind, Process, System
+from reference import syscalls
+from reference.osrun import compiled, resolve_paths, run
+from reference.osworld import OSWorld, Snapshot, project
 
 OK, FAIL, HIT = Return(Outcome.OK), Return(Outcome.FAIL), Return(Outcome.HIT)
 Schedule = Sequence[tuple[int, Fault]]
+WRITERS = [p.name for p in CATALOGUE.writers()]
+READERS = [p.name for p in CATALOGUE.readers()]
 
 
 def prog(name: str, *source: Instr, role: Role = Role.WRITER) -> Program:
     return Program(name, role, tuple(source))
 
 
-def kind(program: Program, entry: bytes = b"abc", output: bytes = b"XYZ") -> Kind:
-    return Kind(program.name, program, (("entry", entry), ("output", output)))
+def proc(program: Program, entry: bytes = b"abc", output: bytes = b"XYZ") -> Process:
+    return Process(program, (("entry", entry), ("output", output)))
 
 
-def lockstep(tmp_path: pathlib.Path, kinds: Sequence[Kind], schedule: Schedule, *, granularity: str = "byte", budget: int = 9) -> tuple[World, Snapshot]:
-    """Run ``schedule`` on the model and on the OS, one process per kind,
-    asserting equal state after every step; the final pair."""
-    cfg = Config(tuple(kinds), granularity, budget)
-    procs = tuple(range(len(kinds)))
-    world = initial(cfg, procs)
-    with OSWorld(cfg, procs, tmp_path) as real:
-        assert real.snapshot() == project(cfg, world), "initial states differ"
+def lockstep(tmp_path: pathlib.Path, procs: Sequence[Process], schedule: Schedule, *, granularity: str = "byte",
+             budget: int = 9, world_type: type[OSWorld] = OSWorld) -> tuple[World, Snapshot]:
+    """Run ``schedule`` on the model and on the OS, asserting equal state
+    after every step; the final pair."""
+    system = System(tuple(procs), budget, 0, granularity)
+    world = initial(system)
+    with world_type(system, tmp_path) as real:
+        assert real.snapshot() == project(system, world), "initial states differ"
         for n, (i, fault) in enumerate(schedule, 1):
-            world = step(cfg, world, i, fault)
+            world = step(system, world, i, fault)
             real.step(i, fault)
-            got, want = real.snapshot(), project(cfg, world)
+            got, want = real.snapshot(), project(system, world)
             assert got == want, f"step {n} (P{i + 1}, fault {fault}):\n OS    {got}\n model {want}"
         return world, real.snapshot()
 
@@ -107,20 +115,20 @@ WRITE_CLOSE = prog("write-close", Open(ENTRY, O_WRONLY | O_CREAT), Write(), Clos
 
 
 def test_write_lands_one_byte_per_step(tmp_path: pathlib.Path) -> None:
-    _, snap = lockstep(tmp_path, [kind(WRITE_CLOSE)], [(0, None)] * 2)
+    _, snap = lockstep(tmp_path, [proc(WRITE_CLOSE)], [(0, None)] * 2)
     assert entry_of(snap) == b"a"
     assert snap.procs[0].progress == 1
 
 
 def test_write_then_close_completes(tmp_path: pathlib.Path) -> None:
-    world, snap = lockstep(tmp_path, [kind(WRITE_CLOSE)], [(0, None)] * 5)
+    world, snap = lockstep(tmp_path, [proc(WRITE_CLOSE)], [(0, None)] * 5)
     assert entry_of(snap) == b"abc" and snap.procs[0].status == "ok"
     assert regs(snap, 0) == ((),), "exit releases the descriptor"
 
 
 def test_o_trunc_empties_a_complete_file(tmp_path: pathlib.Path) -> None:
     trunc = prog("trunc", Open(ENTRY, O_WRONLY | O_CREAT | O_TRUNC), Close(), OK)
-    _, snap = lockstep(tmp_path, [kind(WRITE_CLOSE), kind(trunc)], [(0, None)] * 5 + [(1, None)])
+    _, snap = lockstep(tmp_path, [proc(WRITE_CLOSE), proc(trunc)], [(0, None)] * 5 + [(1, None)])
     assert entry_of(snap) == b""
 
 
@@ -128,33 +136,33 @@ def test_torn_write_after_o_trunc_leaves_a_hole(tmp_path: pathlib.Path) -> None:
     """write-file's bug on the real kernel: W1's offset survives W2's
     O_TRUNC, so W1's next byte lands after a zero-filled hole."""
     wf = CATALOGUE["write-file"].program
-    _, snap = lockstep(tmp_path, [kind(wf), kind(wf)], [(0, None), (0, None), (1, None), (0, None)])
+    _, snap = lockstep(tmp_path, [proc(wf), proc(wf)], [(0, None), (0, None), (1, None), (0, None)])
     assert entry_of(snap) == b"\x00b"
 
 
 def test_o_excl_second_creator_gets_eexist(tmp_path: pathlib.Path) -> None:
     excl = prog("excl", Open(ENTRY, O_WRONLY | O_CREAT | O_EXCL), If(Failed(), "f"), Close(), OK, Label("f"), FAIL)
-    _, snap = lockstep(tmp_path, [kind(excl), kind(excl)], [(0, None), (1, None)])
+    _, snap = lockstep(tmp_path, [proc(excl), proc(excl)], [(0, None), (1, None)])
     assert snap.procs[1].status == "fail"
     assert entry_of(snap) == b""
 
 
 def test_open_without_creat_misses(tmp_path: pathlib.Path) -> None:
     reader = CATALOGUE["go-read-entry"].program
-    _, snap = lockstep(tmp_path, [kind(reader)], [(0, None)])
+    _, snap = lockstep(tmp_path, [proc(reader)], [(0, None)])
     assert snap.procs[0].status == "miss"
 
 
 @pytest.mark.parametrize("n", [0, 1, 3, 5, 4097])
 def test_ftruncate_shrinks_and_extends_with_zeros(tmp_path: pathlib.Path, n: int) -> None:
     p = prog("trunc-to", Open(ENTRY, O_RDWR | O_CREAT), Write(), Ftruncate(Length(None, n)), Fstat(), Read(Length(None, 9000)), Close(), OK)
-    _, snap = lockstep(tmp_path, [kind(p)], [(0, None)] * 5)
+    _, snap = lockstep(tmp_path, [proc(p)], [(0, None)] * 5)
     assert entry_of(snap) == (b"abc" + bytes(max(0, n - 3)))[:n]
 
 
 def test_pwrite_past_end_zero_fills_and_keeps_offset(tmp_path: pathlib.Path) -> None:
     p = prog("pwrite", Open(ENTRY, O_WRONLY | O_CREAT), PWrite(Data(), 4), Write(Data(stop=1)), Close(), OK)
-    _, snap = lockstep(tmp_path, [kind(p)], [(0, None)] * 6)
+    _, snap = lockstep(tmp_path, [proc(p)], [(0, None)] * 6)
     assert entry_of(snap) == b"a\x00\x00\x00abc", "pwrite lands at 4; the offset stays 0 for the write"
 
 
@@ -162,7 +170,7 @@ def test_unlink_while_open_keeps_the_inode(tmp_path: pathlib.Path) -> None:
     holder = prog("holder", Open(ENTRY, O_RDWR | O_CREAT), Write(), Fstat(), Read(), Close(), OK)
     remover = prog("remover", Unlink(ENTRY), OK)
     sched = [(0, None), (0, None), (1, None), (0, None), (0, None), (0, None)]
-    _, snap = lockstep(tmp_path, [kind(holder), kind(remover)], sched)
+    _, snap = lockstep(tmp_path, [proc(holder), proc(remover)], sched)
     assert entry_of(snap) is None, "the name is gone"
     fd = regs(snap, 0)[0]
     assert fd[0] == "fd" and fd[3] == b"abc", "the descriptor still holds the written bytes"
@@ -176,7 +184,7 @@ def test_rename_replaces_the_name_atomically(tmp_path: pathlib.Path) -> None:
     holder = prog("holder", Open(ENTRY, O_RDONLY), Read(), Close(), HIT, role=Role.READER)
     rip = CATALOGUE["rename-into-place"].program
     sched = [(0, None)] * 5 + [(1, None)] + [(2, None)] * 6 + [(1, None)]
-    _, snap = lockstep(tmp_path, [kind(old), kind(holder), kind(rip)], sched)
+    _, snap = lockstep(tmp_path, [proc(old), proc(holder), proc(rip)], sched)
     assert entry_of(snap) == b"abc"
     assert snap.private[2] == ()
     assert regs(snap, 1)[1] == (b"XYZ",), "the reader read the old inode"
@@ -184,14 +192,14 @@ def test_rename_replaces_the_name_atomically(tmp_path: pathlib.Path) -> None:
 
 def test_private_names_are_per_process(tmp_path: pathlib.Path) -> None:
     tmp = prog("tmp", Open(TEMP, O_WRONLY | O_CREAT | O_EXCL), If(Failed(), "f"), Write(), Close(), OK, Label("f"), FAIL)
-    _, snap = lockstep(tmp_path, [kind(tmp), kind(tmp)], [(0, None), (1, None)])
+    _, snap = lockstep(tmp_path, [proc(tmp), proc(tmp)], [(0, None), (1, None)])
     assert [p.status for p in snap.procs] == ["run", "run"], "no EEXIST: each has its own temp file"
     assert len(os.listdir(tmp_path)) == 2
 
 
 def test_stat_of_a_missing_file_is_minus_one(tmp_path: pathlib.Path) -> None:
     p = prog("stat", Stat(ENTRY), If(SizeIs("==", Length(None, -1)), "m"), OK, Label("m"), FAIL)
-    _, snap = lockstep(tmp_path, [kind(p)], [(0, None)])
+    _, snap = lockstep(tmp_path, [proc(p)], [(0, None)])
     assert snap.procs[0].status == "fail"
 
 
@@ -204,7 +212,7 @@ def test_wrong_mode_and_closed_descriptors(tmp_path: pathlib.Path) -> None:
         Open(ENTRY, O_RDONLY), Write(), Ftruncate(), Close(),
         Close(), Fsync(), Fstat(), Write(), Read(), OK,
     )
-    world, snap = lockstep(tmp_path, [kind(p)], [(0, None)] * 12)
+    world, snap = lockstep(tmp_path, [proc(p)], [(0, None)] * 12)
     assert snap.procs[0].status == "ok"
 
 
@@ -215,7 +223,7 @@ def test_wrong_mode_and_closed_descriptors(tmp_path: pathlib.Path) -> None:
 def test_write_fault_at_byte_k_lands_k_bytes(tmp_path: pathlib.Path, k: int) -> None:
     wc = CATALOGUE["write-then-truncate"].program
     sched: list[tuple[int, Fault]] = [(0, None)] * (1 + k) + [(0, ("ENOSPC", k))]
-    _, snap = lockstep(tmp_path, [kind(wc)], sched + [(0, None)])
+    _, snap = lockstep(tmp_path, [proc(wc)], sched + [(0, None)])
     assert entry_of(snap) == b"abc"[:k]
     assert snap.procs[0].status == "fail"
 
@@ -223,7 +231,7 @@ def test_write_fault_at_byte_k_lands_k_bytes(tmp_path: pathlib.Path, k: int) -> 
 @pytest.mark.parametrize("k", [0, 1, 2])
 def test_write_fault_at_write_granularity(tmp_path: pathlib.Path, k: int) -> None:
     gie = CATALOGUE["go-index-entry"].program
-    _, snap = lockstep(tmp_path, [kind(gie), kind(gie)], [(0, None), (0, ("ENOSPC", k)), (1, None)], granularity="write")
+    _, snap = lockstep(tmp_path, [proc(gie), proc(gie)], [(0, None), (0, ("ENOSPC", k)), (1, None)], granularity="write")
     assert snap.procs[0].last == "ENOSPC"
 
 
@@ -238,35 +246,37 @@ def test_write_fault_at_write_granularity(tmp_path: pathlib.Path, k: int) -> Non
 def test_injected_faults(tmp_path: pathlib.Path, protocol: str, at: int) -> None:
     """Run one writer; fault its step number ``at``; the rest runs clean."""
     prog_ = CATALOGUE[protocol].program
-    cfg = Config((kind(prog_),), "byte", 1)
-    world = initial(cfg, (0,))
+    system = System((proc(prog_),), 1)
+    world = initial(system)
     sched: list[tuple[int, Fault]] = []
     for n in range(40):
-        if world.procs[0].status != RUNNING:
+        if world.procs[0].status != Status.RUNNING:
             break
-        f = faults(cfg, world, 0)[0] if n == at else None
+        f = faults(system, world, 0)[0] if n == at else None
         sched.append((0, f))
-        world = step(cfg, world, 0, f)
+        world = step(system, world, 0, f)
     assert any(f for _, f in sched), "the fault was injected"
-    _, snap = lockstep(tmp_path, [kind(prog_)], sched, budget=1)
+    _, snap = lockstep(tmp_path, [proc(prog_)], sched, budget=1)
     assert snap.procs[0].status == "fail"
 
 
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
 def test_failing_close_really_closes(tmp_path: pathlib.Path) -> None:
-    cfg = Config((kind(WRITE_CLOSE),), "write", 1)
-    with OSWorld(cfg, (0,), tmp_path) as real:
+    with OSWorld(System((proc(WRITE_CLOSE),), 1, 0, "write"), tmp_path) as real:
+        before = _open_fds()
         real.step(0)
-        fd = int(real.procs[0].regs[0][0])  # type: ignore[call-overload]
         real.step(0)
+        assert _open_fds() == before + 1, "the descriptor is open"
         real.step(0, ("EIO", 0))
-        assert real.procs[0].status == "ok" and real.procs[0].last == ""
-        with pytest.raises(OSError):
-            os.fstat(fd)
+        assert real.proc(0).status == Status.OK and real.proc(0).last == ""
+        assert _open_fds() == before, "the failing close released the descriptor"
 
 
 def test_a_fault_the_op_cannot_suffer_is_refused(tmp_path: pathlib.Path) -> None:
-    cfg = Config((kind(WRITE_CLOSE),), "byte", 1)
-    with OSWorld(cfg, (0,), tmp_path) as real:
+    with OSWorld(System((proc(WRITE_CLOSE),), 1), tmp_path) as real:
         with pytest.raises(ValueError):
             real.step(0, ("ENOSPC", 0))  # an open fails with EACCES, not ENOSPC
 
@@ -280,8 +290,8 @@ def test_mapped_read_past_the_last_page_is_sigbus(tmp_path: pathlib.Path) -> Non
     big = bytes(range(1, 256)) * 20
     mm, wf = CATALOGUE["mmap-read"].program, CATALOGUE["write-file"].program
     sched: list[tuple[int, Fault]] = [(0, None)] * 3 + [(1, None)] * 4 + [(2, None)] + [(1, None)]
-    world, snap = lockstep(tmp_path, [kind(wf, big), kind(mm, big), kind(wf, big)], sched, granularity="write")
-    assert snap.procs[1].status == SIGBUS
+    world, snap = lockstep(tmp_path, [proc(wf, big), proc(mm, big), proc(wf, big)], sched, granularity="write")
+    assert snap.procs[1].status == Status.SIGBUS
 
 
 def test_mapped_read_inside_the_last_page_reads_zeros(tmp_path: pathlib.Path) -> None:
@@ -291,14 +301,14 @@ def test_mapped_read_inside_the_last_page_reads_zeros(tmp_path: pathlib.Path) ->
     shrink = prog("shrink", Open(ENTRY, O_WRONLY), Ftruncate(Length(None, 1)), Close(), OK)
     wc = CATALOGUE["write-then-truncate"].program
     sched: list[tuple[int, Fault]] = [(0, None)] * 6 + [(1, None)] * 4 + [(2, None)] * 3 + [(1, None)]
-    world, snap = lockstep(tmp_path, [kind(wc), kind(mm), kind(shrink)], sched)
+    world, snap = lockstep(tmp_path, [proc(wc), proc(mm), proc(shrink)], sched)
     assert snap.procs[1].status == "miss"
 
 
 def test_mapping_of_size_zero_and_unset(tmp_path: pathlib.Path) -> None:
     p = prog("map0", Open(ENTRY, O_RDONLY | O_CREAT), Fstat(), Mmap(), Close(), MapRead(), HIT, role=Role.READER)
     nomap = prog("nomap", MapRead(), OK)  # a mapping never made: EINVAL
-    _, snap = lockstep(tmp_path, [kind(p), kind(nomap)], [(0, None)] * 5 + [(1, None)])
+    _, snap = lockstep(tmp_path, [proc(p), proc(nomap)], [(0, None)] * 5 + [(1, None)])
     assert snap.procs[0].status == "hit" and regs(snap, 0)[3] == (b"",)
 
 
@@ -311,22 +321,22 @@ def test_random_interleavings_agree(tmp_path: pathlib.Path, protocol: str, reade
     """Seeded random schedules with faults: every state agrees."""
     for seed in range(4):
         for granularity in ("byte", "write"):
-            setup = Setup((protocol,), writers=2, readers=1, reader=reader, faults=2, entry_length=3, granularity=granularity)
-            model = build(setup)
-            kinds = tuple(p.kind for p in model.init.procs)
+            system = System.of(CATALOGUE[protocol], 2, 1, CATALOGUE[reader], faults=2, entry_length=3,
+                               granularity=granularity)
             rnd = random.Random(f"{protocol}/{reader}/{seed}/{granularity}")
-            world = initial(model.config, kinds)
+            world = initial(system)
             sandbox = tmp_path / f"{seed}-{granularity}"
             sandbox.mkdir()
-            with OSWorld(model.config, kinds, sandbox, model.names) as real:
-                while live := [i for i, p in enumerate(world.procs) if p.status == RUNNING]:
+            with OSWorld(system, sandbox) as real:
+                assert real.names == system.names
+                while live := [i for i, p in enumerate(world.procs) if p.status == Status.RUNNING]:
                     i = rnd.choice(live)
-                    allowed = faults(model.config, world, i)
+                    allowed = faults(system, world, i)
                     assert real.faults(i) == allowed
                     f = rnd.choice(allowed) if allowed and rnd.random() < 0.3 else None
-                    world = step(model.config, world, i, f)
+                    world = step(system, world, i, f)
                     real.step(i, f)
-                    assert real.snapshot() == project(model.config, world), (seed, granularity)
+                    assert real.snapshot() == project(system, world), (seed, granularity)
 
 
 # ------------------------------------------------------------ whole program
@@ -338,34 +348,33 @@ PRE_STATES: dict[str, bytes | None] = {
 
 
 @pytest.mark.parametrize("pre", sorted(PRE_STATES))
-@pytest.mark.parametrize("protocol", sorted(CATALOGUE))
+@pytest.mark.parametrize("protocol", sorted(CATALOGUE.names()))
 def test_whole_program_run_matches_the_model(tmp_path: pathlib.Path, protocol: str, pre: str) -> None:
     """``run`` (compiled closures) ends like the model run alone, from a
     state where entry and output hold the same ``pre`` bytes."""
     pre_bytes = PRE_STATES[pre]
     program = CATALOGUE[protocol].program
-    kinds: list[Kind] = [kind(program)]
-    procs: tuple[int, ...] = (0,)
+    procs: list[Process] = []
     if pre_bytes is not None:
         # Seed both files with the model's own operations, so the model
         # starts its run from the state the real files are given.
         seed_entry = prog("seed-entry", Open(ENTRY, O_WRONLY | O_CREAT), Write(Data("entry")), Close(), OK)
         seed_output = prog("seed-output", Open(OUTPUT, O_WRONLY | O_CREAT), Write(Data("entry")), Close(), OK)
-        kinds += [kind(seed_entry, pre_bytes), kind(seed_output, pre_bytes)]
-        procs = (1, 2, 0)
-    cfg = Config(tuple(kinds), "write", 0)
-    world = initial(cfg, procs)
+        procs += [proc(seed_entry, pre_bytes), proc(seed_output, pre_bytes)]
+    procs.append(proc(program))
+    system = System(tuple(procs), 0, 0, "write")
+    world = initial(system)
     for i in range(len(procs)):
-        while world.procs[i].status == RUNNING:
-            world = step(cfg, world, i)
+        while world.procs[i].status == Status.RUNNING:
+            world = step(system, world, i)
     if pre_bytes is not None:
         for name in ("entry", "output"):
             (tmp_path / name).write_bytes(pre_bytes)
     got = run(program, {"entry": b"abc", "output": b"XYZ"}, tmp_path)
     mine = world.procs[-1]
     assert got.status == mine.status
-    if mine.status == "hit":
-        assert got.value == next(v[0] for v in mine.regs if v)
+    if mine.status == Status.HIT:
+        assert got.value == next(v.data for v in mine.regs if isinstance(v, Buf))
     real = {n: (tmp_path / n).read_bytes() for n in os.listdir(tmp_path)}
     assert {n: real.get(n) for n, _ in world.fs.names} == {n: world.fs.file(n) for n, _ in world.fs.names}
 
@@ -397,36 +406,39 @@ def test_compiled_programs_are_cached() -> None:
 # ------------------------------------------------------------ known-bad twins
 
 
-class ForgetsTrunc(OSWorld):
-    """A broken OS interpreter: opens without O_TRUNC."""
+def _forgets_trunc(monkeypatch: pytest.MonkeyPatch) -> type[OSWorld]:
+    """A broken OS interpreter: its open binding drops O_TRUNC."""
+    binder = syscalls.BINDINGS[Open]
 
-    def _open(self, ins, p, k, fault, i):  # type: ignore[no-untyped-def, override]
-        flags = ins.flags & ~O_TRUNC
-        return super()._open(Open(ins.path, flags, ins.fd), p, k, fault, i)
+    def no_trunc(ins: Open, o: syscalls.Operands) -> syscalls.Bound:
+        return binder(Open(ins.path, ins.flags & ~O_TRUNC, ins.fd), o)
+
+    monkeypatch.setitem(syscalls.BINDINGS, Open, no_trunc)
+    return OSWorld
 
 
-class IgnoresFaults(OSWorld):
+class _IgnoresFaults(OSWorld):
     """A broken OS interpreter: a write fault writes everything anyway."""
 
-    def _write(self, ins, p, k, fault, i):  # type: ignore[no-untyped-def, override]
-        return super()._write(ins, p, k, None, i)
+    def step(self, i: int, fault: Fault = None) -> None:
+        super().step(i, None if isinstance(self.current(i), (Write, PWrite)) else fault)
+
+
+def _ignores_faults(monkeypatch: pytest.MonkeyPatch) -> type[OSWorld]:
+    return _IgnoresFaults
 
 
 @pytest.mark.parametrize("broken,schedule,granularity", [
-    (ForgetsTrunc, [(0, None)] * 5 + [(1, None)], "byte"),
-    (IgnoresFaults, [(0, None), (0, ("ENOSPC", 1))], "write"),
+    (_forgets_trunc, [(0, None)] * 5 + [(1, None)], "byte"),
+    (_ignores_faults, [(0, None), (0, ("ENOSPC", 1))], "write"),
 ])
-def test_lockstep_catches_a_broken_interpreter(tmp_path: pathlib.Path, broken: type[OSWorld], schedule: Schedule, granularity: str) -> None:
+def test_lockstep_catches_a_broken_interpreter(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch,
+                                               broken: Callable[[pytest.MonkeyPatch], type[OSWorld]],
+                                               schedule: Schedule, granularity: str) -> None:
     wf = CATALOGUE["write-file"].program
-    cfg = Config((kind(wf), kind(wf)), granularity, 1)
-    world = initial(cfg, (0, 1))
-    differs = False
-    with broken(cfg, (0, 1), tmp_path) as real:
-        for i, f in schedule:
-            world = step(cfg, world, i, f)
-            real.step(i, f)
-            differs |= real.snapshot() != project(cfg, world)
-    assert differs, f"{broken.__name__} went unnoticed"
+    world_type = broken(monkeypatch)
+    with pytest.raises(AssertionError, match=r"step \d+ \(P\d, fault .*\):"):
+        lockstep(tmp_path, [proc(wf), proc(wf)], schedule, granularity=granularity, budget=1, world_type=world_type)
 
 
 # ------------------------------------------------------------ edges no protocol reaches
@@ -445,14 +457,14 @@ EDGES: dict[str, Program] = {
 
 def _after_a_complete_entry(tmp_path: pathlib.Path, p: Program) -> None:
     """P1 writes "abc" and ends; then ``p`` runs to its end; in lockstep."""
-    kinds = [kind(WRITE_CLOSE), kind(p)]
-    cfg = Config(tuple(kinds), "write", 0)
-    world, sched = initial(cfg, (0, 1)), []
+    procs = [proc(WRITE_CLOSE), proc(p)]
+    system = System(tuple(procs), 0, 0, "write")
+    world, sched = initial(system), []
     for i in (0, 1):
-        while world.procs[i].status == RUNNING:
-            world = step(cfg, world, i)
+        while world.procs[i].status == Status.RUNNING:
+            world = step(system, world, i)
             sched.append((i, None))
-    lockstep(tmp_path, kinds, sched, granularity="write")
+    lockstep(tmp_path, procs, sched, granularity="write")
 
 
 @pytest.mark.parametrize("name", sorted(EDGES))
@@ -467,43 +479,50 @@ def test_o_rdonly_o_trunc_truncates_on_linux(tmp_path: pathlib.Path) -> None:
 # ------------------------------------------------------------ compiled conditions
 
 
-@pytest.mark.parametrize("op", ["==", "!=", ">"])
-def test_compiled_size_conditions_agree_with_holds(op: str) -> None:
-    """The compiled SizeIs restates spec.machine.holds: pin it, size by size
-    (-1 is a missing file), against the model's own function."""
-    from spec.machine import Proc, holds
+def _model_holds(cond: Cond, program: Program, regs: dict[str, Reg]) -> object:
+    """``spec.semantics.holds`` on the model's domain, with ``regs`` set."""
+    k = Kind(program, (("entry", b"abc"),))
+    values = tuple(regs.get(r, UNSET) for r in k.reg)
+    p = Proc(0, 0, Status.RUNNING, "", 0, values, (), Began.NOT_YET)
+    return S.holds(cond, PyDom(k, p, initial(System((Process(program, k.payloads),))).fs, None, "write", False))
 
+
+@pytest.mark.parametrize("op", ["==", "!=", ">"])
+def test_compiled_size_conditions_agree_with_the_model(tmp_path: pathlib.Path, op: str) -> None:
+    """The runner stages ``spec.semantics.holds`` when compiling: a size
+    test, size by size (-1: a missing file), ends the run as the model's
+    own holds decides it."""
     for delta in (-1, 0, 1):
         cond = SizeIs(op, Length("entry", delta))
         p = prog("c", Stat(ENTRY), If(cond, "y"), OK, Label("y"), FAIL)
-        c, k = compiled(p), kind(p)
         for size in (-1, 0, 1, 2, 3, 4):
-            env = [*c.init, "/nonexistent", b"abc"]
-            env[c.slot["st"]] = size
-            model = holds(cond, Proc(0, 0, RUNNING, "", 0, ((size,),), (), 0), k)
-            assert c._cond(cond)(env) == model, (op, delta, size)
+            sandbox = tmp_path / f"{op}{delta}{size}"
+            sandbox.mkdir()
+            if size >= 0:
+                (sandbox / "entry").write_bytes(b"x" * size)
+            want = Status.FAIL if _model_holds(cond, p, {"st": Size(size)}) else Status.OK
+            assert run(p, {"entry": b"abc"}, sandbox).status == want, (op, delta, size)
 
 
-def test_compiled_validity_agrees_with_holds() -> None:
-    from spec.machine import Proc, holds
-    from spec.ops import Invalid
-
+def test_compiled_validity_agrees_with_the_model(tmp_path: pathlib.Path) -> None:
+    """The same for the reader's validation, and an unset buffer (the
+    read of a missing file fails)."""
     cond = Invalid("entry")
     p = prog("v", Open(ENTRY, O_RDONLY), Read(), If(cond, "m"), HIT, Label("m"), Return(Outcome.MISS), role=Role.READER)
-    c, k = compiled(p), kind(p)
-    for buf in (None, b"", b"ab", b"abc", b"a\x00c", b"abcd", b"xyz"):
-        env = [*c.init, "/nonexistent", b"abc"]
-        env[c.slot["buf"]] = buf
-        model = holds(cond, Proc(0, 0, RUNNING, "", 0, ((), () if buf is None else (buf,)), (), 0), k)
-        assert c._cond(cond)(env) == model, buf
+    for n, content in enumerate((None, b"", b"ab", b"abc", b"a\x00c", b"abcd", b"xyz")):
+        sandbox = tmp_path / str(n)
+        sandbox.mkdir()
+        if content is not None:
+            (sandbox / "entry").write_bytes(content)
+        buf: Reg = UNSET if content is None else Buf(content)
+        want = Status.MISS if _model_holds(cond, p, {"buf": buf}) else Status.HIT
+        assert run(p, {"entry": b"abc"}, sandbox).status == want, content
 
 
 # ------------------------------------------------------------ path mapping
 
 
 def test_paths_from_a_directory_or_a_mapping(tmp_path: pathlib.Path) -> None:
-    from reference.osfs import resolve_paths
-
     rip = CATALOGUE["rename-into-place"].program
     by_dir = resolve_paths(rip, tmp_path)
     assert by_dir[ENTRY] == str(tmp_path / "entry")

@@ -13,19 +13,27 @@ import pathlib
 
 import pytest
 
-from spec.explore import Setup, build, explore
-from spec.machine import Config
+from spec.explore import explore
+from spec.ops import O_TRUNC, Open
 from spec.protocols import CATALOGUE
+from spec.system import System
 from spec.trace import Trace, TraceError, TraceStep, files, from_exploration, replay
-from reference.osfs import OSWorld, project
+from reference import syscalls
+from reference.osworld import project
 from reference.replay import replay_snapshots, replay_trace
 
 STAYS = "published-entry-stays-complete"
 HITS = "reader-after-publication-hits"
 
 
-def counterexample(setup: Setup, prop: str) -> Trace:
-    result = explore(setup, [prop])
+def setup(protocol: str, writers: int, readers: int, reader: str | None = None, **bounds: int) -> System:
+    """The catalogue's ``protocol`` run by ``writers`` writers and
+    ``readers`` readers (of ``reader``, by default go-read-entry)."""
+    return System.of(CATALOGUE[protocol], writers, readers, CATALOGUE[reader] if reader else None, **bounds)
+
+
+def counterexample(system: System, prop: str) -> Trace:
+    result = explore(system, [prop])
     assert result.verdict(prop) == "violated", f"the explorer found no counterexample for {prop}"
     return from_exploration(result, prop)
 
@@ -35,11 +43,11 @@ def model_files(trace: Trace) -> list[tuple[tuple[str, bytes | None], ...]]:
 
 
 def test_write_file_real_entry_is_seen_empty_or_torn(tmp_path: pathlib.Path) -> None:
-    setup = Setup(("write-file",), writers=2, readers=1)
-    trace = counterexample(setup, STAYS)
+    system = setup("write-file", 2, 1)
+    trace = counterexample(system, STAYS)
     real = replay_trace(trace, tmp_path)
     assert real == model_files(trace)
-    payload = dict(setup.payloads())["entry"]
+    payload = system.kinds[0].payload("entry")
     after = dict(real[-1])["entry"]
     assert after is not None and after != payload, "the published entry is no longer the payload"
     seen = [dict(f)["entry"] for f in real]
@@ -47,7 +55,7 @@ def test_write_file_real_entry_is_seen_empty_or_torn(tmp_path: pathlib.Path) -> 
 
 
 def test_go_index_entry_real_entry_goes_missing(tmp_path: pathlib.Path) -> None:
-    trace = counterexample(Setup(("go-index-entry",), writers=2, readers=1, faults=1), STAYS)
+    trace = counterexample(setup("go-index-entry", 2, 1, faults=1), STAYS)
     assert any(s.fault for s in trace.steps), "the counterexample needs the injected fault"
     real = replay_trace(trace, tmp_path)
     assert real == model_files(trace)
@@ -55,77 +63,73 @@ def test_go_index_entry_real_entry_goes_missing(tmp_path: pathlib.Path) -> None:
     assert not (tmp_path / "entry").exists()
 
 
-@pytest.mark.parametrize("setup,prop", [
-    (Setup(("write-file",), writers=2, readers=1), HITS),
-    (Setup(("create-exclusive",), writers=2, readers=1), HITS),
-    (Setup(("write-file",), writers=2, readers=1, reader="mmap-read"), "mmap-reader-never-faults"),
-    (Setup(("go-put",), writers=2, readers=0, faults=1), "index-implies-complete-output"),
-    (Setup(("write-file",), writers=2, readers=1, reader="read-unvalidated"), "reader-never-accepts-corrupt"),
+@pytest.mark.parametrize("system,prop", [
+    (setup("write-file", 2, 1), HITS),
+    (setup("create-exclusive", 2, 1), HITS),
+    (setup("write-file", 2, 1, "mmap-read"), "mmap-reader-never-faults"),
+    (setup("go-put", 2, 0, faults=1), "index-implies-complete-output"),
+    (setup("write-file", 2, 1, "read-unvalidated"), "reader-never-accepts-corrupt"),
 ])
-def test_every_state_of_other_counterexamples_agrees(tmp_path: pathlib.Path, setup: Setup, prop: str) -> None:
+def test_every_state_of_other_counterexamples_agrees(tmp_path: pathlib.Path, system: System, prop: str) -> None:
     """Not just the files: every process's registers, pc and status too."""
-    trace = counterexample(setup, prop)
-    cfg: Config = build(setup).config
+    trace = counterexample(system, prop)
     worlds = replay(trace)[1:]
     snaps = replay_snapshots(trace, tmp_path)
-    assert snaps == [project(cfg, w) for w in worlds]
+    assert snaps == [project(system, w) for w in worlds]
 
 
 def test_write_then_truncate_has_no_counterexample_and_replays_clean(tmp_path: pathlib.Path) -> None:
     """The fix: the explorer finds nothing, and a hand-made schedule that
     breaks write-file (the same steps) leaves a complete entry on disk."""
-    setup = Setup(("write-then-truncate",), writers=2, readers=1)
-    assert explore(setup, [STAYS]).verdict(STAYS) == "holds"
+    system = setup("write-then-truncate", 2, 1)
+    assert explore(system, [STAYS]).verdict(STAYS) == "holds"
     steps = tuple(TraceStep(p) for p in ["W1", "W1", "W2", "W1", "W1", "W1", "W2", "W2", "W2", "W2"])
-    real = replay_trace(Trace(setup, steps, STAYS), tmp_path)
-    assert dict(real[-1])["entry"] == dict(setup.payloads())["entry"]
+    real = replay_trace(Trace(system, steps, STAYS), tmp_path)
+    assert dict(real[-1])["entry"] == system.kinds[0].payload("entry")
     assert all(dict(f)["entry"] in (None, b"", b"a", b"ab") for f in real)
 
 
 def test_replay_catches_a_broken_interpreter(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Known-bad twin: an OS interpreter that drops O_TRUNC never shows the
     empty entry, and the comparison with the model fails."""
-    from spec.ops import O_TRUNC, Open
+    binder = syscalls.BINDINGS[Open]
 
-    original = OSWorld._open
+    def no_trunc(ins: Open, o: syscalls.Operands) -> syscalls.Bound:
+        return binder(Open(ins.path, ins.flags & ~O_TRUNC, ins.fd), o)
 
-    def no_trunc(self, ins, p, k, fault, i):  # type: ignore[no-untyped-def]
-        return original(self, Open(ins.path, ins.flags & ~O_TRUNC, ins.fd), p, k, fault, i)
-
-    monkeypatch.setattr(OSWorld, "_open", no_trunc)
-    trace = counterexample(Setup(("write-file",), writers=2, readers=1), STAYS)
+    monkeypatch.setitem(syscalls.BINDINGS, Open, no_trunc)
+    trace = counterexample(setup("write-file", 2, 1), STAYS)
     assert replay_trace(trace, tmp_path) != model_files(trace)
 
 
 def test_bad_traces_are_refused(tmp_path: pathlib.Path) -> None:
-    setup = Setup(("write-file",), writers=1, readers=0)
+    system = setup("write-file", 1, 0)
     with pytest.raises(TraceError):
-        replay_trace(Trace(setup, (TraceStep("W9"),)), tmp_path / "a")
+        replay_trace(Trace(system, (TraceStep("W9"),)), tmp_path / "a")
     (tmp_path / "b").mkdir()
     with pytest.raises(TraceError):
-        replay_trace(Trace(setup, (TraceStep("W1", ("ENOSPC", 0)),)), tmp_path / "b")  # budget 0
+        replay_trace(Trace(system, (TraceStep("W1", ("ENOSPC", 0)),)), tmp_path / "b")  # budget 0
     (tmp_path / "c").mkdir()
     done = tuple(TraceStep("W1") for _ in range(5))
     with pytest.raises(TraceError):
-        replay_trace(Trace(setup, done), tmp_path / "c")
+        replay_trace(Trace(system, done), tmp_path / "c")
 
 
 def test_the_sandbox_must_start_empty(tmp_path: pathlib.Path) -> None:
     (tmp_path / "stray").write_bytes(b"x")
     with pytest.raises(ValueError):
-        replay_trace(Trace(Setup(("write-file",), writers=1, readers=0), ()), tmp_path)
+        replay_trace(Trace(setup("write-file", 1, 0), ()), tmp_path)
 
 
 def test_every_catalogue_writer_has_its_claims_replayed(tmp_path: pathlib.Path) -> None:
     """Each declared violation at F<=1 replays on disk with files equal to
     the model's (a cheap sweep over the whole catalogue)."""
     n = 0
-    for proto in CATALOGUE.values():
+    for proto in CATALOGUE:
         for claim in proto.claims:
-            if claim.property != STAYS or claim.holds_up_to is None or claim.holds_up_to >= 1:
+            if claim.property.name != STAYS or claim.holds_up_to is None or claim.holds_up_to >= 1:
                 continue
-            setup = Setup((proto.name,), writers=2, readers=0, faults=claim.holds_up_to + 1)
-            trace = counterexample(setup, STAYS)
+            trace = counterexample(System.of(proto, 2, 0, faults=claim.holds_up_to + 1), STAYS)
             sandbox = tmp_path / proto.name
             sandbox.mkdir()
             assert replay_trace(trace, sandbox) == model_files(trace), proto.name
@@ -140,12 +144,12 @@ def test_a_power_loss_is_refused_and_the_steps_before_it_replay(tmp_path: pathli
     from reference.replay import CrashNotReplayable
 
     prop = "published-entry-survives-crash"
-    trace = counterexample(Setup(("rename-into-place",), writers=1, readers=0, crashes=1), prop)
+    trace = counterexample(setup("rename-into-place", 1, 0, crashes=1), prop)
     n = next(j for j, s in enumerate(trace.steps, 1) if s.process == CRASH)
     with pytest.raises(CrashNotReplayable) as e:
         replay_trace(trace, tmp_path / "all")
     assert e.value.step == n and isinstance(e.value, TraceError)
-    before = Trace(trace.setup, trace.steps[:n - 1], prop)
+    before = Trace(trace.system, trace.steps[:n - 1], prop)
     assert replay_trace(before, tmp_path / "before") == model_files(before)
     from reference.replay import replay_until_crash
 

@@ -23,16 +23,16 @@ import errno
 import os
 import shutil
 import tempfile
-from typing import Any
 
 import pytest
 from hypothesis import Phase, event, settings, strategies as st
 from hypothesis.control import currently_in_test_context
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 
-from reference.osfs import OSWorld, project
+from reference.lockstep import difference
+from reference.osworld import OSWorld, Snapshot, project
 from spec import fs as F
-from spec.machine import RUNNING, Config, Kind, World, faults, initial, step
+from spec.machine import faults, initial, step
 from spec.ops import (
     Chtimes,
     Close,
@@ -58,6 +58,8 @@ from spec.ops import (
     Unlink,
     Write,
 )
+from spec.state import Status, World
+from spec.system import Process, System
 
 PAYLOAD = b"xyz"  # no zero byte, so a hole is always visible
 SHARED = (Path("a"), Path("b"))
@@ -66,7 +68,7 @@ PATHS = (*SHARED, PRIVATE)
 FDS = ("f", "g")
 
 # Disagreements this machine found, all fixed, each pinned by a test below:
-# a 0-byte read on a bad descriptor (reference.osfs skipped read(2)), a
+# a 0-byte read on a bad descriptor (the OS interpreter skipped read(2)), a
 # negative ftruncate length and a negative pwrite offset (EINVAL on Linux;
 # the model sliced with Python's negative indexes), and mmap of a write-only
 # descriptor (EACCES on Linux; the model mapped it).  A negative read count
@@ -149,7 +151,7 @@ class Fidelity(RuleBasedStateMachine):
         super().__init__()
         self.root = tempfile.mkdtemp(prefix="idemwrite-fidelity-")
         self.os: OSWorld | None = None
-        self.cfg: Config | None = None
+        self.system: System | None = None
         self.model: World | None = None
         self.last = ""
         STATS["examples"] += 1
@@ -158,10 +160,10 @@ class Fidelity(RuleBasedStateMachine):
     def start(self, bodies: list[list[Instr]], granularity: str) -> None:
         """One process per generated program, all at their first operation;
         a write lands a byte a step, or whole (a fault: its first k bytes)."""
-        kinds = tuple(Kind(f"arbitrary-{n}", _program(b, n), (("p", PAYLOAD),)) for n, b in enumerate(bodies))
-        self.cfg = Config(kinds, granularity, 2)
-        self.model = initial(self.cfg, tuple(range(len(kinds))))
-        self.os = OSWorld(self.cfg, tuple(range(len(kinds))), self.root)
+        procs = tuple(Process(_program(b, n), (("p", PAYLOAD),)) for n, b in enumerate(bodies))
+        self.system = System(procs, 2, 0, granularity)
+        self.model = initial(self.system)
+        self.os = OSWorld(self.system, self.root)
 
     def teardown(self) -> None:
         if self.os is not None:
@@ -172,20 +174,22 @@ class Fidelity(RuleBasedStateMachine):
     def step_process(self, i: int, fault: int) -> None:
         """Process ``i`` takes one step; ``fault`` >= 0 picks an injected
         fault when its operation can suffer one."""
-        assert self.cfg is not None and self.model is not None and self.os is not None
+        assert self.system is not None and self.model is not None and self.os is not None
         i %= len(self.model.procs)
-        if self.model.procs[i].status != RUNNING:
+        p = self.model.procs[i]
+        if p.status != Status.RUNNING:
             return
-        options = faults(self.cfg, self.model, i)
+        options = faults(self.system, self.model, i)
         f = options[fault % len(options)] if fault >= 0 and options else None
-        self.last = f"process {i}: {self.cfg.kinds[self.model.procs[i].kind].program.code[self.model.procs[i].pc]}" + (f" with fault {f}" if f else "")
-        op = type(self.cfg.kinds[self.model.procs[i].kind].program.code[self.model.procs[i].pc]).__name__
-        self.model = step(self.cfg, self.model, i, f)
+        ins = self.system.kinds[p.kind].program.code[p.pc]
+        self.last = f"process {i}: {ins}" + (f" with fault {f}" if f else "")
+        op = type(ins).__name__
+        self.model = step(self.system, self.model, i, f)
         self.os.step(i, f)
         STATS["steps"] += 1
         # What the corners looked like (--hypothesis-show-statistics).
         q = self.model.procs[i]
-        outcome = (q.last or "ok") if q.status == RUNNING else ("SIGBUS" if q.status == "sigbus" else "then returned")
+        outcome = (q.last or "ok") if q.status == Status.RUNNING else ("SIGBUS" if q.status == Status.SIGBUS else "then returned")
         if currently_in_test_context():  # not in a pasted-back replay
             event(f"{op}: {outcome}" + (" (injected)" if f else ""))
 
@@ -201,23 +205,11 @@ class Fidelity(RuleBasedStateMachine):
 
     @invariant()
     def linux_agrees_with_the_model(self) -> None:
-        if self.os is None or self.model is None or self.cfg is None:
+        if self.os is None or self.model is None or self.system is None:
             return
-        real, model = self.os.snapshot(), project(self.cfg, self.model)
+        real, model = self.os.snapshot(), project(self.system, self.model)
         if real != model:
-            raise AssertionError(f"model and Linux disagree after {self.last}\n" + _difference(real, model))
-
-
-def _difference(real: Any, model: Any) -> str:
-    out = []
-    if real.files != model.files:
-        out.append(f"files: Linux {real.files} model {model.files}")
-    if real.private != model.private:
-        out.append(f"private files: Linux {real.private} model {model.private}")
-    for i, (a, b) in enumerate(zip(real.procs, model.procs)):
-        if a != b:
-            out.append(f"process {i}: Linux {a} model {b}")
-    return "\n".join(out)
+            raise AssertionError(f"model and Linux disagree after {self.last}\n" + difference(real, model))
 
 
 TestFidelity = Fidelity.TestCase
@@ -237,31 +229,30 @@ def test_a_broken_model_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
                                                               phases=(Phase.explicit, Phase.generate)))
 
 
-def _lockstep_once(body: tuple[Instr, ...], steps: int = 1) -> tuple[Any, Any]:
+def _lockstep_once(body: tuple[Instr, ...], steps: int = 1) -> tuple[Snapshot, Snapshot]:
     """Run one process's first ``steps`` steps (whole writes) in both
     interpreters; both snapshots."""
-    kind = Kind("pinned", _program(list(body), 0), (("p", PAYLOAD),))
-    cfg = Config((kind,), "write", 0)
+    system = System((Process(_program(list(body), 0), (("p", PAYLOAD),)),), 0, 0, "write")
     root = tempfile.mkdtemp(prefix="idemwrite-fidelity-")
     try:
-        with OSWorld(cfg, (0,), root) as osw:
-            model = initial(cfg, (0,))
+        with OSWorld(system, root) as osw:
+            model = initial(system)
             for _ in range(steps):
-                model = step(cfg, model, 0)
+                model = step(system, model, 0)
                 osw.step(0)
-            return osw.snapshot(), project(cfg, model)
+            return osw.snapshot(), project(system, model)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
 
 def test_zero_byte_read_on_a_bad_descriptor() -> None:
     """read(-1, buf, 0) is EBADF on Linux (the kernel checks the descriptor
-    before the count); the model says so, reference.osfs does not call the
-    kernel.  Fixed in reference/osfs.py ``_read``: let ``_read_full`` call
-    ``os.read(fd, 0)`` once when n == 0."""
+    before the count); the model says so, the OS interpreter did not call
+    the kernel.  Fixed in the binding of Read (``reference.syscalls.read_full``
+    calls ``os.read(fd, 0)`` once when n == 0)."""
     real, model = _lockstep_once((Read(Length(None, 0), "f"), Fsync("g")))
     assert model.procs[0].last == "EBADF"
-    assert real == model, _difference(real, model)
+    assert real == model, difference(real, model)
 
 
 def test_zero_byte_read_really_is_ebadf_on_linux() -> None:
@@ -279,7 +270,7 @@ def test_negative_ftruncate_is_einval() -> None:
     ``n = k.length(ins.n)``; ``if n < 0: return _fail(p, F.EINVAL), fs, True``."""
     real, model = _lockstep_once((*_FILLED, Ftruncate(Length(None, -1), "f"), Fsync("g")), 3)
     assert real.procs[0].last == "EINVAL" and dict(real.files)["a"] == PAYLOAD
-    assert real == model, _difference(real, model)
+    assert real == model, difference(real, model)
 
 
 def test_negative_pwrite_offset_is_einval() -> None:
@@ -289,16 +280,16 @@ def test_negative_pwrite_offset_is_einval() -> None:
     _fail(p, F.EINVAL), fs, True``."""
     real, model = _lockstep_once((*_FILLED, PWrite(Data("p"), -1, "f"), Fsync("g")), 3)
     assert real.procs[0].last == "EINVAL" and dict(real.files)["a"] == PAYLOAD
-    assert real == model, _difference(real, model)
+    assert real == model, difference(real, model)
 
 
 def test_mmap_of_a_write_only_descriptor_is_eacces() -> None:
     """Fixed in spec/machine.py ``_mmap``, after the EINVAL check:
     ``if int(size[0]) > 0 and not int(d[2]) & READ_BIT: return _fail(p,
     F.EACCES), fs, True`` (size 0 maps nothing without asking the kernel,
-    in the model, in reference.osfs and in Go)."""
+    in the model, in reference.mapping and in Go)."""
     body = (Open(Path("a"), OpenFlags.WRITE | OpenFlags.CREAT, "f"), Write(Data("p"), "f"), Fstat("f", "st"),
             Mmap("f", "st", "map"), Fsync("g"))
     real, model = _lockstep_once(body, 4)
     assert real.procs[0].last == "EACCES"
-    assert real == model, _difference(real, model)
+    assert real == model, difference(real, model)
