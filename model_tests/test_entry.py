@@ -20,6 +20,8 @@ from multiprocessing.synchronize import Event
 import pytest
 
 from reference.entry import entry_writers, no_hole_bytes, read_entry, write_entry
+from spec.ops import ENTRY, O_CREAT, O_RDONLY, O_WRONLY, Close, Data, Failed, Ftruncate, If, Label, Length, Open, Outcome, Program, Read, Return, Role, Write
+from spec.protocols import CATALOGUE
 from reference.errors import (
     BadSizeError,
     IdemwriteError,
@@ -40,6 +42,40 @@ def test_round_trip(tmp_path: pathlib.Path, protocol: str) -> None:
     write_entry(path, DATA, protocol=protocol)
     assert read_entry(path, len(DATA)) == DATA
     assert os.listdir(tmp_path) == ["entry"], "no temp file is left behind"
+
+
+@pytest.mark.parametrize("value", [CATALOGUE["rename-into-place"], CATALOGUE["rename-into-place"].program])
+def test_a_protocol_or_program_value(tmp_path: pathlib.Path, value: object) -> None:
+    write_entry(tmp_path / "entry", DATA, protocol=value)  # type: ignore[arg-type]
+    assert read_entry(tmp_path / "entry", len(DATA)) == DATA
+    assert os.listdir(tmp_path) == ["entry"]
+
+
+def _my_writer(name: str, keep: int | None) -> Program:
+    """A user's writer, in no catalogue: write, then truncate to ``keep``
+    bytes (None: to the entry's length)."""
+    n = Length("entry") if keep is None else Length(None, keep)
+    return Program(name, Role.WRITER, (Open(ENTRY, O_WRONLY | O_CREAT), If(Failed(), "fail"), Write(Data()),
+                                       Ftruncate(n), Close(), Return(Outcome.OK), Label("fail"), Return(Outcome.FAIL)))
+
+
+def test_a_users_own_program_and_no_cache_by_name(tmp_path: pathlib.Path) -> None:
+    """A program value goes to write_entry as it is; two different programs
+    of one name are two writers (nothing is cached by name)."""
+    path = tmp_path / "entry"
+    write_entry(path, DATA, protocol=_my_writer("mine", None))
+    assert path.read_bytes() == DATA
+    write_entry(path, DATA, protocol=_my_writer("mine", 3))
+    assert path.read_bytes() == DATA[:3], "the second program of the same name ran, not the first"
+    with pytest.raises(WriteError) as e:
+        write_entry(tmp_path / "missing-dir" / "entry", DATA, protocol=_my_writer("mine", None))
+    assert e.value.protocol == "mine" and e.value.errno_name == "ENOENT"
+
+
+def test_a_reader_program_value_is_refused(tmp_path: pathlib.Path) -> None:
+    reader = Program("my-reader", Role.READER, (Open(ENTRY, O_RDONLY), Read(), Close(), Return(Outcome.HIT)))
+    with pytest.raises(NotAWriterError, match="my-reader"):
+        write_entry(tmp_path / "e", DATA, protocol=reader)
 
 
 def test_overwrite_with_the_same_bytes_and_a_shorter_file(tmp_path: pathlib.Path) -> None:

@@ -24,6 +24,8 @@ Settings come from the profile (``model_tests/conftest.py``).
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
 import pytest
 from hypothesis import Phase, settings
@@ -31,8 +33,9 @@ from hypothesis.stateful import run_state_machine_as_test
 
 from reference.lockstep import lockstep
 from spec import fs as F
-from spec.properties import STAYS
-from spec.protocols import CATALOGUE
+from spec.ops import Program, Role
+from spec.properties import HITS, STAYS
+from spec.protocols import CATALOGUE, Claim, Protocol
 
 ENTRY_LENGTH = 2
 FAULT_BUDGET = 2
@@ -87,3 +90,37 @@ def test_a_model_that_loses_writes_is_caught(monkeypatch: pytest.MonkeyPatch) ->
     with pytest.raises(AssertionError, match="the real file system left the model"):
         run_state_machine_as_test(Lockstep, settings=settings(max_examples=200, derandomize=True, database=None, deadline=None,
                                                               phases=(Phase.explicit, Phase.generate)))
+
+
+# ------------------------------------------------------------ a user's protocol
+
+
+def _mine(name: str, like: str) -> Protocol:
+    """A user's protocol, in no catalogue: ``like``'s code under another
+    name, claiming that the published entry stays complete and that a
+    reader after publication hits, at every fault budget."""
+    program = Program(name, Role.WRITER, CATALOGUE[like].program.source, publishes=CATALOGUE[like].program.publishes)
+    return Protocol(program, (Claim(STAYS, None, "claimed by its author"), Claim(HITS, None, "claimed by its author")))
+
+
+def test_a_users_protocol_claiming_too_much_is_caught() -> None:
+    """The API on a protocol value defined here: its (false) claim is
+    checked on real files and found violated, with no forced property."""
+    buggy = lockstep((_mine("my-truncate-first", "write-file"),), (CATALOGUE["go-read-entry"],), faults=0)
+    with pytest.raises(AssertionError, match="violated"):
+        run_state_machine_as_test(buggy, settings=settings(max_examples=300, derandomize=True, database=None, deadline=None,
+                                                           phases=(Phase.explicit, Phase.generate)))
+
+
+def test_a_users_correct_protocol_passes() -> None:
+    """Its correct twin keeps what it claims, and the real files agree with
+    the model, with faults."""
+    good = lockstep((_mine("my-truncate-after", "write-then-truncate"),), (CATALOGUE["go-read-entry"],))
+    run_state_machine_as_test(good, settings=settings(max_examples=100, derandomize=True, database=None, deadline=None))
+
+
+def test_importing_the_api_does_not_import_hypothesis() -> None:
+    """Hypothesis (the ``lockstep`` extra) is imported when a machine is
+    built, not with ``reference`` or ``reference.lockstep``."""
+    code = "import sys, reference, reference.lockstep; assert 'hypothesis' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)

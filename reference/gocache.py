@@ -451,14 +451,14 @@ class GoCache:
         """The cache's clock (injectable, for tests of the mtime rules)."""
         return self._now_ns()
 
-    def mark_used(self, path: str, mtime_ns: int) -> None:
+    def mark_used(self, path: str | bytes, mtime_ns: int) -> None:
         """Go's markUsed for a file last seen with ``mtime_ns``: refresh it
         if that is over an hour old, so trim sees roughly the last use
         without an inode update per use."""
         if self._now_ns() - mtime_ns >= MTIME_INTERVAL_NS:
             self._touch(path)
 
-    def _touch(self, path: str) -> None:
+    def _touch(self, path: str | bytes) -> None:
         now = self._now_ns()
         try:
             os.utime(path, ns=(now, now))

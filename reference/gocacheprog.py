@@ -382,7 +382,7 @@ class Server:
         if not ok:
             self.summary.drop(key)
             return False
-        self.cache.mark_used(path, st.st_mtime_ns)  # type: ignore[arg-type]  # os.utime takes bytes
+        self.cache.mark_used(path, st.st_mtime_ns)
         self.stats.gets += 1
         self.stats.hits += 1
         self.stats.summary_hits += 1

@@ -88,7 +88,7 @@ def encode(facts: Iterable[tuple[bytes, bytes]]) -> bytes:
     return _MAGIC + b"%08x\n" % binascii.crc32(body) + body
 
 
-def decode(data: bytes) -> tuple[bytes, dict[bytes, int]] | None:
+def decode(data: bytes) -> tuple[bytes, dict[bytes, bytes | int]] | None:
     """(the records, key -> offset of its fact in them), or None if ``data``
     is not an intact summary.  Facts are checked when used (``parse_fact``);
     this is start-up time."""
@@ -103,7 +103,8 @@ def decode(data: bytes) -> tuple[bytes, dict[bytes, int]] | None:
     if binascii.crc32(body) != crc or n % RECORD:
         return None
     keys = [body[i:i + _KEY] for i in range(0, n, RECORD)]
-    return body, dict(zip(keys, range(_KEY + 1, n, RECORD)))
+    offsets: dict[bytes, bytes | int] = dict(zip(keys, range(_KEY + 1, n, RECORD)))  # a fact replaces its offset
+    return body, offsets
 
 
 def fact(mtime_ns: int, size: int, output_hex: bytes, answer: bytes) -> bytes:
@@ -177,7 +178,7 @@ class Summary:
         got = decode(data) if data is not None else None
         if got is not None:
             self._records, offsets = got
-            self.table = offsets  # type: ignore[assignment]  # values widen: no copy
+            self.table = offsets
         elif data is not None:
             self.changed = True
         for key, fact_ in self._pending.items():
