@@ -36,6 +36,7 @@ from spec import semantics as S
 from spec.ops import ENTRY, Program, Role
 from spec.programs import READ_UNVALIDATED
 from spec.protocols import CATALOGUE, Protocol
+from spec.state import Status
 
 from .errors import BadSizeError, NotAWriterError, UnknownProtocolError, UnsupportedProtocolError, WriteError
 from .osrun import Compiled, compiled, private_name
@@ -48,8 +49,7 @@ READER_PROGRAM: Program = READ_UNVALIDATED
 # older callers) the name of a catalogue protocol, looked up at each call.
 Writer = Union[Protocol, Program, str]
 
-_OK = "ok"
-_HIT = "hit"
+_OK, _HIT = Status.OK, Status.HIT
 
 
 def _usable(prog: Program) -> str | None:
@@ -69,32 +69,35 @@ def entry_writers() -> tuple[str, ...]:
     return tuple(p.name for p in CATALOGUE.writers() if _usable(p.program) is None)
 
 
-class _Plan:
-    """A writer ready for write_entry: its compiled program and, per path
-    slot, None for the entry itself or the suffix of a private file beside
-    it (``entry.tmp`` -> ``.tmp``)."""
-
-    __slots__ = ("writer", "compiled", "suffixes", "entry_only", "name")
-
-    def __init__(self, writer: Protocol | Program, prog: Program) -> None:
-        self.writer, self.name = writer, prog.name
-        self.compiled = c = compiled(prog)
-        self.suffixes = tuple(None if not p.private else p.name[len(ENTRY.name):] for p in c.paths)
-        self.entry_only = self.suffixes == (None,)
-
+# A writer ready for write_entry: the writer value, its compiled program,
+# per path slot None for the entry itself or the suffix of a private file
+# beside it (``entry.tmp`` -> ``.tmp``), whether the entry is its only
+# path, and its name.  A tuple: unpacked on every write.
+_Plan = tuple[Union[Protocol, Program], Compiled, tuple[Union[str, None], ...], bool, str]
 
 # Plans by the identity of the writer value (a Protocol or a Program); each
-# plan holds its value, so an id is never reused while cached.
+# plan holds its value, so an id is never reused while cached.  The last
+# plan used is checked first (one tuple, replaced whole: thread-safe).
 _PLANS: dict[int, _Plan] = {}
+_LAST: _Plan | None = None
+
+
+def protocol_named(name: str) -> Protocol:
+    """The catalogue protocol called ``name`` (how the command line picks
+    one); UnknownProtocolError otherwise.  Callers that write often pass
+    the value on: a name is looked up at every call."""
+    if name not in CATALOGUE:
+        raise UnknownProtocolError(name, entry_writers())
+    return CATALOGUE[name]
 
 
 def _plan(writer: Writer) -> _Plan:
+    global _LAST
     if isinstance(writer, str):
-        if writer not in CATALOGUE:
-            raise UnknownProtocolError(writer, entry_writers())
-        writer = CATALOGUE[writer]
+        writer = protocol_named(writer)
     plan = _PLANS.get(id(writer))
-    if plan is not None and plan.writer is writer:
+    if plan is not None and plan[0] is writer:
+        _LAST = plan
         return plan
     prog = writer if isinstance(writer, Program) else writer.program
     if prog.role is not Role.WRITER:
@@ -102,7 +105,10 @@ def _plan(writer: Writer) -> _Plan:
     why = _usable(prog)
     if why is not None:
         raise UnsupportedProtocolError(prog.name, why, entry_writers())
-    plan = _PLANS[id(writer)] = _Plan(writer, prog)
+    c = compiled(prog)
+    suffixes = tuple(None if not p.private else p.name[len(ENTRY.name):] for p in c.paths)
+    plan = _PLANS[id(writer)] = (writer, c, suffixes, suffixes == (None,), prog.name)
+    _LAST = plan
     return plan
 
 
@@ -115,19 +121,20 @@ def write_entry(path: str | os.PathLike[str], data: bytes, *, protocol: Writer =
     bytes (see the module doc).  Raises UnknownProtocolError,
     NotAWriterError or UnsupportedProtocolError for a protocol it cannot
     run, WriteError when the protocol failed (the errno, the failing call)."""
-    plan = _PLANS.get(id(protocol))
-    if plan is None or plan.writer is not protocol:
+    plan = _LAST  # the writer of the last call, mostly
+    if plan is None or plan[0] is not protocol:
         plan = _plan(protocol)
+    _, c, suffixes, entry_only, name = plan
     p = os.fspath(path)
     if type(data) is not bytes:
         data = bytes(data)  # a str raises TypeError here, before any file is touched
-    if plan.entry_only:
+    if entry_only:
         paths = [p]  # the common case: the entry is the only path
     else:
-        paths = [p if s is None else private_name(p + s) for s in plan.suffixes]
-    status, _, first = plan.compiled.execute(paths, [data])
-    if status != _OK:
-        raise _write_error(plan.compiled, plan.name, p, paths, first)
+        paths = [p if s is None else private_name(p + s) for s in suffixes]
+    status, _, first = c.execute(paths, [data])
+    if status is not _OK:
+        raise _write_error(c, name, p, paths, first)
 
 
 def _write_error(c: Compiled, protocol: str, path: str, paths: list[str], first: tuple[str, int] | None) -> WriteError:
@@ -157,7 +164,7 @@ def read_entry(path: str | os.PathLike[str], size: int, *, validate: Callable[[b
     # its length (read size+1), so a range of that length stands in for it.
     status, got, _ = c.execute([os.fspath(path)], [range(size)])
     buf: bytes | None = got
-    if status != _HIT or buf is None or len(buf) != size:
+    if status is not _HIT or buf is None or len(buf) != size:
         return None
     if validate is not None and not validate(buf):
         return None

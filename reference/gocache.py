@@ -52,6 +52,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Callable, Iterator
 
+    from spec.protocols import Protocol
+
 HASH_SIZE = 32
 HEX_SIZE = HASH_SIZE * 2
 # "v1 <hex id> <hex out> <size %20d> <unixnano %20d>\n": Go's entrySize.
@@ -306,6 +308,7 @@ class GoCache:
         self.protocol = protocol
         self._now_ns = now_ns
         self._write: Callable[..., None] | None = None
+        self._proto: Protocol | None = None  # the value ``protocol`` names, looked up at the first put
         if create:
             self._create()
         elif not os.path.isdir(self.dir):
@@ -332,6 +335,15 @@ class GoCache:
         if self._write is None:
             self._write = _write_entry()
         return self._write
+
+    def _protocol(self) -> Protocol:
+        """The catalogue protocol ``self.protocol`` names, looked up once:
+        write_entry then runs the value (UnknownProtocolError, a
+        ValueError, before anything is written)."""
+        from reference.entry import protocol_named
+
+        self._proto = protocol_named(self.protocol)
+        return self._proto
 
     # ---- names
 
@@ -493,7 +505,7 @@ class GoCache:
         """
         _check_id("output ID", output_id)
         path = self.file_name(output_id, "d")
-        self._writer()(path, data, protocol=self.protocol)
+        self._writer()(path, data, protocol=self._proto or self._protocol())
         return path
 
     def put_index(self, action_id: bytes, output_id: bytes, size: int) -> int:
@@ -502,7 +514,7 @@ class GoCache:
         entry's time (Unix ns), as recorded in it."""
         time_ns = self._now_ns()
         entry = format_entry(action_id, output_id, size, time_ns)
-        self._writer()(self.file_name(action_id, "a"), entry, protocol=self.protocol)
+        self._writer()(self.file_name(action_id, "a"), entry, protocol=self._proto or self._protocol())
         return time_ns
 
     # ---- trim

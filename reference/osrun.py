@@ -44,7 +44,8 @@ from spec.state import RegKind, Status
 
 from .mapping import Killed
 from .outcomes import Effect, Effects, outcomes
-from .syscalls import BINDINGS, UNSET, Arg, Bound, Call, Const, Env, Get, Slot, Unheld, closure, errno_name, getter_of, is_set, release
+from .syscalls import (BINDINGS, UNSET, Arg, Bound, Call, Const, Env, Get, Len, Slot, Unheld, closure, errno_name, getter_of,
+                       is_set, release, write_all)
 
 # ------------------------------------------------------------ layout
 
@@ -64,8 +65,10 @@ class Layout:
         first = base + len(regs) + len(self.paths)
         self.payload = {n: first + i for i, n in enumerate(self.payloads)}
         self.init: tuple[object, ...] = tuple(UNSET[k] for k in self.kinds.values())
-        # The registers that hold something exit must release.
-        self.holders = tuple((self.reg[r], k) for r, k in self.kinds.items() if k in (RegKind.FD, RegKind.MAP))
+        # The registers that hold an inode, which exit releases (a real
+        # descriptor or mapping, here).
+        self.holds = frozenset(S.holders(program))
+        self.holders = tuple((self.reg[r], self.kinds[r]) for r in self.kinds if r in self.holds)
 
     def payload_slot(self, name: str) -> int:
         try:
@@ -82,7 +85,7 @@ class Layout:
                 release(kind, v)
 
     def apply(self, env: Env, effects: Effects, result: object) -> None:
-        """Make register ``effects`` (``reference.outcomes``): a register
+        """Make register ``effects`` (``reference.outcomes``): a holder
         given the call's result releases what it held (the model overwrites
         it: the old description is gone); a cleared one is forgotten (the
         call released it)."""
@@ -90,7 +93,7 @@ class Layout:
             s, kind = self.reg[e.reg], self.kinds[e.reg]
             if e.what == "result":
                 old, env[s] = env[s], result
-                if is_set(kind, old):
+                if e.reg in self.holds and is_set(kind, old):
                     release(kind, old)
             elif e.what == "const":
                 env[s] = e.value
@@ -126,7 +129,7 @@ class Staged:
         return Staged(lambda env: f(other, a(env)) if swap else f(a(env), other))
 
     def __add__(self, other: object) -> "Staged":
-        return self if other == 0 and not isinstance(other, Staged) else self._with(other, operator.add)
+        return self if not isinstance(other, Staged) and other == 0 else self._with(other, operator.add)
 
     def __radd__(self, other: object) -> "Staged":
         return self._with(other, operator.add, swap=True)
@@ -159,6 +162,28 @@ class Staged:
 
     def __bool__(self) -> bool:
         raise ProgramError("a staged value was tested when compiling (use m.ite/m.branch)")
+
+
+class PayloadLen(Staged):
+    """``len(payload) + delta``, staged, keeping that form: the runner
+    passes it to a call as a :class:`~reference.syscalls.Len`, read inline
+    (the truncate-after of every writer)."""
+
+    __slots__ = ("slot", "delta")
+
+    def __init__(self, slot: int, delta: int = 0) -> None:
+        super().__init__(lambda env: len(env[slot]) + delta)
+        self.slot, self.delta = slot, delta
+
+    def __add__(self, other: object) -> "Staged":
+        if isinstance(other, int) and not isinstance(other, bool):
+            return PayloadLen(self.slot, self.delta + other)
+        return super().__add__(other)
+
+    def __sub__(self, other: object) -> "Staged":
+        if isinstance(other, int) and not isinstance(other, bool):
+            return PayloadLen(self.slot, self.delta - other)
+        return super().__sub__(other)
 
 
 def getter(v: object) -> Get:
@@ -304,10 +329,6 @@ class _Planner:
     def _slot(self, reg: str) -> Staged:
         return Staged(operator.itemgetter(self.layout.reg[reg]))
 
-    def held(self, reg: str) -> Any:
-        s, kind = self.layout.reg[reg], self.layout.kinds[reg]
-        return Staged(lambda env: is_set(kind, env[s]))
-
     def size_of(self, reg: str) -> Any:
         return self._slot(reg)  # an unset size reads as -1 (syscalls.NO_SIZE)
 
@@ -315,8 +336,7 @@ class _Planner:
         return _lift(F.valid, self._slot(reg), length)
 
     def payload_len(self, name: str) -> Any:
-        s = self.layout.payload_slot(name)
-        return Staged(lambda env: len(env[s]))
+        return PayloadLen(self.layout.payload_slot(name))
 
 
 # ------------------------------------------------------------ operands
@@ -347,6 +367,8 @@ class RunOperands:
 
     def length(self, n: Length) -> Arg:
         v = S.length(self.stage, n)
+        if isinstance(v, PayloadLen):
+            return Len(v.slot, v.delta)
         return v.at if isinstance(v, Staged) else Const(v)
 
 
@@ -515,46 +537,52 @@ def _not_an_operation(env: Env) -> int:
     raise AssertionError("control reached an instruction that settle folds away")
 
 
-def _fused(bound: Bound, effects: Effects, lay: Layout, ok: int, fail: Callable[[Env, OSError], int]) -> Step:
-    """The closure of an operation: its call fused into it for the shapes
-    of the writers' and readers' hot path (no Python call but the system
-    call's), and at most one register set or cleared on success, inline;
-    any other call or effects through :func:`~reference.syscalls.closure`
-    and :meth:`Layout.apply`."""
+Fail = Callable[[Env, OSError], int]
+
+
+def _fused(bound: Bound, effects: Effects, lay: Layout, ok: int, fail: Fail) -> Step:
+    """The closure of an operation: its call fused into it (no Python call
+    but the system call's) for the shapes of the writers' and readers' hot
+    paths, with its success effect inline - none, or one register set or
+    cleared; any other call or effects through
+    :func:`~reference.syscalls.closure` and :meth:`Layout.apply`."""
     fn, args = bound
-    s, store, replace, kind = -1, False, False, RegKind.BUF
+    shape = tuple(type(x) for x in args)
+    if not effects:
+        return _no_effect(fn, args, shape, ok, fail)
     if len(effects) == 1 and effects[0].what != "const":
         e: Effect = effects[0]
-        s, kind, store = lay.reg[e.reg], lay.kinds[e.reg], e.what == "result"
-        replace = store and kind in (RegKind.FD, RegKind.MAP)  # the model overwrites it: release the old one
-    elif effects:
-        call = closure(bound)
+        s, kind = lay.reg[e.reg], lay.kinds[e.reg]
+        if e.reg in lay.holds and e.what == "result" and shape == (Slot, Const, Const):
+            return _replacing(fn, _slot(args[0]), _const(args[1]), _const(args[2]), s, kind, ok, fail)
+        if (e.what == "clear" or e.reg not in lay.holds) and shape in ((Slot,), (Slot, Len)):
+            return _storing(fn, args, s, e.what == "result", UNSET[kind], ok, fail)
+    call = closure(bound)
 
-        def general(env: Env) -> int:
-            try:
-                v = call(env)
-            except OSError as err:
-                return fail(env, err)
-            lay.apply(env, effects, v)
-            env[_LAST] = ""
-            return ok
+    def general(env: Env) -> int:
+        try:
+            v = call(env)
+        except OSError as err:
+            return fail(env, err)
+        lay.apply(env, effects, v)
+        env[_LAST] = ""
+        return ok
 
-        return general
-    unset = UNSET[kind]
-    shape = tuple(type(x) for x in args)
-    # The effect, inline in each shape: keep it the same in all five.
+    return general
+
+
+def _no_effect(fn: Callable[..., object], args: tuple[Arg, ...], shape: tuple[type, ...], ok: int, fail: Fail) -> Step:
+    """An operation that sets no register: its call, inline."""
+    if fn is write_all and shape == (Slot, Slot):
+        return _write_whole(_slot(args[0]), _slot(args[1]), ok, fail)
     if shape == (Slot,):
         a = _slot(args[0])
 
         def s1(env: Env) -> int:
             try:
-                v = fn(env[a])
+                fn(env[a])
             except OSError as err:
                 return fail(env, err)
-            if s >= 0:
-                old, env[s] = env[s], v if store else unset
-                if replace and old != unset:
-                    release(kind, old)
             env[_LAST] = ""
             return ok
 
@@ -564,69 +592,116 @@ def _fused(bound: Bound, effects: Effects, lay: Layout, ok: int, fail: Callable[
 
         def s2(env: Env) -> int:
             try:
-                v = fn(env[a], env[b])
+                fn(env[a], env[b])
             except OSError as err:
                 return fail(env, err)
-            if s >= 0:
-                old, env[s] = env[s], v if store else unset
-                if replace and old != unset:
-                    release(kind, old)
             env[_LAST] = ""
             return ok
 
         return s2
-    if shape == (Slot, Const, Const):
-        a, b, c = _slot(args[0]), _const(args[1]), _const(args[2])
+    if shape == (Slot, Len):
+        a, (b, d) = _slot(args[0]), _len(args[1])
 
-        def s3(env: Env) -> int:
+        def sl(env: Env) -> int:
             try:
-                v = fn(env[a], b, c)
+                fn(env[a], len(env[b]) + d)
             except OSError as err:
                 return fail(env, err)
-            if s >= 0:
-                old, env[s] = env[s], v if store else unset
-                if replace and old != unset:
-                    release(kind, old)
             env[_LAST] = ""
             return ok
 
-        return s3
-    if len(shape) == 2 and shape[0] is Slot and not isinstance(args[1], (Slot, Const)):
-        a, g = _slot(args[0]), getter_of(args[1])
-
-        def sg(env: Env) -> int:
-            try:
-                v = fn(env[a], g(env))
-            except OSError as err:
-                return fail(env, err)
-            if s >= 0:
-                old, env[s] = env[s], v if store else unset
-                if replace and old != unset:
-                    release(kind, old)
-            env[_LAST] = ""
-            return ok
-
-        return sg
-    call = closure(bound)
+        return sl
+    call = closure(Bound(fn, args))
 
     def any_shape(env: Env) -> int:
         try:
-            v = call(env)
+            call(env)
         except OSError as err:
             return fail(env, err)
-        if s >= 0:
-            old, env[s] = env[s], v if store else unset
-            if replace and old != unset:
-                release(kind, old)
         env[_LAST] = ""
         return ok
 
     return any_shape
 
 
+def _replacing(fn: Callable[..., object], a: int, b: object, c: object, s: int, kind: RegKind, ok: int,
+               fail: Fail) -> Step:
+    """``s = fn(env[a], b, c)`` into a holder (an open): what the register
+    held is released (the model overwrites it)."""
+    unset = UNSET[kind]
+
+    def replace(env: Env) -> int:
+        try:
+            v = fn(env[a], b, c)
+        except OSError as err:
+            return fail(env, err)
+        old, env[s] = env[s], v
+        if old != unset:
+            release(kind, old)
+        env[_LAST] = ""
+        return ok
+
+    return replace
+
+
+def _storing(fn: Callable[..., object], args: tuple[Arg, ...], s: int, store: bool, unset: object, ok: int,
+             fail: Fail) -> Step:
+    """A call whose result goes to register ``s`` (``store``), or that
+    clears it (a close: the call released it)."""
+    a = _slot(args[0])
+    if len(args) == 2:
+        b, d = _len(args[1])
+
+        def stored_len(env: Env) -> int:  # a read of len(payload)+d
+            try:
+                v = fn(env[a], len(env[b]) + d)
+            except OSError as err:
+                return fail(env, err)
+            env[s] = v if store else unset
+            env[_LAST] = ""
+            return ok
+
+        return stored_len
+
+    def stored(env: Env) -> int:
+        try:
+            v = fn(env[a])
+        except OSError as err:
+            return fail(env, err)
+        env[s] = v if store else unset
+        env[_LAST] = ""
+        return ok
+
+    return stored
+
+
+def _write_whole(fd: int, data: int, ok: int, fail: Fail) -> Step:
+    """``write_all(fd, payload)``, the first write inline: the hot path of
+    every writer."""
+    os_write = os.write
+
+    def write(env: Env) -> int:
+        b = env[data]
+        try:
+            n = os_write(env[fd], b)
+            if n < len(b):  # a short write: go on from where it stopped
+                write_all(env[fd], b[n:])
+        except OSError as err:
+            return fail(env, err)
+        env[_LAST] = ""
+        return ok
+
+    return write
+
+
 def _slot(arg: Arg) -> int:
     assert isinstance(arg, Slot)
     return arg.i
+
+
+def _len(arg: Arg) -> Len:
+    assert isinstance(arg, Len)
+    return arg
 
 
 def _const(arg: Arg) -> Any:

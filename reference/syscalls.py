@@ -155,7 +155,7 @@ UNSET: dict[RegKind, Any] = {RegKind.FD: -1, RegKind.SIZE: NO_SIZE, RegKind.BUF:
 
 def is_set(kind: RegKind, value: object) -> bool:
     """Does a register of ``kind`` hold ``value`` (not its unset value)?"""
-    return value is not UNSET[kind] and not (kind is RegKind.FD and value == -1)
+    return value != -1 if kind is RegKind.FD else value is not UNSET[kind]
 
 
 def release(kind: RegKind, value: Any) -> None:
@@ -181,8 +181,15 @@ class Const(NamedTuple):
     value: Any
 
 
-# An argument: a slot, a constant, or a function of the environment.
-Arg = Union[Slot, Const, Get]
+class Len(NamedTuple):
+    """An argument: the length of slot ``i``'s value, plus ``delta``."""
+
+    i: int
+    delta: int = 0
+
+
+# An argument: a slot, a constant, a length, or a function of the environment.
+Arg = Union[Slot, Const, Len, Get]
 
 
 class Bound(NamedTuple):
@@ -202,6 +209,9 @@ def getter_of(arg: Arg) -> Get:
     if isinstance(arg, Const):
         v = arg.value
         return lambda env: v
+    if isinstance(arg, Len):
+        j, delta = arg
+        return lambda env: len(env[j]) + delta
     return arg
 
 
