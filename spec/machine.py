@@ -35,7 +35,7 @@ class _Stop(Exception):
     """The operation ended early (a failed check, a fault, a death)."""
 
 
-class PyDom:
+class PyDom(S.PyLogic):
     """One process's step on Python values: the model's :class:`~spec.semantics.Dom`.
 
     Mutable only for the length of one step; :func:`step_local` reads the
@@ -54,19 +54,6 @@ class PyDom:
 
     def proc(self, kind_index: int) -> Proc:
         return Proc(kind_index, self.pc, self.status, self.last, self.prog, tuple(self.regs), self.private, self.began_)
-
-    # -- logic
-    def and_(self, *bs: object) -> bool:
-        return all(bs)
-
-    def or_(self, *bs: object) -> bool:
-        return any(bs)
-
-    def not_(self, b: object) -> bool:
-        return not b
-
-    def ite(self, c: object, a: object, b: object) -> object:
-        return a if c else b
 
     # -- the step
     def check(self, cond: object, errno: str, then: Callable[[], None] | None = None) -> None:
@@ -135,8 +122,8 @@ class PyDom:
     def published(self) -> bool:
         return self.pub
 
-    def set_began(self, b: object) -> None:
-        self.began_ = Began(b)  # type: ignore[call-overload]
+    def set_began(self, b: Began) -> None:
+        self.began_ = b
 
     # -- registers
     def _reg(self, name: str) -> Reg:
@@ -286,7 +273,7 @@ def step_local(system: System, p: Proc, fs: FileSystem, fault: Fault, pub: bool)
         raise ValueError(f"the process has ended ({p.status.value})")
     k = system.kinds[p.kind]
     d = PyDom(k, p, fs, fault, system.granularity, pub)
-    S.step(k.program, p.pc, d)  # type: ignore[arg-type]
+    S.step(k.program, p.pc, d)
     return d.proc(p.kind), d.fs
 
 
@@ -318,7 +305,7 @@ def start(system: System, kind: int, fs: FileSystem) -> Proc:
     k = system.kinds[kind]
     p = Proc(kind, 0, Status.RUNNING, "", 0, (UNSET,) * len(k.reg), (), Began.NOT_YET)
     d = PyDom(k, p, fs, None, system.granularity, False)
-    S.settle(k.program, 0, d)  # type: ignore[arg-type]
+    S.settle(k.program, 0, d)
     return d.proc(kind)
 
 

@@ -217,6 +217,25 @@ class Dom(Control, Protocol):
         """Touch ``n`` mapped bytes: (SIGBUS?, the buffer)."""
 
 
+class PyLogic:
+    """:class:`Control`'s logic on Python values: for every domain whose
+    values are Python's own (the model's, the OS interpreter's)."""
+
+    __slots__ = ()
+
+    def and_(self, *bs: V) -> bool:
+        return all(bs)
+
+    def or_(self, *bs: V) -> bool:
+        return any(bs)
+
+    def not_(self, b: V) -> bool:
+        return not b
+
+    def ite(self, c: V, a: V, b: V) -> V:
+        return a if c else b
+
+
 # ------------------------------------------------------------ operands
 
 
