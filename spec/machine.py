@@ -74,9 +74,6 @@ class PyDom(S.PyLogic):
     def fault_bytes(self) -> int:
         return self.fault[1] if self.fault is not None else 0
 
-    def when(self, cond: object, effect: Callable[[], object], otherwise: object) -> object:
-        return effect() if cond else otherwise
-
     def branch(self, cond: object, then: Callable[[], None], other: Callable[[], None]) -> None:
         (then if cond else other)()
 

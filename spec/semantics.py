@@ -218,8 +218,9 @@ class Dom(Control, Protocol):
 
 
 class PyLogic:
-    """:class:`Control`'s logic on Python values: for every domain whose
-    values are Python's own (the model's, the OS interpreter's)."""
+    """The logic on Python values - :class:`Control`'s connectives and
+    choice, and :meth:`Dom.when` - for every domain whose values are
+    Python's own (the model's, the OS interpreter's)."""
 
     __slots__ = ()
 
@@ -234,6 +235,9 @@ class PyLogic:
 
     def ite(self, c: V, a: V, b: V) -> V:
         return a if c else b
+
+    def when(self, cond: V, effect: Callable[[], V], otherwise: V) -> V:
+        return effect() if cond else otherwise
 
 
 # ------------------------------------------------------------ operands
