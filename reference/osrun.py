@@ -26,8 +26,9 @@ directory as the shared file it extends: ``<real entry>.tmp.<pid>.<hex>``.
 
 Where the runner knowingly differs from the model: it follows loops through
 operations forever, as a real program would (a loop of branches alone is
-refused when compiling, as the model refuses it on reaching it); and a
-kernel error the model does not know (EISDIR, EACCES) is reported as it is.
+refused by ``settle``: when compiling, on the paths after each operation's
+success, else when an errno first takes the program there); and a kernel
+error the model does not know (EISDIR, EACCES) is reported as it is.
 """
 
 from __future__ import annotations
@@ -43,8 +44,8 @@ from spec.ops import Data, Instr, Length, Outcome, Path, Program, ProgramError, 
 from spec.state import RegKind, Status
 
 from .mapping import Killed
-from .outcomes import Effect, Effects, outcomes
-from .syscalls import (BINDINGS, UNSET, Arg, Bound, Call, Const, Env, Get, Len, Slot, Unheld, closure, errno_name, getter_of,
+from .outcomes import Effect, Effects, NoFlow, outcomes
+from .syscalls import (BINDINGS, UNSET, Arg, Bound, Call, Const, Env, Get, Len, Slot, Unheld, closure, errno_name,
                        is_set, release, write_all)
 
 # ------------------------------------------------------------ layout
@@ -240,13 +241,12 @@ _LAST, _FIRST, _END, _FIXED = 0, 1, 2, 3
 STOP = -1  # what the closure of a return hands the loop
 
 
-class _Planner:
+class _Planner(NoFlow):
     """The value domain in which ``spec.semantics.settle`` is run when
     compiling: the last errno is known (right after an operation) or
     staged (after a local operation); sizes, buffers and payload lengths
-    are staged.  It records where control goes as a tree of nodes."""
-
-    granularity = "write"
+    are staged.  It records where control goes as a tree of nodes.
+    (``spec.semantics.step`` is not run on it: a step is the runner's.)"""
 
     def __init__(self, layout: Layout, last: str | None) -> None:
         self.layout, self.last = layout, last
@@ -303,22 +303,6 @@ class _Planner:
 
     def finish(self, status: Status, keep: str | None) -> None:
         self._end(_Ret(status, keep))
-
-    # spec.semantics.step is not run here: an operation's step is the runner's.
-    def _not_a_step(self) -> Any:
-        raise ProgramError("compiling runs spec.semantics.settle only, not step")
-
-    def after_op(self, settle: Callable[[], None]) -> None:
-        self._not_a_step()
-
-    def began(self) -> Any:
-        return self._not_a_step()
-
-    def published(self) -> Any:
-        return self._not_a_step()
-
-    def set_began(self, b: object) -> None:
-        self._not_a_step()
 
     def failed(self, errnos: frozenset[str]) -> Any:
         if self.last is not None:

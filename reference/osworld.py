@@ -183,7 +183,7 @@ class _Process:
         return Proc(self.kind, self.pc, self.status, self.last, self.progress, (), (), self.began)
 
 
-class _Step:
+class _Step(S.PyLogic):
     """The value domain of ``spec.semantics.step`` and ``settle`` for one
     process of an OSWorld (a ``spec.semantics.Control``): values are
     concrete, registers real, and :meth:`run_op` makes the real call."""
@@ -193,19 +193,6 @@ class _Step:
         self.prog = world._programs[p.kind]
         self.pub = world.published()
         self.done = True
-
-    # -- logic
-    def and_(self, *bs: object) -> bool:
-        return all(bs)
-
-    def or_(self, *bs: object) -> bool:
-        return any(bs)
-
-    def not_(self, b: object) -> bool:
-        return not b
-
-    def ite(self, c: object, a: object, b: object) -> object:
-        return a if c else b
 
     # -- control flow
     def branch(self, cond: object, then: Callable[[], None], other: Callable[[], None]) -> None:

@@ -124,12 +124,13 @@ class _Stop(Exception):
     """The recorded run ends here (a check fired, the fault point)."""
 
 
-class _OneOperation:
-    """A domain that runs one operation's function, never control flow:
-    ``spec.semantics.Control``'s flow members are not called on it."""
+class NoFlow:
+    """``spec.semantics.Control``'s flow members for a domain on which
+    they are not run (one operation's function, or only ``settle``): they
+    raise."""
 
     def _flow(self) -> Any:
-        raise ProgramError(f"{type(self).__name__} runs one operation, not control flow")
+        raise ProgramError(f"{type(self).__name__} does not run this part of spec.semantics")
 
     def branch(self, cond: object, then: Callable[[], None], other: Callable[[], None]) -> None:
         self._flow()
@@ -163,7 +164,7 @@ def _truth(b: object) -> bool | None:
     return b if isinstance(b, bool) else None
 
 
-class _Recorder(_OneOperation):
+class _Recorder(NoFlow):
     """Runs one operation's function to record its register effects.
 
     mode ``"ok"``: no check fires, no fault strikes; ``"refuse"``: the
@@ -350,7 +351,7 @@ def mode_bits(fd: int) -> int:
     return _MODE_BITS[fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE]
 
 
-class Probe(_OneOperation):
+class Probe(S.PyLogic, NoFlow):
     """The value domain of ``spec.semantics.probe`` for one step of one
     process on real files: registers are the real ones (a descriptor is
     held when set, its mode from fcntl), payloads and lengths concrete.
@@ -375,19 +376,6 @@ class Probe(_OneOperation):
         self.where = S.probe(ins, self)
         return self
 
-    # -- logic
-    def and_(self, *bs: object) -> bool:
-        return all(bs)
-
-    def or_(self, *bs: object) -> bool:
-        return any(bs)
-
-    def not_(self, b: object) -> bool:
-        return not b
-
-    def ite(self, c: object, a: object, b: object) -> object:
-        return a if c else b
-
     # -- the step
     def check(self, cond: object, errno: str, then: Callable[[], None] | None = None) -> None:
         if cond:
@@ -402,9 +390,6 @@ class Probe(_OneOperation):
 
     def fault_bytes(self) -> int:
         return self._fault[1] if self._fault is not None else 0
-
-    def when(self, cond: object, effect: Callable[[], object], otherwise: object) -> object:
-        return effect() if cond else otherwise
 
     def die(self, cond: object, status: Status) -> None:
         self._effects = True
