@@ -3,8 +3,8 @@
 A protocol is a :class:`Program`: a tuple of instructions over named file
 descriptors and registers, with labelled branches.  The same value is run by
 three interpreters: the model (``spec.machine``), the real OS
-(``reference.osfs``) and the solver (``proofs``).  Nothing here executes
-anything; these are plain, frozen, hashable values.
+(``reference.osrun``, ``reference.osworld``) and the solver (``proofs``).
+Nothing here executes anything; these are plain, frozen, hashable values.
 
 What a write writes is not a literal: it is a slice of one of the process's
 *payloads* (``"entry"``, ``"output"``), so one program serves every entry
