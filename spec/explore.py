@@ -29,7 +29,7 @@ from typing import Iterable
 from .fs import FileSystem
 from .machine import Fault, crash, initial, local_faults, step_local
 from .properties import PROPERTIES, Property, get_property
-from .state import Began, Crash, Proc, Status, World, published
+from .state import Began, Crash, Desc, Mapped, Proc, Status, World
 from .ops import Role
 from .system import Kind, System
 
@@ -124,6 +124,11 @@ class Exploration:
             k = self.parent[k]
         return out[::-1]
 
+    def worlds(self) -> Iterable[World]:
+        """Every reached world, in canonical form, in the order found."""
+        assert self.canon is not None
+        return (self.canon.world(k) for k in self.parent)
+
     def key(self, world: World) -> Key:
         """The search's key for a concrete world (its canonical form)."""
         assert self.canon is not None
@@ -194,24 +199,25 @@ class _Canon:
         return (fsid, w.faults, int(w.crashed), *pids)
 
 
-def _relabel(p: Proc, k: Kind, m: dict[int, int], unknown: int | None) -> Proc:
+def _relabel(p: Proc, k: Kind, m: dict[int, int]) -> Proc:
+    """``p`` with every inode it holds renumbered by ``m`` (-1 if unmapped)."""
     regs = p.regs
     if k.inode_regs:
         lst = list(regs)
         for r in k.inode_regs:
             v = lst[r]
-            if v:
-                lst[r] = v._replace(ino=m.get(v.ino, unknown))  # type: ignore[union-attr]
+            if isinstance(v, (Desc, Mapped)):
+                lst[r] = v._replace(ino=m.get(v.ino, -1))
         regs = tuple(lst)
-    priv = tuple((n, m.get(i, unknown)) for n, i in p.private) if p.private else p.private
-    return p._replace(regs=regs, private=priv)  # type: ignore[arg-type]
+    priv = tuple((n, m.get(i, -1)) for n, i in p.private) if p.private else p.private
+    return p._replace(regs=regs, private=priv)
 
 
 def _refs(p: Proc, k: Kind) -> Iterable[int]:
     for r in k.inode_regs:
         v = p.regs[r]
-        if v:
-            yield v.ino  # type: ignore[union-attr]
+        if isinstance(v, (Desc, Mapped)):
+            yield v.ino
     for _, i in p.private:
         yield i
 
@@ -224,7 +230,7 @@ def _renumbered(kinds: tuple[Kind, ...], blocks: tuple[tuple[int, int], ...], w:
     remap: dict[int, int] = {}
     for _, ino in w.fs.names:
         remap.setdefault(ino, len(remap))
-    keys = [_relabel(p, kinds[p.kind], remap, -1) for p in w.procs]
+    keys = [_relabel(p, kinds[p.kind], remap) for p in w.procs]
     order: list[int] = []
     for s, e in blocks:
         order.extend(range(s, e) if e - s == 1 else sorted(range(s, e), key=keys.__getitem__))
@@ -232,7 +238,7 @@ def _renumbered(kinds: tuple[Kind, ...], blocks: tuple[tuple[int, int], ...], w:
         p = w.procs[i]
         for ino in _refs(p, kinds[p.kind]):
             remap.setdefault(ino, len(remap))
-    procs = tuple(_relabel(w.procs[i], kinds[w.procs[i].kind], remap, None) for i in order)
+    procs = tuple(_relabel(w.procs[i], kinds[w.procs[i].kind], remap) for i in order)
     contents: list[bytes | None] = [None] * len(remap)
     durable: list[bytes | None] = [None] * len(remap)
     for old, new in remap.items():

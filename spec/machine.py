@@ -135,8 +135,8 @@ class PyDom:
     def published(self) -> bool:
         return self.pub
 
-    def set_began(self, b: object) -> None:
-        self.began_ = Began(b)  # type: ignore[call-overload]
+    def set_began(self, b: int) -> None:
+        self.began_ = Began(b)
 
     # -- registers
     def _reg(self, name: str) -> Reg:
@@ -286,7 +286,7 @@ def step_local(system: System, p: Proc, fs: FileSystem, fault: Fault, pub: bool)
         raise ValueError(f"the process has ended ({p.status.value})")
     k = system.kinds[p.kind]
     d = PyDom(k, p, fs, fault, system.granularity, pub)
-    S.step(k.program, p.pc, d)  # type: ignore[arg-type]
+    S.step(k.program, p.pc, d)
     return d.proc(p.kind), d.fs
 
 
@@ -318,7 +318,7 @@ def start(system: System, kind: int, fs: FileSystem) -> Proc:
     k = system.kinds[kind]
     p = Proc(kind, 0, Status.RUNNING, "", 0, (UNSET,) * len(k.reg), (), Began.NOT_YET)
     d = PyDom(k, p, fs, None, system.granularity, False)
-    S.settle(k.program, 0, d)  # type: ignore[arg-type]
+    S.settle(k.program, 0, d)
     return d.proc(kind)
 
 

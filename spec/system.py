@@ -16,7 +16,7 @@ out process by process, e.g. two writers with payloads of different lengths.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol as TypingProtocol, Sequence, Union
+from typing import Protocol as TypingProtocol, Sequence, TypedDict, Union
 
 from .ops import Program, ProgramError, Role
 from .semantics import holders, registers
@@ -46,6 +46,19 @@ Runnable = Union[Program, HasProgram]
 def program_of(x: Runnable) -> Program:
     """The program of a Program or of a protocol value."""
     return x if isinstance(x, Program) else x.program
+
+
+class Description(TypedDict):
+    """A system in the terms of :meth:`System.of` (the ``--json`` fields)."""
+
+    protocols: list[str]
+    writers: int
+    readers: int
+    reader: str | None
+    faults: int
+    entry_length: int
+    granularity: str
+    crashes: int
 
 
 @dataclass(frozen=True)
@@ -142,7 +155,8 @@ class System:
         ``entry_length`` bytes: ``entry`` and ``output``."""
         from .programs import GO_READ_ENTRY
 
-        progs = [program_of(w) for w in ([writers] if isinstance(writers, Program) or hasattr(writers, "program") else writers)]  # type: ignore[union-attr]
+        many: Sequence[Runnable] = [writers] if isinstance(writers, Program) or hasattr(writers, "program") else writers
+        progs = [program_of(w) for w in many]
         progs = list(dict.fromkeys(progs))
         rd = GO_READ_ENTRY if reader is None else program_of(reader)
         if not progs:
@@ -185,7 +199,7 @@ class System:
         """The length of the ``entry`` payload (0 when no process has one)."""
         return next((len(b) for p in self.processes for n, b in p.payloads if n == "entry"), 0)
 
-    def describe(self) -> dict[str, object]:
+    def describe(self) -> Description:
         """The system in the terms of :meth:`of` (protocols by name)."""
         readers = self.reader_programs()
         return {"protocols": [p.name for p in self.writer_programs()], "writers": self.count(Role.WRITER),
