@@ -352,11 +352,11 @@ class _Dir:
 
 
 def test_models_validation_is_coarser_than_gos() -> None:
-    """The model's validation (``spec.machine.valid``: exact length, no
+    """The model's validation (``spec.fs.valid``: exact length, no
     zero byte) is coarser than Go's, in the safe direction: whatever Go
     accepts, the model's reader accepts too; the converse fails (a
     known-bad direction, shown by one counterexample)."""
-    from spec.machine import valid
+    from spec.fs import valid
 
     good = goentry.encode_entry(bytes(32), bytes(32), 5, 7)
     assert valid(good, ENTRY_SIZE) and goentry.parse_entry(good, bytes(32)) is not None

@@ -132,15 +132,17 @@ class System:
         if self.granularity not in GRANULARITIES:
             raise SetupError(f"granularity must be 'byte' or 'write', not {self.granularity!r}")
         kinds: list[Kind] = []
-        index: dict[tuple[Program, tuple[tuple[str, bytes], ...]], int] = {}
         kind_of: list[int] = []
         for p in self.processes:
-            key = (p.program, p.payloads)
-            if key not in index:
-                index[key] = len(kinds)
+            # Compared, not hashed: few kinds, and payloads may be symbolic
+            # (CrossHair's contracts build systems of symbolic bytes).
+            j = next((j for j, k in enumerate(kinds) if k.program is p.program and k.payloads == p.payloads), None)
+            if j is None:
+                j = next((j for j, k in enumerate(kinds) if k.program == p.program and k.payloads == p.payloads), len(kinds))
+            if j == len(kinds):
                 kinds.append(Kind(p.program, p.payloads))
                 _check_payloads(kinds[-1])
-            kind_of.append(index[key])
+            kind_of.append(j)
         object.__setattr__(self, "kinds", tuple(kinds))
         object.__setattr__(self, "kind_of", tuple(kind_of))
         object.__setattr__(self, "names", _names(self.processes))
