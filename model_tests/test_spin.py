@@ -190,14 +190,27 @@ TRUNCATE_AFTER = Program("truncate-after", Role.WRITER, (
     Write(Data("entry")), If(Failed(), "fail"), Ftruncate(Length("entry")), If(Failed(), "fail"), Close(), Return(Outcome.OK),
     Label("fail"), Return(Outcome.FAIL),
 ), publishes=((ENTRY, "entry"),))
+# Writes to a descriptor it has closed: the write is refused (EBADF) before
+# its first byte, which ends the step and runs the branch after it - here
+# into publishing an empty entry.
+WRITE_AFTER_CLOSE = Program("write-after-close", Role.WRITER, (
+    Open(ENTRY, O_WRONLY | O_CREAT), If(Failed(), "fail"), Close(),
+    Write(Data("entry")), If(Failed(), "ok"), Label("fail"), Return(Outcome.FAIL),
+    Label("ok"), Return(Outcome.OK),
+), publishes=((ENTRY, "entry"),))
 
 
 @needs_spin
-@pytest.mark.parametrize("program, expected", [(TRUNCATE_FIRST, "violated"), (TRUNCATE_AFTER, "holds")], ids=lambda x: str(getattr(x, "name", x)))
-def test_spin_checks_a_protocol_defined_here(program: Program, expected: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("granularity", ["byte", "write"])
+@pytest.mark.parametrize("program, faults, expected", [
+    (TRUNCATE_FIRST, 1, "violated"), (TRUNCATE_AFTER, 1, "holds"),
+    # No fault: an injected one would also end the write's step.
+    (WRITE_AFTER_CLOSE, 0, "violated"),
+], ids=lambda x: str(getattr(x, "name", x)))
+def test_spin_checks_a_protocol_defined_here(program: Program, faults: int, expected: str, granularity: str, tmp_path: Path) -> None:
     """Any System is translated, not only the catalogue's: a protocol value
-    made here, never registered, at write granularity, with a fault."""
-    system = System((Process(program, PAYLOAD), Process(program, PAYLOAD)), faults=1, granularity="write")
+    made here, never registered, at both granularities."""
+    system = System((Process(program, PAYLOAD), Process(program, PAYLOAD)), faults=faults, granularity=granularity)
     assert assert_spin_agrees(system, STAYS, tmp_path) == expected
 
 

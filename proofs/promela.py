@@ -102,6 +102,13 @@ class TranslationError(ProgramError):
 # ------------------------------------------------------------ expressions
 
 
+def _binary(op: str, swap: bool = False) -> Callable[["Expr", object], "Expr"]:
+    """The method for Python's operator ``op`` (``swap``: its reflected form)."""
+    def method(self: Expr, o: object) -> Expr:
+        return self._op(op, o, swap)
+    return method
+
+
 class Expr:
     """A Promela expression: a value of :class:`PmlDom`.
 
@@ -131,42 +138,17 @@ class Expr:
             return b  # 0 + x
         return _Op("({} " + op + " {})", (a, b))
 
-    def __add__(self, o: object) -> "Expr":
-        return self._op("+", o)
-
-    def __radd__(self, o: object) -> "Expr":
-        return self._op("+", o, swap=True)
-
-    def __sub__(self, o: object) -> "Expr":
-        return self._op("-", o)
-
-    def __rsub__(self, o: object) -> "Expr":
-        return self._op("-", o, swap=True)
-
-    def __lt__(self, o: object) -> "Expr":
-        return self._op("<", o)
-
-    def __le__(self, o: object) -> "Expr":
-        return self._op("<=", o)
-
-    def __gt__(self, o: object) -> "Expr":
-        return self._op(">", o)
-
-    def __ge__(self, o: object) -> "Expr":
-        return self._op(">=", o)
-
-    def eq(self, o: Val) -> "Expr":
-        return self._op("==", o)
-
-    def ne(self, o: Val) -> "Expr":
-        return self._op("!=", o)
+    __add__, __radd__ = _binary("+"), _binary("+", swap=True)
+    __sub__, __rsub__ = _binary("-"), _binary("-", swap=True)
+    __lt__, __le__, __gt__, __ge__ = _binary("<"), _binary("<="), _binary(">"), _binary(">=")
+    eq, ne = _binary("=="), _binary("!=")
 
     # Any, not Expr: object's own signature says bool (an Expr is what is returned).
     def __eq__(self, o: object) -> Any:
-        return self._op("==", o)
+        return self.eq(o)
 
     def __ne__(self, o: object) -> Any:
-        return self._op("!=", o)
+        return self.ne(o)
 
     def __hash__(self) -> int:
         raise TypeError("a Promela expression is not hashable")
@@ -233,14 +215,15 @@ class _Read(Expr):
     assigned when the value is used, the value is copied into a scratch
     variable at the place it was read (its slot), and renders as that."""
 
-    def __init__(self, dom: "PmlDom", txt: str, deps: tuple[tuple[str, int], ...], slot: _Slot) -> None:
-        self.dom, self.txt, self.deps, self.slot = dom, txt, deps, slot
+    def __init__(self, dom: "PmlDom", txt: str, deps: tuple[tuple[str, int], ...]) -> None:
+        self.dom, self.txt, self.deps = dom, txt, deps
+        self.slot, self.home = _Slot(), dom.stack[-1]  # where it was read
+        self.home.append(self.slot)
         self.copy: str | None = None
 
     def render(self) -> str:
         if self.copy is None and self.dom.stale(self.deps):
-            self.copy = self.dom.temp()
-            self.slot.stmt = f"{self.copy} = {self.txt};"
+            self.copy = self.dom.copy(self)
         return self.copy or self.txt
 
     def reads(self) -> Iterator["_Read"]:
@@ -330,23 +313,28 @@ class PmlDom:
     def __init__(self, pt: "_Proctype", pc: int, fault: tuple[str, int] | None) -> None:
         self.pt, self.tr, self.kind = pt, pt.tr, pt.kind
         self.granularity = pt.tr.system.granularity
-        self.pc, self.fault = pc, fault
+        self.pc = pc
+        self.strikes: str | None = fault[0] if fault is not None else None
+        self.landed = fault[1] if fault is not None else 0
         self.root: list[_Stmt] = []
-        self.block = self.root
+        self.stack: list[list[_Stmt]] = [self.root]  # the blocks from the root to where code goes now
         self.epoch: dict[str, int] = {}
         self.clock = 0
         self.ended: set[str] = set()  # variables assigned on paths that ended the operation
         self.temps = 0
         self.loops = False
         self.creates = 0
-        self.done: Val = True
+        self.pending = ""  # the scratch variable of an operation not finished this step
         self.died = False
         self.running: list[Instr] = []
+        # Whether some writer had published before this step, as the model
+        # reads it (a copy is taken here if the step changes a status first).
+        self.pub = self._read("PUBLISHED", "status")
 
     # -- code and versions
 
     def emit(self, *stmts: str) -> None:
-        self.block.extend(stmts)
+        self.stack[-1].extend(stmts)
 
     def temp(self) -> str:
         """A fresh scratch variable (zeroed at the end of the transition)."""
@@ -366,9 +354,16 @@ class PmlDom:
     def _read(self, txt: str, key: str, of: Val = 0) -> _Read:
         """The variable ``txt`` (versioned as ``key``; ``of``: the value
         its text is indexed by)."""
-        slot = _Slot()
-        self.block.append(slot)
-        return _Read(self, txt, ((key, self.epoch.get(key, 0)), *_deps(of)), slot)
+        return _Read(self, txt, ((key, self.epoch.get(key, 0)), *_deps(of)))
+
+    def copy(self, read: _Read) -> str:
+        """Copy ``read`` into a scratch variable where it was read (it is
+        used after its variable changed)."""
+        if not any(b is read.home for b in self.stack):
+            raise TranslationError(f"{self.kind.name}: {read.txt}, read on one path of an if, is used after the if, changed")
+        t = self.temp()
+        read.slot.stmt = f"{t} = {read.txt};"
+        return t
 
     def _assign(self, key: str, *pairs: tuple[str, Val]) -> None:
         """Assign variables (all versioned as ``key``): values first."""
@@ -386,8 +381,15 @@ class PmlDom:
 
     def _fork(self, cond: Val) -> _If:
         node = _If(text(cond))
-        self.block.append(node)
+        self.stack[-1].append(node)
         return node
+
+    def _inside(self, block: list[_Stmt], body: Callable[[], object]) -> None:
+        self.stack.append(block)
+        try:
+            body()
+        finally:
+            self.stack.pop()
 
     def _merge(self, before: dict[str, int], *paths: dict[str, int]) -> None:
         """After an if/else: a variable assigned on some path has a new version."""
@@ -403,13 +405,11 @@ class PmlDom:
                 body()
                 raise _Stop
             return
-        node = self._fork(cond)
-        before = dict(self.epoch)
-        self.block = node.then
-        body()
+        node, before = self._fork(cond), dict(self.epoch)
+        self._inside(node.then, body)
         self.ended |= {k for k in self.epoch if self.epoch[k] != before.get(k, 0)}
         self.epoch = before
-        self.block = node.other
+        self.stack.append(node.other)
 
     # -- logic (numbers known now are folded)
 
@@ -448,46 +448,38 @@ class PmlDom:
             self.emit(f"last = {self.tr.errno(errno)};")
         self._exit_if(cond, fail)
 
-    def fault_point(self) -> None:
-        if self.fault is not None:
-            self.emit(f"last = {self.tr.errno(self.fault[0])};")
-            raise _Stop
-
+    # The fault this transition injects is known when translating: a
+    # transition per fault that may strike (``_Proctype.faults``).
     def faulted(self) -> bool:
-        return self.fault is not None
+        return self.strikes is not None
 
     def fault_bytes(self) -> int:
-        return self.fault[1] if self.fault is not None else 0
+        return self.landed
+
+    def fault_point(self) -> None:
+        if self.strikes is not None:
+            self.emit(f"last = {self.tr.errno(self.strikes)};")
+            raise _Stop
 
     def when(self, cond: Val, effect: Callable[[], Val], otherwise: Val) -> Val:
         if _known(cond):
             return effect() if cond else otherwise
         t = self.temp()
-        node, outer, before = self._fork(cond), self.block, dict(self.epoch)
-        self.block = node.then
-        self.emit(f"{t} = {text(effect())};")
-        then = self.epoch
-        self.epoch, self.block = dict(before), node.other
-        self.emit(f"{t} = {text(otherwise)};")
-        self._merge(before, then, self.epoch)
-        self.block = outer
+        self.branch(cond, lambda: self.emit(f"{t} = {text(effect())};"), lambda: self.emit(f"{t} = {text(otherwise)};"))
         return _Name(t)
 
     def branch(self, cond: Val, then: Callable[[], None], other: Callable[[], None]) -> None:
         if _known(cond):
             (then if cond else other)()
             return
-        node, outer, before = self._fork(cond), self.block, dict(self.epoch)
-        self.block = node.then
-        then()
-        after_then = self.epoch
-        self.epoch, self.block = dict(before), node.other
-        other()
+        node, before = self._fork(cond), dict(self.epoch)
+        self._inside(node.then, then)
+        after_then, self.epoch = self.epoch, dict(before)
+        self._inside(node.other, other)
         self._merge(before, after_then, self.epoch)
-        self.block = outer
 
     def run_op(self, ins: Instr) -> None:
-        outer, ended = self.block, self.ended
+        depth, ended = len(self.stack), self.ended
         self.ended = set()
         self.running.append(ins)
         try:
@@ -497,7 +489,7 @@ class PmlDom:
             pass
         self.running.pop()
         # The operation's nesting closes here; what follows runs on every path.
-        self.block = outer
+        del self.stack[depth:]
         self._bump(*sorted(self.ended))
         self.ended = ended
 
@@ -509,14 +501,20 @@ class PmlDom:
         return self._read("progress", "progress")
 
     def complete(self, done: Val) -> None:
-        if not _known(done) and self.creates:
+        if _known(done) and done:
+            self._assign("progress", ("progress", 0))
+            return
+        if self.creates:
             raise TranslationError(f"{self.kind.name}: an operation that creates an inode takes more than one step; "
                                    "its inode slot would be reused")
-        self.done = self._let(done)
-        self._assign("progress", ("progress", self.ite(self.done, 0, self.progress() + 1)))
+        # "Not finished" in a scratch variable: it is 0, finished, on every
+        # path that does not come here (a failed check ends the operation).
+        self.pending = self.pending or self.temp()
+        self.emit(f"{self.pending} = {text(self.not_(done))};")
+        self._assign("progress", ("progress", self.ite(_Name(self.pending), self.progress() + 1, 0)))
 
     def after_op(self, settle: Callable[[], None]) -> None:
-        go = self.done
+        go = self.not_(_Name(self.pending)) if self.pending else True
         if self.died:
             go = self.and_(go, self._read("status[me]", "status").eq(_Name(_status(Status.RUNNING))))
         self.branch(go, settle, lambda: None)
@@ -546,10 +544,7 @@ class PmlDom:
         return self._read("began[me]", "began")
 
     def published(self) -> Val:
-        # Read after the operation: only this process ran since the step
-        # began, and its own status is not ok before its return (settled
-        # after this), so this is "some writer had published before".
-        return self._read("PUBLISHED", "status")
+        return self.pub
 
     def set_began(self, b: Val) -> None:
         self._assign("began", ("began[me]", b))
