@@ -53,11 +53,12 @@ The encoding:
 - the properties ``published-entry-stays-complete``,
   ``reader-after-publication-hits``, ``reader-never-accepts-corrupt``,
   ``mmap-reader-never-faults`` and ``index-implies-complete-output`` as an
-  ``assert`` at the end of every process transition (every reachable state
-  before a crash but the initial one, where none of them can fail: nothing
-  has run yet), and ``published-entry-survives-crash`` at the end of the
-  crash transition (the explorer, too, checks it only after a crash, and
-  the others only before).
+  ``assert`` at the end of every process transition, and in ``init`` where
+  a process returns before its first operation (so in every reachable state
+  before a crash: the initial state can only fail one if a process ends at
+  once), and ``published-entry-survives-crash`` at the end of the crash
+  transition (the explorer, too, checks it only after a crash, and the
+  others only before).
 
 Not translated: programs with a backward jump (each ``create`` must run at
 most once for its fixed inode slot; the catalogue has no loops), files too
@@ -351,9 +352,10 @@ class PmlDom:
             self.clock += 1
             self.epoch[k] = self.clock
 
-    def _read(self, txt: str, key: str, of: Val = 0) -> _Read:
-        """The variable ``txt`` (versioned as ``key``; ``of``: the value
-        its text is indexed by)."""
+    def _read(self, txt: str, key: str = "", of: Val = 0) -> _Read:
+        """The variable ``txt``, versioned as ``key`` (by default its name
+        before any index; ``of``: the value its text is indexed by)."""
+        key = key or _key(txt)
         return _Read(self, txt, ((key, self.epoch.get(key, 0)), *_deps(of)))
 
     def copy(self, read: _Read) -> str:
@@ -365,10 +367,10 @@ class PmlDom:
         read.slot.stmt = f"{t} = {read.txt};"
         return t
 
-    def _assign(self, key: str, *pairs: tuple[str, Val]) -> None:
-        """Assign variables (all versioned as ``key``): values first."""
+    def _assign(self, *pairs: tuple[str, Val]) -> None:
+        """Assign variables: every value is rendered before any changes."""
         rendered = [f"{target} = {text(v)};" for target, v in pairs if text(v) != target]
-        self._bump(key)
+        self._bump(*(_key(target) for target, _ in pairs))
         self.emit(*rendered)
 
     def _let(self, v: Val) -> Val:
@@ -498,11 +500,11 @@ class PmlDom:
         self._exit_if(cond, lambda: self.finish(status, None))
 
     def progress(self) -> Val:
-        return self._read("progress", "progress")
+        return self._read("progress")
 
     def complete(self, done: Val) -> None:
         if _known(done) and done:
-            self._assign("progress", ("progress", 0))
+            self._assign(("progress", 0))
             return
         if self.creates:
             raise TranslationError(f"{self.kind.name}: an operation that creates an inode takes more than one step; "
@@ -511,22 +513,20 @@ class PmlDom:
         # path that does not come here (a failed check ends the operation).
         self.pending = self.pending or self.temp()
         self.emit(f"{self.pending} = {text(self.not_(done))};")
-        self._assign("progress", ("progress", self.ite(_Name(self.pending), self.progress() + 1, 0)))
+        self._assign(("progress", self.ite(_Name(self.pending), self.progress() + 1, 0)))
 
     def after_op(self, settle: Callable[[], None]) -> None:
         go = self.not_(_Name(self.pending)) if self.pending else True
         if self.died:
-            go = self.and_(go, self._read("status[me]", "status").eq(_Name(_status(Status.RUNNING))))
+            go = self.and_(go, self._read("status[me]").eq(_Name(_status(Status.RUNNING))))
         self.branch(go, settle, lambda: None)
 
     def stop_at(self, pc: int) -> None:
-        self._assign("pc", ("pc", pc))
+        self._assign(("pc", pc))
 
     def finish(self, status: Status, keep: str | None) -> None:
-        self._assign("status", ("status[me]", _Name(_status(status))))
-        self._assign("pc", ("pc", _Name("DONE")))
-        self._assign("last", ("last", _Name(self.tr.errno(""))))
-        self._assign("progress", ("progress", 0))
+        self._assign(("status[me]", _Name(_status(status))), ("pc", _Name("DONE")), ("last", _Name(self.tr.errno(""))),
+                     ("progress", 0))
         for reg in self.kind.reg_kind:
             if reg != keep:
                 self.clear(reg)
@@ -535,19 +535,19 @@ class PmlDom:
             self.emit(f"assert({_holds(f'{_reg(keep)}_len', f'{_reg(keep)}[%d]', payloads)}); /* {NO_CORRUPT} */")
 
     def failed(self, errnos: frozenset[str]) -> Val:
-        last = self._read("last", "last")
+        last = self._read("last")
         if not errnos:
             return last.ne(_Name(self.tr.errno("")))
         return self.or_(*(last.eq(_Name(self.tr.errno(e))) for e in sorted(errnos)))
 
     def began(self) -> Val:
-        return self._read("began[me]", "began")
+        return self._read("began[me]")
 
     def published(self) -> Val:
         return self.pub
 
     def set_began(self, b: Val) -> None:
-        self._assign("began", ("began[me]", b))
+        self._assign(("began[me]", b))
 
     # -- registers
 
@@ -555,25 +555,25 @@ class PmlDom:
         return self.kind.reg_kind[reg]
 
     def held(self, reg: str) -> Val:
-        return self._read(f"{_reg(reg)}_ino", f"{_reg(reg)}_ino").ne(_Name("NOINO"))
+        return self._read(f"{_reg(reg)}_ino").ne(_Name("NOINO"))
 
     def fd_ino(self, reg: str) -> Val:
-        return self._read(f"{_reg(reg)}_ino", f"{_reg(reg)}_ino")
+        return self._read(f"{_reg(reg)}_ino")
 
     def fd_off(self, reg: str) -> Val:
-        return self._read(f"{_reg(reg)}_off", f"{_reg(reg)}_off")
+        return self._read(f"{_reg(reg)}_off")
 
     def fd_mode(self, reg: str) -> Val:
-        return self._read(f"{_reg(reg)}_mode", f"{_reg(reg)}_mode")
+        return self._read(f"{_reg(reg)}_mode")
 
     def size_of(self, reg: str) -> Val:
-        return self._read(_reg(reg), _reg(reg))
+        return self._read(_reg(reg))
 
     def map_ino(self, reg: str) -> Val:
-        return self._read(f"{_reg(reg)}_ino", f"{_reg(reg)}_ino")
+        return self._read(f"{_reg(reg)}_ino")
 
     def map_len(self, reg: str) -> Val:
-        return self._read(f"{_reg(reg)}_len", f"{_reg(reg)}_len")
+        return self._read(f"{_reg(reg)}_len")
 
     def valid(self, reg: str, length: Val) -> Val:
         if not _known(length):
@@ -583,15 +583,13 @@ class PmlDom:
 
     def set_fd(self, reg: str, ino: Val, off: Val, mode: int) -> None:
         r = _reg(reg)
-        self._assign(f"{r}_ino", (f"{r}_ino", ino))
-        self._assign(f"{r}_off", (f"{r}_off", off))
-        self._assign(f"{r}_mode", (f"{r}_mode", mode))
+        self._assign((f"{r}_ino", ino), (f"{r}_off", off), (f"{r}_mode", mode))
 
     def set_fd_off(self, reg: str, off: Val) -> None:
-        self._assign(f"{_reg(reg)}_off", (f"{_reg(reg)}_off", off))
+        self._assign((f"{_reg(reg)}_off", off))
 
     def set_size(self, reg: str, n: Val) -> None:
-        self._assign(_reg(reg), (_reg(reg), n))
+        self._assign((_reg(reg), n))
 
     def set_buf(self, reg: str, buf: Val | _Bytes) -> None:
         if not isinstance(buf, _Bytes):
@@ -607,8 +605,7 @@ class PmlDom:
 
     def set_map(self, reg: str, ino: Val, n: Val) -> None:
         r = _reg(reg)
-        self._assign(f"{r}_ino", (f"{r}_ino", ino))
-        self._assign(f"{r}_len", (f"{r}_len", n))
+        self._assign((f"{r}_ino", ino), (f"{r}_len", n))
 
     def clear(self, reg: str) -> None:
         r, kind = _reg(reg), self._kind_of(reg)
@@ -632,7 +629,7 @@ class PmlDom:
     # -- the file system
 
     def lookup(self, path: Path) -> Val:
-        return self._read(_name(path), _name(path))
+        return self._read(_name(path))
 
     def create(self) -> Val:
         # The slot of this process for this create (it runs at most once: no loops).
@@ -644,10 +641,10 @@ class PmlDom:
         return _Name(f"({ino})")
 
     def bind(self, path: Path, ino: Val) -> None:
-        self._assign(_name(path), (_name(path), ino))
+        self._assign((_name(path), ino))
 
     def unbind(self, path: Path) -> None:
-        self._assign(_name(path), (_name(path), _Name("NOINO")))
+        self._assign((_name(path), _Name("NOINO")))
 
     def file_size(self, ino: Val) -> Val:
         return self._read(f"node[{text(ino)}].size", "node.size", ino)
@@ -700,6 +697,11 @@ class PmlDom:
         them (so that they never tell two states apart)."""
         scratch = [f"t{k}" for k in range(self.temps)] + (["j"] if self.loops else [])
         return _lines(self.root) + ([" ".join(f"{v} = 0;" for v in scratch)] if scratch else [])
+
+
+def _key(var: str) -> str:
+    """What a variable's version is counted by: its name before any index."""
+    return var.split("[")[0]
 
 
 def _reg(name: str) -> str:
@@ -761,7 +763,8 @@ class _Proctype:
         prog = self.kind.program
         for i, t in enumerate(prog.targets):
             if t != -1 and t <= i:
-                raise TranslationError(f"{prog.name}: backward jump at {i}; loops are not translated (a create could reuse its inode slot)")
+                raise TranslationError(f"{prog.name}: backward jump at {i}; loops are not translated "
+                                       "(a create could reuse its inode slot)")
         self.slots: dict[tuple[int, int], int] = {}
         self.grows: set[Instr] = set()
         self.fills: set[Instr] = set()
@@ -790,7 +793,8 @@ class _Proctype:
         dom = PmlDom(self, pc, fault)
         S.step(self.kind.program, pc, dom)
         # Nothing runs after a power loss.
-        guard = ("crashed == 0 && " if self.tr.system.crashes else "") + f"pc == {pc}" + (" && faults < MAXFAULTS" if fault else "")
+        guard = " && ".join([*(["crashed == 0"] if self.tr.system.crashes else []), f"pc == {pc}",
+                             *(["faults < MAXFAULTS"] if fault else [])])
         body = (["faults++;"] if fault else []) + dom.body() + self.tr.asserts
         what = str(self.kind.program.code[pc])
         if fault:
@@ -818,7 +822,7 @@ class _Proctype:
         header = f"/* {prog.name} ({prog.role.value}): {prog.summary} */"
         return [header, f"proctype {self.name}(byte me; byte ibase) {{", *_indent(locals_),
                 # Blocking here, with every option disabled, is the process's normal end.
-                "  end: do", *_indent(self.body), "  od", "}"]
+                "  end: do", *_indent(self.body or [":: false  /* no operation: it never steps */"]), "  od", "}"]
 
 
 def _declare(name: str, kind: RegKind) -> list[str]:
@@ -877,7 +881,8 @@ def _invariant(system: System, prop: Property) -> str | None:
         return " && ".join(parts) or "true"
     if prop == HITS:
         after, missed = int(Began.AFTER_PUBLICATION), (_status(Status.MISS), _status(Status.SIGBUS))
-        return " && ".join(f"!(began[{i}] == {after} && (status[{i}] == {missed[0]} || status[{i}] == {missed[1]}))" for i in range(n))
+        return " && ".join(f"!(began[{i}] == {after} && (status[{i}] == {missed[0]} || status[{i}] == {missed[1]}))"
+                           for i in range(n))
     if prop == NO_SIGBUS:
         return " && ".join(f"status[{i}] != {_status(Status.SIGBUS)}" for i in range(n))
     if prop == INDEX_OUTPUT:
@@ -943,7 +948,7 @@ def translate(system: System, properties: Iterable[Property | str] = (STAYS,)) -
         *proctypes,
         *(["", *_crash(system, shared, tr.after_crash)] if system.crashes else []),
         "",
-        *_init(system, types, bases),
+        *_init(tr, types, bases),
         "",
     ])
 
@@ -976,7 +981,7 @@ def _globals(tr: _Translation, ninodes: int, maxlen: int, bufmax: int, shared: l
     defs += [f"#define {_status(s)} {k}" for k, s in enumerate(STATUSES)]
     n = len(system.processes)
     published = " || ".join(f"status[{i}] == {_status(Status.OK)}" for i in range(n))
-    temps = [f"short {', '.join(f't{k}' for k in range(tr.temps))};  /* scratch inside one d_step: a value read before it changed */"] if tr.temps else []
+    temps = ", ".join(f"t{k}" for k in range(tr.temps))
     return [
         *defs,
         "#define NOINO -1", f"#define NOLEN {NOLEN}", "#define DONE 255",
@@ -996,7 +1001,7 @@ def _globals(tr: _Translation, ninodes: int, maxlen: int, bufmax: int, shared: l
         *(["byte crashed;              /* 0 no power loss, 1 one before any publication, 2 after */"] if system.crashes else []),
         # Not ``hidden`` (pan's breadth-first mode refuses hidden variables):
         # every transition zeroes them at its end, so they never tell states apart.
-        *temps,
+        *([f"short {temps};  /* scratch inside one d_step: values copied before they changed */"] if temps else []),
         "byte j;                    /* scratch inside one d_step: a byte index */",
     ]
 
@@ -1019,17 +1024,21 @@ def _crash(system: System, shared: list[str], asserts: list[str]) -> list[str]:
     return ["proctype Crash() {", "  end: d_step {", f"    crashed == {int(Crash.NONE)} ->", *_indent(body, 3), "  }", "}"]
 
 
-def _init(system: System, types: list[_Proctype], bases: list[int]) -> list[str]:
+def _ended_at_start(system: System) -> list[tuple[int, Status]]:
+    """The processes that return before their first operation, and how."""
+    firsts = [start(system, k, FileSystem()).status for k in system.kind_of]
+    return [(me, st) for me, st in enumerate(firsts) if st is not Status.RUNNING]
+
+
+def _init(tr: _Translation, types: list[_Proctype], bases: list[int]) -> list[str]:
+    """Start every process.  Where one returns before its first operation,
+    its status is set first, and the initial state checked, in one d_step."""
     assert int(Began.NOT_YET) == 0 and STATUSES[0] is Status.RUNNING  # the globals' zero values
-    runs = []
-    for me, k in enumerate(system.kind_of):
-        first = start(system, k, FileSystem())
-        if first.status is not Status.RUNNING:
-            runs.append(f"status[{me}] = {_status(first.status)};")
-        runs.append(f"run {types[k].name}({me}, {bases[me]});")
-    if system.crashes:
-        runs.append("run Crash();")
-    return ["init {", "  atomic {", *_indent(runs, 2), "  }", "}"]
+    system, ended = tr.system, _ended_at_start(tr.system)
+    statuses = " ".join(f"status[{me}] = {_status(st)};" for me, st in ended)
+    first = [f"d_step {{ {statuses} {' '.join(tr.asserts)} }}"] if ended else []
+    runs = [f"run {types[k].name}({me}, {bases[me]});" for me, k in enumerate(system.kind_of)]
+    return ["init {", "  atomic {", *_indent([*first, *runs, *(["run Crash();"] if system.crashes else [])], 2), "  }", "}"]
 
 
 # ------------------------------------------------------------ reading SPIN's answers
@@ -1037,9 +1046,12 @@ def _init(system: System, types: list[_Proctype], bases: list[int]) -> list[str]
 
 def explorer_depth(system: System, pan_depth: int) -> int:
     """The depth of a violation pan found at ``pan_depth``, in the
-    explorer's units: pan numbers depths from 0 and counts init's ``run``
-    statements (one per process, and one for the crash process) as steps."""
-    return pan_depth + 1 - (len(system.processes) + system.crashes)
+    explorer's units: pan numbers depths from 0 and counts init's
+    statements as steps (a ``run`` per process, one for the crash
+    process, and the d_step of the processes that end at once, in which
+    a violation is one of the initial state)."""
+    init = len(system.processes) + system.crashes + (1 if _ended_at_start(system) else 0)
+    return 0 if pan_depth < init else pan_depth + 1 - init
 
 
 def lifted_states(result: Exploration) -> int:
