@@ -40,7 +40,8 @@ from proofs.promela import TranslationError, explorer_depth, lifted_states, tran
 from proofs.spin import SpinRun, run_spin, spin_missing
 from spec import CATALOGUE, Process, Property, SetupError, System, UnknownProperty, explore
 from spec.machine import PyDom
-from spec.ops import ENTRY, O_CREAT, O_WRONLY, Close, Data, Failed, Ftruncate, If, Label, Length, Open, Outcome, Program, Return, Role, Write
+from spec.ops import (ENTRY, O_CREAT, O_WRONLY, Chtimes, Close, Data, Failed, Ftruncate, If, Label, Length, Open, Outcome, Program, Return,
+                      Role, Write)
 from spec.properties import HITS, INDEX_OUTPUT, NO_CORRUPT, NO_SIGBUS, STAYS, SURVIVES
 
 
@@ -198,6 +199,11 @@ WRITE_AFTER_CLOSE = Program("write-after-close", Role.WRITER, (
     Write(Data("entry")), If(Failed(), "ok"), Label("fail"), Return(Outcome.FAIL),
     Label("ok"), Return(Outcome.OK),
 ), publishes=((ENTRY, "entry"),))
+# Claims success before any operation (chtimes is local: it takes no step),
+# so the initial state already breaks the promise.
+CLAIMS_AT_ONCE = Program("claims-at-once", Role.WRITER, (
+    Chtimes(ENTRY), If(Failed(), "ok"), Return(Outcome.FAIL), Label("ok"), Return(Outcome.OK),
+), publishes=((ENTRY, "entry"),))
 
 
 @needs_spin
@@ -206,6 +212,7 @@ WRITE_AFTER_CLOSE = Program("write-after-close", Role.WRITER, (
     (TRUNCATE_FIRST, 1, "violated"), (TRUNCATE_AFTER, 1, "holds"),
     # No fault: an injected one would also end the write's step.
     (WRITE_AFTER_CLOSE, 0, "violated"),
+    (CLAIMS_AT_ONCE, 0, "violated"),
 ], ids=lambda x: str(getattr(x, "name", x)))
 def test_spin_checks_a_protocol_defined_here(program: Program, faults: int, expected: str, granularity: str, tmp_path: Path) -> None:
     """Any System is translated, not only the catalogue's: a protocol value
