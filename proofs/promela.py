@@ -416,20 +416,10 @@ class PmlDom:
     # -- logic (numbers known now are folded)
 
     def and_(self, *bs: Val) -> Val:
-        if any(_known(b) and not b for b in bs):
-            return False
-        rest = [b for b in bs if not _known(b)]
-        if not rest:
-            return True
-        return rest[0] if len(rest) == 1 else _Op("(" + " && ".join(["{}"] * len(rest)) + ")", tuple(rest))
+        return _connect("&&", bs, decides=False)
 
     def or_(self, *bs: Val) -> Val:
-        if any(_known(b) and b for b in bs):
-            return True
-        rest = [b for b in bs if not _known(b)]
-        if not rest:
-            return False
-        return rest[0] if len(rest) == 1 else _Op("(" + " || ".join(["{}"] * len(rest)) + ")", tuple(rest))
+        return _connect("||", bs, decides=True)
 
     def not_(self, b: Val) -> Val:
         return (not b) if _known(b) else _Op("!{}", (b,))
@@ -697,6 +687,17 @@ class PmlDom:
         them (so that they never tell two states apart)."""
         scratch = [f"t{k}" for k in range(self.temps)] + (["j"] if self.loops else [])
         return _lines(self.root) + ([" ".join(f"{v} = 0;" for v in scratch)] if scratch else [])
+
+
+def _connect(op: str, bs: tuple[Val, ...], decides: bool) -> Val:
+    """``op`` over ``bs``: an operand known to be ``decides`` decides it;
+    the other known ones drop out."""
+    if any(_known(b) and bool(b) is decides for b in bs):
+        return decides
+    rest = tuple(b for b in bs if not _known(b))
+    if not rest:
+        return not decides
+    return rest[0] if len(rest) == 1 else _Op("(" + f" {op} ".join(["{}"] * len(rest)) + ")", rest)
 
 
 def _key(var: str) -> str:
