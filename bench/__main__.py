@@ -12,7 +12,7 @@ def main() -> int:
     here = Path(__file__).resolve().parent
     for mod in sorted(m.name for m in pkgutil.iter_modules([str(here)]) if m.name.startswith("bench_")):
         print(f"== bench.{mod}", flush=True)
-        rc = importlib.import_module(f"bench.{mod}").main()
+        rc = importlib.import_module(f"bench.{mod}").main([])
         if rc:
             return int(rc)
     return 0

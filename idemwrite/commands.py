@@ -13,15 +13,21 @@ import argparse
 import json
 import sys
 import tempfile
+import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
-from spec.check import Result, Scenario, applicable, declared, default_scenarios, run
-from spec.explore import Setup, SetupError, explore
+from spec.check import Result, Scenario, answer, applicable, declared, default_scenarios, groups
+from spec.explore import explore
 from spec.properties import PROPERTIES, UnknownProperty, get_property
-from spec.protocols import CATALOGUE, READERS, WRITERS, UnknownProtocol, protocol
+from spec.protocols import CATALOGUE, UnknownProtocol
 from spec.report import markdown, text_table, violations_text
+from spec.system import SetupError, System
 from spec.trace import Trace, from_exploration, markdown_table, mermaid, show, table, to_json
+
+WRITERS = tuple(p.name for p in CATALOGUE.writers())
+READERS = tuple(p.name for p in CATALOGUE.readers())
 
 
 def _bounds(p: argparse.ArgumentParser, *, faults_many: bool) -> None:
@@ -89,23 +95,38 @@ def _scenarios(args: argparse.Namespace) -> list[Scenario]:
     if not args.protocol:
         out = default_scenarios(args.writers, args.readers, args.entry_length, args.granularity, budgets)
         if args.crashes is not None:
-            out = [s for s in out if s.setup.crashes == args.crashes]
+            out = [s for s in out if s.system.crashes == args.crashes]
         if args.reader:
-            out = [s for s in out if s.setup.reader == args.reader]
-        return [s for s in out if not args.property or s.property in args.property]
+            out = [s for s in out if CATALOGUE[args.reader].program in s.system.reader_programs()]
+        return [s for s in out if not args.property or s.property.name in args.property]
     out = []
+    writers = [CATALOGUE[n] for n in dict.fromkeys(args.protocol)]
     for f in budgets:
-        reader = args.reader or protocol(args.protocol[0]).reader
+        reader = CATALOGUE[args.reader].program if args.reader else writers[0].reader
         crashes = args.crashes if args.crashes is not None else int(bool(args.property) and all(get_property(p).after_crash for p in args.property))
-        setup = Setup(tuple(dict.fromkeys(args.protocol)), args.writers, args.readers, reader, f, args.entry_length, args.granularity, crashes)
-        for prop in args.property or applicable(setup):
-            expected, reason = declared(setup, prop)
-            out.append(Scenario(setup, prop, expected, reason))
+        system = System.of(writers, args.writers, args.readers, reader, faults=f, entry_length=args.entry_length,
+                           granularity=args.granularity, crashes=crashes)
+        for prop in [get_property(p) for p in args.property] if args.property else applicable(system):
+            expected, reason = declared(system, prop)
+            out.append(Scenario(system, prop, expected, reason))
     return out
 
 
+def timed_run(scenarios: list[Scenario]) -> list[Result]:
+    """Answer every scenario (each system explored once), timing each
+    exploration: the specification reads no clock, its caller does."""
+    answers: dict[tuple[System, str], Result] = {}
+    for system, group in groups(scenarios).items():
+        started = time.perf_counter()
+        results = answer(system, group)
+        seconds = time.perf_counter() - started
+        for r in results:
+            answers[(system, r.scenario.property.name)] = replace(r, seconds=seconds)
+    return [answers[(s.system, s.property.name)] for s in scenarios]
+
+
 def cmd_check(args: argparse.Namespace) -> int:
-    results = run(_scenarios(args))
+    results = timed_run(_scenarios(args))
     bad = [r for r in results if not r.ok]
     if args.json:
         print(json.dumps({"results": [r.to_json() for r in results]}, indent=1))
@@ -129,13 +150,15 @@ def _summary(results: list[Result], bad: list[Result]) -> str:
 
 
 def _find_trace(args: argparse.Namespace) -> Trace | None:
-    prop = args.property
-    reader = args.reader or ("mmap-read" if prop == "mmap-reader-never-faults" else protocol(args.protocols[0]).reader)
+    prop = get_property(args.property)
+    writers = [CATALOGUE[n] for n in dict.fromkeys(args.protocols)]
+    reader = CATALOGUE[args.reader].program if args.reader else writers[0].reader_for(prop)
     for f in [args.faults] if args.faults is not None else [0, 1, 2]:
-        crashes = args.crashes if args.crashes is not None else int(get_property(prop).after_crash)
-        setup = Setup(tuple(dict.fromkeys(args.protocols)), args.writers, args.readers, reader, f, args.entry_length, args.granularity, crashes)
-        ex = explore(setup, [prop])
-        if prop in ex.violations:
+        crashes = args.crashes if args.crashes is not None else int(prop.after_crash)
+        system = System.of(writers, args.writers, args.readers, reader, faults=f, entry_length=args.entry_length,
+                           granularity=args.granularity, crashes=crashes)
+        ex = explore(system, [prop])
+        if prop.name in ex.violations:
             return from_exploration(ex, prop)
     return None
 
@@ -153,8 +176,9 @@ def cmd_trace(args: argparse.Namespace) -> int:
     elif args.mermaid:
         print(mermaid(trace))
     else:
-        s = trace.setup
-        print(f"{args.property} violated by {' + '.join(s.protocols)} (N={s.writers} R={s.readers} reader={s.reader} F={s.faults} L={s.entry_length} {s.granularity}), {len(trace.steps)} steps:")
+        s = trace.system.describe()
+        print(f"{args.property} violated by {' + '.join(s['protocols'])} (N={s['writers']} R={s['readers']} "
+              f"reader={s['reader']} F={s['faults']} L={s['entry_length']} {s['granularity']}), {len(trace.steps)} steps:")
         print(table(trace))
     if args.replay:
         print()
@@ -183,10 +207,10 @@ def _replay(trace: Trace) -> str:
 
 
 def cmd_list() -> int:
-    for name, p in CATALOGUE.items():
-        print(f"{name} ({p.program.role.value}): {p.program.summary}")
+    for p in CATALOGUE:
+        print(f"{p.name} ({p.program.role.value}): {p.program.summary}")
         for c in p.claims:
-            print(f"  claims {c.property}: {_claim_text(c.holds_up_to)} - {c.reason}")
+            print(f"  claims {c.property.name}: {_claim_text(c.holds_up_to)} - {c.reason}")
         print("  " + p.program.listing().replace("\n", "\n  "))
         print()
     return 0

@@ -26,11 +26,11 @@ REGION = re.compile(r"(<!-- BEGIN (\w+) -->\n)(.*?)(<!-- END \2 -->)", re.S)
 
 def protocols_md() -> str:
     out = []
-    for name, p in CATALOGUE.items():
-        out.append(f"#### `{name}` ({p.program.role.value})\n\n{p.program.summary}.\n\n```\n{p.program.listing()}\n```\n")
+    for p in CATALOGUE:
+        out.append(f"#### `{p.name}` ({p.program.role.value})\n\n{p.program.summary}.\n\n```\n{p.program.listing()}\n```\n")
         for c in p.claims:
             when = "at every fault budget" if c.holds_up_to is None else ("never" if c.holds_up_to < 0 else f"up to F={c.holds_up_to}")
-            out.append(f"- claims `{c.property}` holds {when}: {c.reason}.")
+            out.append(f"- claims `{c.property.name}` holds {when}: {c.reason}.")
         if p.claims:
             out.append("")
     return "\n".join(out)
@@ -43,12 +43,12 @@ def properties_md() -> str:
 def counterexamples_md(results: list[Result]) -> str:
     out = []
     for prop in PROPERTIES:
-        r = next((r for r in results if r.scenario.property == prop and r.trace is not None), None)
+        r = next((r for r in results if r.scenario.property.name == prop and r.trace is not None), None)
         if r is None or r.trace is None:
             continue
-        s = r.scenario.setup
-        out.append(f"#### `{prop}`, violated by {' + '.join(f'`{p}`' for p in s.protocols)} "
-                   f"(N={s.writers}, reader `{s.reader}`, F={s.faults}, L={s.entry_length}, {s.granularity})\n\n"
+        s = r.scenario.system.describe()
+        out.append(f"#### `{prop}`, violated by {' + '.join(f'`{p}`' for p in s['protocols'])} "
+                   f"(N={s['writers']}, reader `{s['reader']}`, F={s['faults']}, L={s['entry_length']}, {s['granularity']})\n\n"
                    f"{markdown_table(r.trace)}\n")
     return "\n".join(out)
 

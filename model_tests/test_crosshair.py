@@ -40,7 +40,7 @@ from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
 from reference import gocache
-from spec import Setup, explore, fs, goentry
+from spec import CATALOGUE, System, explore, fs, goentry
 from spec import contracts as C
 from spec.goentry import ENTRY_SIZE, HASH_SIZE, INT64_MAX
 
@@ -202,9 +202,9 @@ def _reachable_entry_states(name: str, writers: int, faults: int) -> list[C.Entr
     """Every state the explorer reaches for ``name`` at length
     STEP_LENGTH, as EntryStates (canonical worlds keep inode 0 for the
     entry, which these programs never unlink)."""
-    result = explore(Setup((name,), writers=writers, readers=0, faults=faults, entry_length=C.STEP_LENGTH), [],
+    result = explore(System.of(CATALOGUE[name], writers, readers=0, faults=faults, entry_length=C.STEP_LENGTH), [],
                      stop_when_all_violated=False)
-    return [C.from_world(w, C.STEP_LENGTH) for w in result.parent]
+    return [C.from_world(w, C.STEP_LENGTH) for w in result.worlds()]
 
 
 def test_write_then_truncate_invariant_is_inductive_on_every_reachable_pair() -> None:
@@ -352,11 +352,11 @@ class _Dir:
 
 
 def test_models_validation_is_coarser_than_gos() -> None:
-    """The model's validation (``spec.machine.valid``: exact length, no
+    """The model's validation (``spec.fs.valid``: exact length, no
     zero byte) is coarser than Go's, in the safe direction: whatever Go
     accepts, the model's reader accepts too; the converse fails (a
     known-bad direction, shown by one counterexample)."""
-    from spec.machine import valid
+    from spec.fs import valid
 
     good = goentry.encode_entry(bytes(32), bytes(32), 5, 7)
     assert valid(good, ENTRY_SIZE) and goentry.parse_entry(good, bytes(32)) is not None

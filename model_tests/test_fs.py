@@ -25,16 +25,17 @@ def test_mapped_read_faults_only_for_pages_wholly_past_the_end() -> None:
 def test_unlink_keeps_the_inode_for_its_holder() -> None:
     """A process writes through a descriptor whose name another removed: the
     bytes land in the unnamed inode, which the explorer keeps while held."""
-    from spec.machine import Config, Kind, initial
+    from spec.machine import initial
     from spec.ops import ENTRY, O_CREAT, O_RDWR, Data, Open, Outcome, Program, Return, Role, Unlink, Write
+    from spec.system import Process, System
 
     prog = Program("t", Role.WRITER, (Open(ENTRY, O_RDWR | O_CREAT), Unlink(ENTRY), Write(Data("entry")), Return(Outcome.OK)))
-    cfg = Config((Kind("t", prog, (("entry", b"ab"),)),), "write")
-    w = initial(cfg, (0,))
-    w = step(cfg, w, 0)  # open
-    w = step(cfg, w, 0)  # unlink
+    system = System((Process(prog, (("entry", b"ab"),)),), granularity="write")
+    w = initial(system)
+    w = step(system, w, 0)  # open
+    w = step(system, w, 0)  # unlink
     assert w.fs.lookup("entry") is None
-    w = step(cfg, w, 0)  # write through the held descriptor
+    w = step(system, w, 0)  # write through the held descriptor
     ino = w.procs[0].regs[0]
     assert ino == () and b"ab" in w.fs.contents  # returned: descriptor released, bytes went to the inode
 

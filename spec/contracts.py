@@ -4,9 +4,9 @@ Two kinds of contract live here, both over pure functions of small typed
 values (CrossHair makes them symbolic):
 
 - **Operation semantics** at the level of the interpreter: each function
-  runs one operation through the model's own handler
-  (``spec.machine.HANDLERS``) on a one-process world built from plain
-  arguments, and its ``post:`` lines state what Linux
+  runs one operation through the model's own semantics (the operation's
+  row of ``spec.semantics.OPS`` on ``spec.machine.PyDom``) on a
+  one-process world built from plain arguments, and its ``post:`` lines state what Linux
   promises of that call (the file-system helpers in ``spec.fs`` carry the
   byte-level contracts).
 - **Inductive steps**: "if a small symbolic state satisfies the protocol's
@@ -31,7 +31,7 @@ from typing import NamedTuple
 
 from . import fs as F
 from .fs import FileSystem
-from .machine import HANDLERS, RUNNING, WRITE_BIT, Config, Kind, Proc, World, local_faults, settle, step
+from .machine import PyDom, local_faults, start, step
 from .ops import (
     ENTRY,
     Chtimes,
@@ -51,7 +51,9 @@ from .ops import (
     Role,
     Write,
 )
-from .protocols import protocol
+from .protocols import CATALOGUE
+from .state import UNSET, WRITE_BIT, Began, Desc, Proc, Reg, Status, World
+from .system import Process, System
 
 PAYLOAD = b"abc"  # every writer's entry is a prefix of this (no zero bytes)
 MAX_WRITERS = 3
@@ -63,29 +65,29 @@ STEP_LENGTH = 2
 
 # ------------------------------------------------------------ one operation
 # Each runs a two-instruction program (the operation, then return) through
-# the model's own handler for it, on a file system with at most one file.
+# the model's own semantics for it, on a file system with at most one file.
 
 
 def _run_op(op: Instr, content: bytes | None, offset: int | None, payload: bytes = PAYLOAD) -> tuple[bytes | None, str, int]:
-    """Run ``op`` once with the model's own handler, on a world whose
+    """Run ``op`` once with the model's own semantics, on a world whose
     ``entry`` holds ``content`` (None: no such file); ``offset`` is that of
     a descriptor ``f`` already open for writing on it (None: f unset).
     Returns the entry's content after, the errno ("" for success) and f's
     offset after (-1 when unset).
 
-    The handler alone, not ``step``: step would settle into the return,
+    The operation alone, not ``step``: step would settle into the return,
     which releases f and clears the errno this wants to look at."""
     prog = Program("op", Role.WRITER, (op, Return(Outcome.OK)))
-    kind = Kind("op", prog, (("entry", payload),))
-    cfg = Config((kind,), "write", 0)
+    kind = System((Process(prog, (("entry", payload),)),), granularity="write").kinds[0]
     fs = FileSystem() if content is None else FileSystem((("entry", 0),), (content,), (b"",))
-    regs: list[tuple[object, ...]] = [()] * len(kind.reg)
+    regs: list[Reg] = [UNSET] * len(kind.reg)
     if offset is not None:
-        regs[kind.reg["f"]] = (0, offset, WRITE_BIT)
-    p = Proc(0, 0, RUNNING, "", 0, tuple(regs), (), 0)
-    q, fs2, _ = HANDLERS[type(op)](op, p, fs, kind, cfg, None)
-    reg = q.regs[kind.reg["f"]]
-    return fs2.file("entry"), q.last, int(reg[1]) if reg else -1  # type: ignore[call-overload]
+        regs[kind.reg["f"]] = Desc(0, offset, WRITE_BIT)
+    p = Proc(0, 0, Status.RUNNING, "", 0, tuple(regs), (), Began.NOT_YET)
+    d = PyDom(kind, p, fs, None, "write", False)
+    d.run_op(op)
+    reg = d.regs[kind.reg["f"]]
+    return d.fs.file("entry"), d.last, reg.off if isinstance(reg, Desc) else -1
 
 
 def open_op(content: bytes | None, write: bool, creat: bool, trunc: bool, excl: bool) -> tuple[bytes | None, str]:
@@ -191,12 +193,13 @@ class EntryState(NamedTuple):
 
 
 def _program(name: str) -> Program:
-    return protocol(name).program
+    return CATALOGUE[name].program
 
 
-def _config(name: str, length: int) -> Config:
-    """One kind (the protocol), byte granularity, one fault available."""
-    return Config((Kind(name, _program(name), (("entry", PAYLOAD[:length]),)),), "byte", 1)
+def _system(name: str, length: int) -> System:
+    """One writer of the protocol, byte granularity, one fault available
+    (a world may hold more processes of the same kind)."""
+    return System((Process(_program(name), (("entry", PAYLOAD[:length]),)),), faults=1)
 
 
 def well_formed(s: EntryState, name: str) -> bool:
@@ -208,7 +211,7 @@ def well_formed(s: EntryState, name: str) -> bool:
     if s.content is not None and len(s.content) > MAX_FILE:
         return False
     for w in s.writers:
-        if w.status != RUNNING:
+        if w.status != "run":
             if w != Writer(len(code), False, 0, 0, w.status) or w.status not in ("ok", "fail"):
                 return False
             continue
@@ -251,7 +254,7 @@ def entry_invariant(s: EntryState, name: str) -> bool:
     for w in s.writers:
         if w.status == "ok" and c != e:
             return False
-        if w.status != RUNNING:
+        if w.status != "run":
             continue
         ins = code[w.pc]
         if isinstance(ins, Write) and (w.offset != w.progress or c is None or len(c) < w.offset):
@@ -265,14 +268,19 @@ def entry_invariant(s: EntryState, name: str) -> bool:
 
 def to_world(s: EntryState, name: str) -> World:
     """The concrete World that ``s`` stands for (the entry is inode 0)."""
-    k = _config(name, s.length).kinds[0]
     # Durable bytes do not matter here (no crash, no fsync in these programs).
     fs = FileSystem() if s.content is None else FileSystem((("entry", 0),), (s.content,), (b"",))
     procs = []
     for w in s.writers:
-        regs = ((0, w.offset, WRITE_BIT),) if w.holds else ((),)
-        procs.append(Proc(0, w.pc, w.status, "", w.progress, regs, (), 0))
+        regs: tuple[Reg, ...] = (Desc(0, w.offset, WRITE_BIT),) if w.holds else (UNSET,)
+        procs.append(Proc(0, w.pc, _status(w.status), "", w.progress, regs, (), Began.NOT_YET))
     return World(fs, tuple(procs), 0)
+
+
+def _status(s: str) -> Status:
+    """A Writer's status as the model's: by comparison, not ``Status(s)``,
+    which CrossHair would have to solve for every member of the enum."""
+    return Status.RUNNING if s == "run" else Status.OK if s == "ok" else Status.FAIL
 
 
 def from_world(w: World, length: int) -> EntryState:
@@ -280,17 +288,17 @@ def from_world(w: World, length: int) -> EntryState:
     writers = []
     for p in w.procs:
         f = p.regs[0]
-        writers.append(Writer(p.pc, bool(f), int(f[1]) if f else 0, p.progress, p.status))  # type: ignore[call-overload]
+        writers.append(Writer(p.pc, isinstance(f, Desc), f.off if isinstance(f, Desc) else 0, p.progress, p.status.value))
     return EntryState(length, w.fs.file("entry"), tuple(writers))
 
 
 def _step(s: EntryState, name: str, i: int, fault: bool) -> EntryState:
     """Writer ``i`` takes its next step in the model, failing if ``fault``
     and its operation can fail."""
-    cfg = _config(name, s.length)
+    system = _system(name, s.length)
     w = to_world(s, name)
-    options = local_faults(cfg, w.procs[i], True)
-    return from_world(step(cfg, w, i, options[0] if fault and options else None), s.length)
+    options = local_faults(system, w.procs[i], True)
+    return from_world(step(system, w, i, options[0] if fault and options else None), s.length)
 
 
 # The step contracts take two writers, not a tuple of symbolic length:
@@ -337,7 +345,5 @@ def initial_state(name: str, writers: int, length: int) -> EntryState:
     post: well_formed(__return__, name)
     post: entry_invariant(__return__, name)
     """
-    cfg = _config(name, length)
-    k = cfg.kinds[0]
-    p = settle(Proc(0, 0, RUNNING, "", 0, ((),) * len(k.reg), (), 0), k, FileSystem())
+    p = start(_system(name, length), 0, FileSystem())
     return from_world(World(FileSystem(), (p,) * writers, 0), length)

@@ -29,7 +29,7 @@ from typing import Iterable
 from .fs import FileSystem
 from .machine import Fault, crash, initial, local_faults, step_local
 from .properties import PROPERTIES, Property, get_property
-from .state import Began, Crash, Proc, Status, World, published
+from .state import Began, Crash, Desc, Mapped, Proc, Status, World
 from .ops import Role
 from .system import Kind, System
 
@@ -124,6 +124,11 @@ class Exploration:
             k = self.parent[k]
         return out[::-1]
 
+    def worlds(self) -> Iterable[World]:
+        """Every reached world, in canonical form, in the order found."""
+        assert self.canon is not None
+        return (self.canon.world(k) for k in self.parent)
+
     def key(self, world: World) -> Key:
         """The search's key for a concrete world (its canonical form)."""
         assert self.canon is not None
@@ -194,24 +199,25 @@ class _Canon:
         return (fsid, w.faults, int(w.crashed), *pids)
 
 
-def _relabel(p: Proc, k: Kind, m: dict[int, int], unknown: int | None) -> Proc:
+def _relabel(p: Proc, k: Kind, m: dict[int, int]) -> Proc:
+    """``p`` with every inode it holds renumbered by ``m`` (-1 if unmapped)."""
     regs = p.regs
     if k.inode_regs:
         lst = list(regs)
         for r in k.inode_regs:
             v = lst[r]
-            if v:
-                lst[r] = v._replace(ino=m.get(v.ino, unknown))  # type: ignore[union-attr]
+            if isinstance(v, (Desc, Mapped)):
+                lst[r] = v._replace(ino=m.get(v.ino, -1))
         regs = tuple(lst)
-    priv = tuple((n, m.get(i, unknown)) for n, i in p.private) if p.private else p.private
-    return p._replace(regs=regs, private=priv)  # type: ignore[arg-type]
+    priv = tuple((n, m.get(i, -1)) for n, i in p.private) if p.private else p.private
+    return p._replace(regs=regs, private=priv)
 
 
 def _refs(p: Proc, k: Kind) -> Iterable[int]:
     for r in k.inode_regs:
         v = p.regs[r]
-        if v:
-            yield v.ino  # type: ignore[union-attr]
+        if isinstance(v, (Desc, Mapped)):
+            yield v.ino
     for _, i in p.private:
         yield i
 
@@ -224,7 +230,7 @@ def _renumbered(kinds: tuple[Kind, ...], blocks: tuple[tuple[int, int], ...], w:
     remap: dict[int, int] = {}
     for _, ino in w.fs.names:
         remap.setdefault(ino, len(remap))
-    keys = [_relabel(p, kinds[p.kind], remap, -1) for p in w.procs]
+    keys = [_relabel(p, kinds[p.kind], remap) for p in w.procs]
     order: list[int] = []
     for s, e in blocks:
         order.extend(range(s, e) if e - s == 1 else sorted(range(s, e), key=keys.__getitem__))
@@ -232,7 +238,7 @@ def _renumbered(kinds: tuple[Kind, ...], blocks: tuple[tuple[int, int], ...], w:
         p = w.procs[i]
         for ino in _refs(p, kinds[p.kind]):
             remap.setdefault(ino, len(remap))
-    procs = tuple(_relabel(w.procs[i], kinds[w.procs[i].kind], remap, None) for i in order)
+    procs = tuple(_relabel(w.procs[i], kinds[w.procs[i].kind], remap) for i in order)
     contents: list[bytes | None] = [None] * len(remap)
     durable: list[bytes | None] = [None] * len(remap)
     for old, new in remap.items():
@@ -277,6 +283,46 @@ class _Stepper:
         return got
 
 
+class _Successors:
+    """Every move of a world, as canonical keys (the search's inner loop)."""
+
+    def __init__(self, system: System, canon: _Canon, symmetry: bool) -> None:
+        self.system, self.canon, self.symmetry = system, canon, symmetry
+        self.stepper = _Stepper(system, canon)
+
+    def __call__(self, key: Key) -> list[Key]:
+        out: list[Key] = []
+        if key[2]:
+            return out  # nothing runs after a power loss
+        canon, t = self.canon, self.canon.t
+        if self.system.crashes:
+            out.append(canon.key(crash(canon.world(key))))
+        pids = key[_HEAD:]
+        fsid, used = key[0], key[1]
+        pub = not t.published.isdisjoint(pids)
+        can_fault = used < self.system.faults
+        moves, single, tidy = self.stepper.moves, canon.single, t.tidy
+        for s, e in canon.blocks:
+            seg = pids[s:e]
+            # Of several identical processes only one is stepped.
+            for pid in canon.value_order(seg) if self.symmetry else seg:
+                if not t.running[pid]:
+                    continue
+                i = s + seg.index(pid)
+                for df, qid, fsid2 in moves(pid, fsid, can_fault, pub and t.fresh[pid]):
+                    new = list(pids)
+                    new[i] = qid
+                    if not tidy[fsid2]:
+                        out.append(canon.key(World(t.fss[fsid2], tuple(t.procs[j] for j in new), used + df)))
+                        continue
+                    if single:
+                        new.sort()
+                    else:
+                        new = canon.sort(new)
+                    out.append((fsid2, used + df, 0, *new))
+        return out
+
+
 def explore(system: System, properties: Iterable[str | Property] | None = None, *,
             stop_when_all_violated: bool = True, symmetry: bool = True) -> Exploration:
     """Every reachable world of ``system``, breadth first, checking
@@ -286,49 +332,21 @@ def explore(system: System, properties: Iterable[str | Property] | None = None, 
     props = [get_property(p) for p in (properties if properties is not None else PROPERTIES.values())]
     canon = _Canon(system, symmetry)
     result = Exploration(system, tuple(p.name for p in props), symmetry, canon=canon)
-    t = canon.t
-    stepper = _Stepper(system, canon)
-    check = _Checker(canon, props, result)
-    budget = system.faults
+    successors, check = _Successors(system, canon, symmetry), _Checker(canon, props, result)
     parent = result.parent
-    init = canon.key(initial(system))
-    parent[init] = None
-    frontier = [init]
+    frontier = [canon.key(initial(system))]
+    parent[frontier[0]] = None
     depth = 0
     while frontier:
         nxt: list[Key] = []
         for key in frontier:
             check(key, depth)
-            if key[2]:
-                continue  # nothing runs after a power loss
-            pids = key[_HEAD:]
-            if system.crashes:
-                succ = canon.key(crash(canon.world(key)))
-                result.transitions += 1
+            succs = successors(key)
+            result.transitions += len(succs)
+            for succ in succs:
                 if succ not in parent:
                     parent[succ] = key
                     nxt.append(succ)
-            fsid, used = key[0], key[1]
-            pub = not t.published.isdisjoint(pids)
-            can_fault = used < budget
-            for s, e in canon.blocks:
-                seg = pids[s:e]
-                # Of several identical processes only one is stepped.
-                for pid in canon.value_order(seg) if symmetry else seg:
-                    if not t.running[pid]:
-                        continue
-                    i = s + seg.index(pid)
-                    for df, qid, fsid2 in stepper.moves(pid, fsid, can_fault, pub and t.fresh[pid]):
-                        new = list(pids)
-                        new[i] = qid
-                        if t.tidy[fsid2]:
-                            succ = (fsid2, used + df, 0, *canon.sort(new))
-                        else:
-                            succ = canon.key(World(t.fss[fsid2], tuple(t.procs[j] for j in new), used + df))
-                        result.transitions += 1
-                        if succ not in parent:
-                            parent[succ] = key
-                            nxt.append(succ)
         if stop_when_all_violated and len(result.violations) == len(props):
             result.complete = not nxt
             break

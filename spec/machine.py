@@ -119,8 +119,8 @@ class PyDom(S.PyLogic):
     def published(self) -> bool:
         return self.pub
 
-    def set_began(self, b: Began) -> None:
-        self.began_ = b
+    def set_began(self, b: int) -> None:
+        self.began_ = Began(b)
 
     # -- registers
     def _reg(self, name: str) -> Reg:

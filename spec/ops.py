@@ -1,10 +1,11 @@
 """The instruction language in which every protocol is written once.
 
 A protocol is a :class:`Program`: a tuple of instructions over named file
-descriptors and registers, with labelled branches.  The same value is run by
-three interpreters: the model (``spec.machine``), the real OS
-(``reference.osrun``, ``reference.osworld``) and the solver (``proofs``).
-Nothing here executes anything; these are plain, frozen, hashable values.
+descriptors and registers, with labelled branches.  Nothing here executes
+anything; these are plain, frozen, hashable values.  What each operation
+means is stated once, in ``spec.semantics``, and run by every interpreter:
+the model (``spec.machine``), the solver (``proofs.symbolic``), the Promela
+translator (``proofs.promela``) and the real OS (``reference``).
 
 What a write writes is not a literal: it is a slice of one of the process's
 *payloads* (``"entry"``, ``"output"``), so one program serves every entry
@@ -363,7 +364,6 @@ class Return:
 
 Op = Union[Open, Write, PWrite, Read, Ftruncate, Fsync, Close, Stat, Fstat, Unlink, Rename, Chtimes, Mmap, MapRead]
 Instr = Union[Op, If, Goto, Label, Return]
-OPS: tuple[type, ...] = (Open, Write, PWrite, Read, Ftruncate, Fsync, Close, Stat, Fstat, Unlink, Rename, Chtimes, Mmap, MapRead)
 
 
 class ProgramError(ValueError):

@@ -150,15 +150,14 @@ class Property:
 
 
 # Each of these asks whether some process is in some state: none counts.
-_SET = {"distinct_states_suffice": True}
-STAYS = Property("published-entry-stays-complete", published_entry_stays_complete, **_SET)
-HITS = Property("reader-after-publication-hits", reader_after_publication_hits, needs_reader=True, **_SET)
-NO_CORRUPT = Property("reader-never-accepts-corrupt", reader_never_accepts_corrupt, needs_reader=True, **_SET)
+STAYS = Property("published-entry-stays-complete", published_entry_stays_complete, distinct_states_suffice=True)
+HITS = Property("reader-after-publication-hits", reader_after_publication_hits, needs_reader=True, distinct_states_suffice=True)
+NO_CORRUPT = Property("reader-never-accepts-corrupt", reader_never_accepts_corrupt, needs_reader=True, distinct_states_suffice=True)
 NO_SIGBUS = Property("mmap-reader-never-faults", mmap_reader_never_faults, needs_reader=True, observed_by=MMAP_READ,
-                     **_SET)
+                     distinct_states_suffice=True)
 INDEX_OUTPUT = Property("index-implies-complete-output", index_implies_complete_output,
-                        needs_paths=(ENTRY.name, OUTPUT.name), **_SET)
-SURVIVES = Property("published-entry-survives-crash", published_entry_survives_crash, after_crash=True, **_SET)
+                        needs_paths=(ENTRY.name, OUTPUT.name), distinct_states_suffice=True)
+SURVIVES = Property("published-entry-survives-crash", published_entry_survives_crash, after_crash=True, distinct_states_suffice=True)
 
 # Read-only: names are only how the command line picks a property.
 PROPERTIES: Mapping[str, Property] = MappingProxyType(

@@ -491,8 +491,8 @@ def registers(program: Program) -> dict[str, RegKind]:
         if row is not None:
             for attr, kind in row.regs:
                 note(getattr(ins, attr), kind)
-        elif isinstance(ins, If) and type(ins.cond) in _COND_REGS:
-            note(ins.cond.reg, _COND_REGS[type(ins.cond)])  # type: ignore[union-attr]
+        elif isinstance(ins, If) and isinstance(ins.cond, (SizeIs, Invalid)):
+            note(ins.cond.reg, _COND_REGS[type(ins.cond)])
         elif isinstance(ins, Return) and ins.outcome is Outcome.HIT:
             note(ins.value, BUF)
     return out

@@ -16,7 +16,7 @@ out process by process, e.g. two writers with payloads of different lengths.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol as TypingProtocol, Sequence, Union
+from typing import Protocol as TypingProtocol, Sequence, TypedDict, Union
 
 from .ops import Program, ProgramError, Role
 from .semantics import holders, registers
@@ -46,6 +46,19 @@ Runnable = Union[Program, HasProgram]
 def program_of(x: Runnable) -> Program:
     """The program of a Program or of a protocol value."""
     return x if isinstance(x, Program) else x.program
+
+
+class Description(TypedDict):
+    """A system in the terms of :meth:`System.of` (the ``--json`` fields)."""
+
+    protocols: list[str]
+    writers: int
+    readers: int
+    reader: str | None
+    faults: int
+    entry_length: int
+    granularity: str
+    crashes: int
 
 
 @dataclass(frozen=True)
@@ -119,15 +132,17 @@ class System:
         if self.granularity not in GRANULARITIES:
             raise SetupError(f"granularity must be 'byte' or 'write', not {self.granularity!r}")
         kinds: list[Kind] = []
-        index: dict[tuple[Program, tuple[tuple[str, bytes], ...]], int] = {}
         kind_of: list[int] = []
         for p in self.processes:
-            key = (p.program, p.payloads)
-            if key not in index:
-                index[key] = len(kinds)
+            # Compared, not hashed: few kinds, and payloads may be symbolic
+            # (CrossHair's contracts build systems of symbolic bytes).
+            j = next((j for j, k in enumerate(kinds) if k.program is p.program and k.payloads == p.payloads), None)
+            if j is None:
+                j = next((j for j, k in enumerate(kinds) if k.program == p.program and k.payloads == p.payloads), len(kinds))
+            if j == len(kinds):
                 kinds.append(Kind(p.program, p.payloads))
                 _check_payloads(kinds[-1])
-            kind_of.append(index[key])
+            kind_of.append(j)
         object.__setattr__(self, "kinds", tuple(kinds))
         object.__setattr__(self, "kind_of", tuple(kind_of))
         object.__setattr__(self, "names", _names(self.processes))
@@ -142,7 +157,8 @@ class System:
         ``entry_length`` bytes: ``entry`` and ``output``."""
         from .programs import GO_READ_ENTRY
 
-        progs = [program_of(w) for w in ([writers] if isinstance(writers, Program) or hasattr(writers, "program") else writers)]  # type: ignore[union-attr]
+        many: Sequence[Runnable] = [writers] if isinstance(writers, Program) or hasattr(writers, "program") else writers
+        progs = [program_of(w) for w in many]
         progs = list(dict.fromkeys(progs))
         rd = GO_READ_ENTRY if reader is None else program_of(reader)
         if not progs:
@@ -185,7 +201,7 @@ class System:
         """The length of the ``entry`` payload (0 when no process has one)."""
         return next((len(b) for p in self.processes for n, b in p.payloads if n == "entry"), 0)
 
-    def describe(self) -> dict[str, object]:
+    def describe(self) -> Description:
         """The system in the terms of :meth:`of` (protocols by name)."""
         readers = self.reader_programs()
         return {"protocols": [p.name for p in self.writer_programs()], "writers": self.count(Role.WRITER),

@@ -19,6 +19,7 @@ from .explore import Exploration
 from .fs import FileSystem
 from .machine import Fault, crash, current, faults, initial, step, write_length
 from .ops import Fstat, MapRead, PWrite, Read, Stat, Write
+from .properties import Property, get_property
 from .state import Buf, Size, Status, World
 from .system import System
 
@@ -97,12 +98,10 @@ def _index(system: System, name: str, n: int) -> int:
         raise TraceError(f"step {n}: no process {name!r} (have {', '.join(system.names)})") from None
 
 
-def from_exploration(result: Exploration, prop: object) -> Trace:
+def from_exploration(result: Exploration, prop: str | Property) -> Trace:
     """The shortest counterexample the explorer found for ``prop``, as a
     trace over named processes (undoing the symmetry reduction)."""
-    from .properties import get_property
-
-    name = get_property(prop).name  # type: ignore[arg-type]
+    name = get_property(prop).name
     system = result.system
     path = result.path(name)
     w = initial(system)
@@ -239,7 +238,7 @@ def to_json(trace: Trace) -> dict[str, Any]:
 
 def system_json(s: System) -> dict[str, Any]:
     """A system as data (the fields of the ``--json`` result rows)."""
-    return s.describe()
+    return dict(s.describe())
 
 
 def from_json(d: dict[str, Any], catalogue: Any = None) -> Trace:

@@ -1,0 +1,50 @@
+"""The explorer's figures against the committed manifest (spec/MANIFEST.json).
+
+The manifest was recorded from the explorer before the one-table refactor
+and checked equal to it, scenario by scenario: verdicts, states,
+transitions and shortest-trace lengths.  These tests fail when the explorer
+explores a different state space, even if every verdict stays the same.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+
+from idemwrite.manifest import MANIFEST, current, differences
+
+RECORDED = json.loads(MANIFEST.read_text())["scenarios"]
+NOW = current()
+
+
+def test_every_scenario_has_its_recorded_verdict_and_counts() -> None:
+    assert differences(RECORDED, NOW) == []
+
+
+def test_the_manifest_is_the_whole_matrix() -> None:
+    """68 scenarios: every claim of every writer and every mix, F = 0, 1."""
+    assert len(RECORDED) == 68
+    assert sum(r["states"] for r in RECORDED) == 456_563
+
+
+def test_a_changed_count_is_seen() -> None:
+    """The known-bad twin of the comparison: one state more, one verdict
+    flipped, one trace a step longer, one scenario missing: each is reported."""
+    for key, change in (("states", lambda v: v + 1), ("verdict", lambda v: "holds" if v == "violated" else "violated"),
+                        ("trace_steps", lambda v: None if v else 3)):
+        tampered = copy.deepcopy(RECORDED)
+        tampered[5][key] = change(tampered[5][key])
+        diff = differences(tampered, NOW)
+        assert len(diff) == 1 and key in diff[0], diff
+    assert differences(RECORDED[:-1], NOW)
+
+
+def test_the_symmetry_reduction_counts_writers_per_local_state() -> None:
+    """The bench's instance, pinned as TLA+ pins a model's state count:
+    write-then-truncate, L=4, no faults or readers, N=8: C(15, 7) states."""
+    from spec import CATALOGUE, System, explore
+
+    ex = explore(System.of(CATALOGUE["write-then-truncate"], 8, 0, entry_length=4), stop_when_all_violated=False)
+    assert ex.states == math.comb(15, 7) == 6435
+    assert ex.transitions == 24024
