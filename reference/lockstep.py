@@ -98,7 +98,7 @@ def difference(real: Snapshot, model: Snapshot) -> str:
 
 
 def lockstep(writers: Sequence[Runnable], readers: Sequence[Runnable] = (), *, entry_length: int = 2,
-             faults: int = 2, max_procs: int = 4, properties: Iterable[Property | str] = (),
+             faults: int = 2, max_procs: int = 4, properties: Iterable[Property | str] | None = None,
              granularity: str = "byte") -> type["RuleBasedStateMachine"]:
     """A Hypothesis state machine running ``writers`` and ``readers`` (any
     mix, up to ``max_procs`` processes, the first always a writer) in the
@@ -106,7 +106,8 @@ def lockstep(writers: Sequence[Runnable], readers: Sequence[Runnable] = (), *, e
 
     faults:      the run's fault budget (``spec.system.System.faults``).
     properties:  properties checked in every state whatever the writers
-                 claim (a known-bad twin's), besides the claimed ones.
+                 claim (a known-bad twin's), besides the claimed ones
+                 (None: only the claimed ones).
     granularity: ``"byte"`` (a write lands a byte a step) or ``"write"``.
 
     Its rules are ``first_writer`` and ``start_writer``/``start_reader``
@@ -124,7 +125,7 @@ def lockstep(writers: Sequence[Runnable], readers: Sequence[Runnable] = (), *, e
     by_name = {k.program.name: i for i, k in enumerate(system.kinds)}
     writer_names = tuple(dict.fromkeys(_program(w).name for w in writers))
     reader_names = tuple(dict.fromkeys(_program(r).name for r in readers))
-    forced = tuple(get_property(p) for p in properties)
+    forced = tuple(get_property(p) for p in properties or ())
     checked = tuple(p for p in PROPERTIES.values() if not p.after_crash)  # no power loss here
     if max_procs < 1:
         raise SetupError(f"max_procs must be >= 1, not {max_procs}")
