@@ -116,8 +116,18 @@ class Exploration:
 
     def path(self, prop: str | Property) -> list[World]:
         """The canonical worlds from the initial one to the violation."""
+        return self._path(self.keys[get_property(prop).name])
+
+    def path_to(self, world: World) -> list[World]:
+        """The canonical worlds from the initial one to ``world`` (which
+        the exploration must have reached: KeyError otherwise)."""
+        key = self.key(world)
+        if key not in self.parent:
+            raise KeyError("the exploration did not reach that world")
+        return self._path(key)
+
+    def _path(self, k: Key | None) -> list[World]:
         assert self.canon is not None
-        k: Key | None = self.keys[get_property(prop).name]
         out: list[World] = []
         while k is not None:
             out.append(self.canon.world(k))

@@ -102,9 +102,17 @@ def from_exploration(result: Exploration, prop: str | Property) -> Trace:
     """The shortest counterexample the explorer found for ``prop``, as a
     trace over named processes (undoing the symmetry reduction)."""
     name = get_property(prop).name
-    system = result.system
-    path = result.path(name)
-    w = initial(system)
+    return _along(result, result.path(name), name)
+
+
+def trace_to(result: Exploration, world: World) -> Trace:
+    """A shortest trace from the initial world to ``world`` (any world the
+    exploration reached, e.g. one of ``result.worlds()``)."""
+    return _along(result, result.path_to(world), "")
+
+
+def _along(result: Exploration, path: list[World], prop: str) -> Trace:
+    w = initial(result.system)
     steps: list[TraceStep] = []
     for target in path[1:]:
         found = _step_to(result, w, result.key(target))
@@ -112,7 +120,7 @@ def from_exploration(result: Exploration, prop: str | Property) -> Trace:
             raise TraceError("internal: no step reaches the next state of the path")
         steps.append(found[0])
         w = found[1]
-    return Trace(system, tuple(steps), name)
+    return Trace(result.system, tuple(steps), prop)
 
 
 def _step_to(result: Exploration, w: World, target: tuple[int, ...]) -> tuple[TraceStep, World] | None:
