@@ -65,9 +65,7 @@ def mismatches(system: System, max_states: int = 200) -> tuple[int, list[Mismatc
     """(moves compared, disagreements) over up to ``max_states`` explored
     states of ``system``."""
     base = encode(system)
-    ex = explore(system, properties=(), stop_when_all_violated=False)
-    assert ex.canon is not None
-    states = [ex.canon.world(k) for k in islice(ex.parent, max_states)]
+    states = list(islice(explore(system, properties=(), stop_when_all_violated=False).worlds(), max_states))
     moves, bad = 0, []
     for w in states:
         sysm = SymSystem(base.kinds, kind_of_array(base, system, w.procs), base.bytes, base.fault_budget)

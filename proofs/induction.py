@@ -179,9 +179,7 @@ def vacuity(sysm: SymSystem, inv: Invariant, system: System, wanted: list[Callab
       is passed only because its step can never happen.
 
     A state the explorer cannot provide is itself a failed check."""
-    ex = explore(system, properties=(), stop_when_all_violated=False)
-    assert ex.canon is not None
-    explored = [ex.canon.world(k) for k in ex.parent]
+    explored = list(explore(system, properties=(), stop_when_all_violated=False).worlds())
     checks: list[Check] = []
     pl = sysm.kinds[0].payload("entry")
     entry = system.kinds[0].payload("entry")
