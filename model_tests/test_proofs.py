@@ -15,7 +15,7 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-import z3  # type: ignore[import-untyped]
+import z3
 
 from proofs import cli, invariants, symbolic
 from proofs.bmc import search

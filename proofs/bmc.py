@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-import z3  # type: ignore[import-untyped]
+import z3
 
 from spec.machine import faults, initial, step as model_step
 from spec.properties import Property

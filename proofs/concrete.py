@@ -8,7 +8,7 @@ solver state can be compared field by field with the model's.
 
 from __future__ import annotations
 
-import z3  # type: ignore[import-untyped]
+import z3
 
 from spec.state import Buf, Desc, Mapped, Proc, Reg, Size, Status, World, published
 from spec.system import System

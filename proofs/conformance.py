@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import islice
 
-import z3  # type: ignore[import-untyped]
+import z3
 
 from spec.explore import explore
 from spec.machine import Fault, faults, step as model_step

@@ -29,7 +29,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-import z3  # type: ignore[import-untyped]
+import z3
 
 from spec.explore import explore
 from spec.machine import faults

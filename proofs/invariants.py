@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-import z3  # type: ignore[import-untyped]
+import z3
 
 from spec.ops import ENTRY, TEMP, Close, Ftruncate, Instr, Open, Read, Rename, Write
 

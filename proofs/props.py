@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Callable, Mapping
 
-import z3  # type: ignore[import-untyped]
+import z3
 
 from spec.ops import Role
 from spec.properties import HITS, NO_SIGBUS, STAYS, Property

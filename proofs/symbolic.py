@@ -36,7 +36,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping
 
-import z3  # type: ignore[import-untyped]
+import z3
 
 from spec import fs as F
 from spec import semantics as S
@@ -71,11 +71,6 @@ def errno_code(name: str) -> int:
         return ERRNOS.index(name)
     except ValueError:
         raise ProgramError(f"unknown errno {name!r}: spec.fs declares {', '.join(ERRNOS[1:])}") from None
-
-
-def errno_name(code: int) -> str:
-    """Inverse of :func:`errno_code`."""
-    return ERRNOS[code]
 
 
 # ------------------------------------------------------------ kinds and bytes
