@@ -28,7 +28,7 @@ from spec.system import System
 from spec.trace import Trace, TraceStep, replay
 
 from .props import Procs, formula
-from .symbolic import SymFS, SymState, SymSystem, Term, encode, initial_state, may_create, op_pcs, step
+from .symbolic import SymFS, SymState, SymSystem, Term, encode, initial_state, may_create, op_pcs, step, term_if
 
 
 class DecodeError(RuntimeError):
@@ -152,12 +152,12 @@ class Chosen:
     sel: Term
 
     def local(self, get: Callable[[SymState], Term], i: int) -> Term:
-        return z3.If(self.sel == i, get(self.afters[i])[i], get(self.before)[i])
+        return term_if(self.sel == i, get(self.afters[i])[i], get(self.before)[i])
 
     def shared(self, get: Callable[[SymState], Term]) -> Term:
         out = get(self.afters[-1])
         for i in range(len(self.afters) - 2, -1, -1):
-            out = z3.If(self.sel == i, get(self.afters[i]), out)
+            out = term_if(self.sel == i, get(self.afters[i]), out)
         return out
 
 
