@@ -81,10 +81,10 @@ class Theorem:
         if self.invariant is not None and self.system is None:
             return "all N, all L"
         assert self.system is not None
-        sys_ = self.system
-        lens = sorted({len(b) for p in sys_.processes for n, b in p.payloads if n == "entry"})
+        s = self.system
+        lens = sorted({len(b) for p in s.processes for n, b in p.payloads if n == "entry"})
         what = "every run" if self.exhaustive else f"depth <= {self.depth}"
-        return f"N = {sys_.count(Role.WRITER)}+{sys_.count(Role.READER)}R, L in {lens}, F = {sys_.faults}, {what}"
+        return f"N = {s.count(Role.WRITER)}+{s.count(Role.READER)}R, L in {lens}, F = {s.faults}, {what}"
 
 
 @dataclass
