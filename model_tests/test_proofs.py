@@ -1,9 +1,9 @@
 """The Z3 proofs: ``idemwrite prove`` as a whole, each counterexample
 replayed in the model, the explorer and on real files, the solver's
 transition against ``spec.machine`` (on the catalogue and on a program made
-of the checks the catalogue never fails), BMC of a protocol value defined
-here, and known-bad twins that each check must catch (a broken invariant, a
-false invariant, a broken Z3 domain).
+of calls the kernel refuses), and known-bad twins that each check must
+catch (a broken invariant, a false invariant, a broken Z3 domain).
+BMC of a protocol value defined in a test: ``test_own_protocol.py``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import pytest
 import z3
 
 from proofs import cli, invariants, symbolic
-from proofs.bmc import search
 from proofs.conformance import mismatches
 from proofs.induction import prove, unbounded_system, vacuity
 from proofs.theorems import COUNTEREXAMPLE, PROVED, SAMPLES, UNKNOWN, catalogue, find, run
@@ -228,25 +227,6 @@ def test_a_check_the_z3_domain_skips_is_caught_by_conformance(monkeypatch: pytes
     monkeypatch.setattr(symbolic.Z3Dom, "check", no_eacces)
     _, bad = mismatches(System((Process(REFUSED, (("entry", b"ab"),)),)))
     assert any(m.field.startswith("last[") for m in bad)
-
-
-def test_bmc_of_a_protocol_value_defined_here() -> None:
-    """A writer that empties the file before writing it (in no catalogue):
-    BMC finds the emptied entry and the trace replays; its fixed twin,
-    write-then-truncate, has no counterexample at that depth."""
-    truncate_first = Program("truncate-first", Role.WRITER, (
-        Open(ENTRY, O_WRONLY | O_CREAT),
-        Ftruncate(Length(None, 0)),  # a second writer empties a published entry
-        Write(Data("entry")),
-        Close(),
-        Return(Outcome.OK),
-    ), publishes=((ENTRY, "entry"),))
-    res = search(System.of(truncate_first, 2, 0, entry_length=1), STAYS, 8)
-    trace = res.trace()
-    assert res.outcome == "counterexample" and trace is not None
-    assert STAYS.check(trace.system, replay(trace)[-1]) is not None
-    assert explore(trace.system, [STAYS]).violations[STAYS.name].depth == res.depth
-    assert search(System.of(WRITE_THEN_TRUNCATE, 2, 0, entry_length=1), STAYS, res.depth).outcome == "none"
 
 
 def test_a_non_inductive_invariant_fails_consecution() -> None:
