@@ -46,6 +46,19 @@ from spec.system import System
 
 TRUE, FALSE = z3.BoolVal(True), z3.BoolVal(False)
 Term = Any  # a Z3 term (z3 has no type hints)
+# Z3 makes each term once, so a constant is known by its id: a third of
+# the cost of z3.is_true, asked tens of thousands of times per theorem.
+_TRUE_ID, _FALSE_ID = TRUE.get_id(), FALSE.get_id()
+
+
+def is_true(b: Term) -> bool:
+    """``b`` is the term true."""
+    return bool(b.get_id() == _TRUE_ID)
+
+
+def is_false(b: Term) -> bool:
+    """``b`` is the term false."""
+    return bool(b.get_id() == _FALSE_ID)
 
 # ------------------------------------------------------------ codes
 
@@ -387,24 +400,24 @@ def _lift(x: Term) -> Term:
 def _and(*bs: Term) -> Term:
     """Conjunction, folding the constants away."""
     terms = [_lift(b) for b in bs]
-    if any(z3.is_false(b) for b in terms):
+    if any(is_false(b) for b in terms):
         return FALSE
-    terms = [b for b in terms if not z3.is_true(b)]
+    terms = [b for b in terms if not is_true(b)]
     return TRUE if not terms else terms[0] if len(terms) == 1 else z3.And(terms)
 
 
 def _or(*bs: Term) -> Term:
     """Disjunction, folding the constants away."""
     terms = [_lift(b) for b in bs]
-    if any(z3.is_true(b) for b in terms):
+    if any(is_true(b) for b in terms):
         return TRUE
-    terms = [b for b in terms if not z3.is_false(b)]
+    terms = [b for b in terms if not is_false(b)]
     return FALSE if not terms else terms[0] if len(terms) == 1 else z3.Or(terms)
 
 
 def _not(b: Term) -> Term:
     b = _lift(b)
-    return FALSE if z3.is_true(b) else TRUE if z3.is_false(b) else z3.Not(b)
+    return FALSE if is_true(b) else TRUE if is_false(b) else z3.Not(b)
 
 
 def _ite(c: Term, a: Term, b: Term) -> Term:
@@ -425,9 +438,9 @@ def _chooser(c: Term) -> Callable[[Term, Term], Term]:
     """``x`` where ``c`` holds, else ``y``, for many pairs of terms under
     one condition (the merges below), with ``c``'s constness found once.
     Most pairs are one unchanged term, caught before asking Z3."""
-    if z3.is_true(c):
+    if is_true(c):
         return lambda x, y: x
-    if z3.is_false(c):
+    if is_false(c):
         return lambda x, y: y
     return lambda x, y: x if x is y or x.eq(y) else term_if(c, x, y)
 
@@ -485,10 +498,10 @@ class Z3Dom:
 
     # -- updates, under the guard
     def _put_local(self, new: Local) -> None:
-        self.loc = new if z3.is_true(self.live) else merge_local(self.live, new, self.loc)
+        self.loc = new if is_true(self.live) else merge_local(self.live, new, self.loc)
 
     def _put_fs(self, new: SymFS) -> None:
-        self.fs = new if z3.is_true(self.live) else merge_fs(self.live, new, self.fs)
+        self.fs = new if is_true(self.live) else merge_fs(self.live, new, self.fs)
 
     def _put_reg(self, reg: str, **values: Term) -> None:
         regs = dict(self.loc.regs)
@@ -529,7 +542,7 @@ class Z3Dom:
     # -- the step
     def check(self, cond: Term, errno: str, then: Callable[[], None] | None = None) -> None:
         fails = _and(self.live, cond)
-        if z3.is_false(fails):
+        if is_false(fails):
             return
         if then is not None:
             self._under(fails, then)
@@ -558,8 +571,8 @@ class Z3Dom:
 
     def branch(self, cond: Term, then: Callable[[], None], other: Callable[[], None]) -> None:
         c = _lift(cond)
-        if z3.is_true(c) or z3.is_false(c):
-            (then if z3.is_true(c) else other)()
+        if is_true(c) or is_false(c):
+            (then if is_true(c) else other)()
             return
         (la, fa), (lb, fb) = self._fork(then), self._fork(other)
         self.loc, self.fs = merge_local(c, la, lb), merge_fs(c, fa, fb)
@@ -578,7 +591,7 @@ class Z3Dom:
 
     def die(self, cond: Term, status: Status) -> None:
         dies = _and(self.live, cond)
-        if z3.is_false(dies):
+        if is_false(dies):
             return
         self._under(dies, lambda: self.finish(status, None))
         self.live = _and(self.live, _not(cond))
@@ -804,7 +817,7 @@ def step(sysm: SymSystem, s: SymState, p: Term, fault: Term) -> Transition:
     """Any process ``p`` takes its next step: the case split over every
     kind and operation, merged into one transition."""
     steps = [case_step(sysm, s, p, fault, ki, pc) for ki, pc in cases(sysm)
-             if not z3.is_false(z3.simplify(sysm.kind_of[p] == ki))]
+             if not is_false(z3.simplify(sysm.kind_of[p] == ki))]
     budget = TRUE if sysm.fault_budget is None else z3.Implies(fault, s.faults < sysm.fault_budget)
     enabled = z3.And(budget, z3.Or([t.enabled for t in steps]))
     after = steps[-1].after
