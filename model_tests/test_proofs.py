@@ -1,7 +1,9 @@
 """The Z3 proofs: ``idemwrite prove`` as a whole, each counterexample
 replayed in the model, the explorer and on real files, the solver's
-transition against ``spec.machine``, and known-bad twins that each check
-must catch (a broken invariant, a false invariant, a broken encoding).
+transition against ``spec.machine`` (on the catalogue and on a program made
+of calls the kernel refuses), and known-bad twins that each check must
+catch (a broken invariant, a false invariant, a broken Z3 domain).
+BMC of a protocol value defined in a test: ``test_own_protocol.py``.
 """
 
 from __future__ import annotations
@@ -13,18 +15,43 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-import z3  # type: ignore[import-untyped]
+import z3
 
 from proofs import cli, invariants, symbolic
 from proofs.conformance import mismatches
 from proofs.induction import prove, unbounded_system, vacuity
-from proofs.props import HITS, NO_SIGBUS, STAYS
 from proofs.theorems import COUNTEREXAMPLE, PROVED, SAMPLES, UNKNOWN, catalogue, find, run
-from spec.explore import Setup, explore
-from spec.properties import get_property
-from spec.explore import build
-from spec.ops import Write
-from spec.trace import files, from_json, replay
+from spec import fs as F
+from spec.explore import explore
+from spec.machine import initial, step
+from spec.ops import (
+    ENTRY,
+    O_CREAT,
+    O_WRONLY,
+    TEMP,
+    Close,
+    Data,
+    Fstat,
+    Ftruncate,
+    Length,
+    Mmap,
+    Open,
+    Outcome,
+    Program,
+    PWrite,
+    Read,
+    Rename,
+    Return,
+    Role,
+    Unlink,
+    Write,
+)
+from spec.programs import GO_READ_ENTRY, WRITE_THEN_TRUNCATE
+from spec.properties import HITS, NO_SIGBUS, STAYS, get_property
+from spec.protocols import CATALOGUE
+from spec.state import Began, Status
+from spec.system import Process, System
+from spec.trace import Trace, TraceStep, files, from_json, replay
 
 Row = dict[str, Any]
 
@@ -87,72 +114,126 @@ def test_each_needed_assumption_dropped_yields_a_counterexample(rows: dict[str, 
     assert rows[f"write-then-truncate/{STAYS}/drop-same-bytes"]["outcome"] == COUNTEREXAMPLE
 
 
-def _setup_traces(rows: dict[str, Row]) -> list[tuple[str, Any]]:
+def _traces(rows: dict[str, Row]) -> list[tuple[str, Trace]]:
+    """Every counterexample, as a trace over its theorem's System (the JSON
+    trace, where the row has one, is the same trace)."""
     out = []
     for name, r in rows.items():
         cex = r["counterexample"]
-        if cex is not None and cex["trace"] is not None:
-            out.append((name, from_json(cex["trace"])))
+        if cex is None:
+            continue
+        t = find(name)
+        assert t.system is not None
+        trace = Trace(t.system, tuple(TraceStep.from_json(x) for x in cex["steps"]), t.property.name)
+        if cex["trace"] is not None:
+            assert from_json(cex["trace"]) == trace, name
+        out.append((name, trace))
     return out
 
 
 def test_bmc_traces_replay_in_the_model_and_the_explorer_agrees(rows: dict[str, Row]) -> None:
-    traces = _setup_traces(rows)
-    assert len(traces) >= 10
+    traces = _traces(rows)
+    assert len(traces) == 20
+    assert sum(r["counterexample"]["trace"] is not None for r in rows.values() if r["counterexample"]) >= 10
     for name, trace in traces:
-        cfg = build(trace.setup).config
-        assert get_property(trace.property).check(cfg, replay(trace)[-1]) is not None, name
-        if name.endswith("/bmc"):
-            # Both are shortest: breadth-first and iterative deepening agree.
-            ex = explore(trace.setup, [trace.property])
-            assert ex.verdict(trace.property) == "violated", name
-            assert ex.violations[trace.property].depth == len(trace.steps), name
+        prop = get_property(trace.property)
+        assert prop.check(trace.system, replay(trace)[-1]) is not None, name
+        # Both are shortest: breadth-first and iterative deepening agree
+        # (on systems written process by process too).
+        ex = explore(trace.system, [prop])
+        assert ex.verdict(prop) == "violated", name
+        assert ex.violations[prop.name].depth == len(trace.steps), name
 
 
 def test_bmc_traces_replay_on_real_files(rows: dict[str, Row], tmp_path: pathlib.Path) -> None:
     replay_mod = pytest.importorskip("reference.replay", reason="reference.replay (the OS replay) is not written yet")
-    for n, (name, trace) in enumerate(_setup_traces(rows)):
+    traces = [(n, t) for n, t in _traces(rows) if rows[n]["counterexample"]["trace"] is not None]
+    for n, (name, trace) in enumerate(traces):
         snaps = replay_mod.replay_snapshots(trace, tmp_path / f"run{n}")
         real = [snap.files for snap in snaps]
         assert real == replay_mod.replay_trace(trace, tmp_path / f"again{n}")
         model = [files(w.fs) for w in replay(trace)[1:]]
         assert real == model, name
-        path = "output" if trace.setup.protocols[0] == "go-output-file" else "entry"
+        first = trace.system.processes[0]
+        path = "output" if first.program.name == "go-output-file" else "entry"
         last = dict(real[-1]).get(path)
-        full = dict(trace.setup.payloads())[path]
-        if trace.property == STAYS:
+        full = dict(first.payloads)[path]
+        if trace.property == STAYS.name:
             assert last is None or len(last) < len(full) or last != full, name  # missing, short or torn
-        elif trace.property == NO_SIGBUS:  # the real reader dies of SIGBUS
-            assert snaps[-1].procs[-1].status == "sigbus", name
+        elif trace.property == NO_SIGBUS.name:  # the real reader dies of SIGBUS
+            assert snaps[-1].procs[-1].status == Status.SIGBUS, name
         else:  # the real reader, begun after publication, misses
             reader = snaps[-1].procs[-1]
-            assert (reader.began, reader.status) in ((2, "miss"), (2, "sigbus")), (name, reader)
+            assert (reader.began, reader.status) in ((Began.AFTER_PUBLICATION, Status.MISS),
+                                                     (Began.AFTER_PUBLICATION, Status.SIGBUS)), (name, reader)
 
 
 def test_the_solver_transition_is_the_model_s() -> None:
-    for setup in (Setup(("write-then-truncate",), writers=2, readers=1, faults=1, entry_length=2),
-                  Setup(("go-output-file",), writers=2, readers=0, faults=1, entry_length=2)):
-        moves, bad = mismatches(setup, max_states=25)
+    wtt, gof = CATALOGUE["write-then-truncate"], CATALOGUE["go-output-file"]
+    for system in (System.of(wtt, 2, 1, faults=1, entry_length=2), System.of(gof, 2, 0, faults=1, entry_length=2)):
+        moves, bad = mismatches(system, max_states=25)
         assert moves > 40 and not bad, bad[:3]
 
 
-def test_a_broken_encoding_is_caught_by_conformance(monkeypatch: pytest.MonkeyPatch) -> None:
-    write = symbolic.HANDLERS[Write]
+# Every check the catalogue's programs never fail, one after the other:
+# each call below is refused, and the program goes on regardless.
+REFUSED = Program("refused-calls", Role.WRITER, (
+    Open(ENTRY, O_WRONLY | O_CREAT),
+    Write(Data("entry")),
+    Ftruncate(Length(None, -1)),  # EINVAL: a negative length
+    PWrite(Data("entry"), -1),  # EINVAL: a negative offset
+    Fstat(),
+    Mmap(),  # EACCES: mapping a write-only descriptor
+    Read(),  # EBADF: reading a write-only descriptor
+    Close(),
+    Close(),  # EBADF: nothing to close
+    Unlink(TEMP),  # ENOENT
+    Rename(TEMP, ENTRY),  # ENOENT
+    Return(Outcome.FAIL),
+))
 
-    def write_loses_the_byte(ins, k, loc, fs, fault, sysm):  # type: ignore[no-untyped-def]
-        loc2, fs2, done = write(ins, k, loc, fs, fault, sysm)
-        return loc2, replace(fs2, data=fs.data), done
 
-    monkeypatch.setitem(symbolic.HANDLERS, Write, write_loses_the_byte)
-    _, bad = mismatches(Setup(("write-then-truncate",), writers=1, readers=0, entry_length=1), max_states=10)
+def test_the_solver_transition_is_the_model_s_on_every_refused_call() -> None:
+    system = System((Process(REFUSED, (("entry", b"ab"),)),), faults=1)
+    w, errnos = initial(system), set()
+    while w.procs[0].status is Status.RUNNING:
+        w = step(system, w, 0)
+        errnos.add(w.procs[0].last)
+    assert {F.EINVAL, F.EACCES, F.EBADF, F.ENOENT} <= errnos  # the model does refuse them
+    moves, bad = mismatches(system)
+    assert moves > 15 and not bad, bad[:3]
+
+
+def test_a_broken_z3_domain_is_caught_by_conformance(monkeypatch: pytest.MonkeyPatch) -> None:
+    write = symbolic.Z3Dom.write
+
+    def write_loses_the_byte(self: symbolic.Z3Dom, ino: Any, at: Any, payload: str, first: Any, count: Any) -> None:
+        data = self.fs.data
+        write(self, ino, at, payload, first, count)
+        self.fs = replace(self.fs, data=data)
+
+    monkeypatch.setattr(symbolic.Z3Dom, "write", write_loses_the_byte)
+    _, bad = mismatches(System.of(CATALOGUE["write-then-truncate"], 1, 0, entry_length=1), max_states=10)
     assert any(m.field.startswith("data[") for m in bad)
+
+
+def test_a_check_the_z3_domain_skips_is_caught_by_conformance(monkeypatch: pytest.MonkeyPatch) -> None:
+    check = symbolic.Z3Dom.check
+
+    def no_eacces(self: symbolic.Z3Dom, cond: Any, errno: str, then: Any = None) -> None:
+        if errno != F.EACCES:
+            check(self, cond, errno, then)
+
+    monkeypatch.setattr(symbolic.Z3Dom, "check", no_eacces)
+    _, bad = mismatches(System((Process(REFUSED, (("entry", b"ab"),)),)))
+    assert any(m.field.startswith("last[") for m in bad)
 
 
 def test_a_non_inductive_invariant_fails_consecution() -> None:
     def weakened(v: invariants.View) -> invariants.Conjuncts:
         return [(n, c) for n, c in invariants.in_place_writer(v) if n != "writer-offset"]
 
-    res = prove(unbounded_system("write-then-truncate", "go-read-entry"), weakened, STAYS, valid_entry=False)
+    res = prove(unbounded_system(WRITE_THEN_TRUNCATE, GO_READ_ENTRY), weakened, STAYS, valid_entry=False)
     assert not res.proved and any(c.name.startswith("consecution") for c in res.failures())
 
 
@@ -160,9 +241,9 @@ def test_a_false_invariant_fails_initiation_and_vacuity() -> None:
     def false(v: invariants.View) -> invariants.Conjuncts:
         return [("false", z3.BoolVal(False))]
 
-    sysm = unbounded_system("write-then-truncate", "go-read-entry")
+    sysm = unbounded_system(WRITE_THEN_TRUNCATE, GO_READ_ENTRY)
     assert [c.name for c in prove(sysm, false, STAYS).failures()] == ["initiation"]  # consecution is vacuously fine
-    checks = vacuity(sysm, false, Setup(("write-then-truncate",), writers=2, readers=1, faults=2, entry_length=2), SAMPLES)
+    checks = vacuity(sysm, false, System.of(WRITE_THEN_TRUNCATE, 2, 1, faults=2, entry_length=2), SAMPLES)
     assert checks and all(not c.passed for c in checks)
 
 
@@ -170,8 +251,8 @@ def test_an_invariant_false_on_reachable_states_fails_vacuity() -> None:
     def entry_never_exists(v: invariants.View) -> invariants.Conjuncts:
         return invariants.in_place_writer(v) + [("no-entry", v.E == -1)]
 
-    sysm = unbounded_system("write-then-truncate", "go-read-entry")
-    checks = vacuity(sysm, entry_never_exists, Setup(("write-then-truncate",), writers=2, readers=1, faults=2, entry_length=2), SAMPLES)
+    sysm = unbounded_system(WRITE_THEN_TRUNCATE, GO_READ_ENTRY)
+    checks = vacuity(sysm, entry_never_exists, System.of(WRITE_THEN_TRUNCATE, 2, 1, faults=2, entry_length=2), SAMPLES)
     assert not any(c.answer == "missing" for c in checks)
     assert any(not c.passed for c in checks)
 

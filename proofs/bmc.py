@@ -1,11 +1,12 @@
-"""Bounded model checking: a shortest counterexample within N processes and
-depth k, decoded into the project's trace format and replayed in the model.
+"""Bounded model checking: a shortest counterexample within a System and
+depth k, decoded into a ``spec.trace.Trace`` and replayed in the model.
 
-A :class:`Scenario` is the fixed process mix: usually an explorer
-``Setup`` (then the counterexample is a ``spec.trace.Trace`` that the model
-replay and the OS replay consume), or processes with payloads of their own
-(two writers of different lengths, say), which ``Setup`` cannot express;
-those are replayed step by step on ``spec.machine`` with the same Config.
+Any :class:`~spec.system.System` at byte granularity without crashes: the
+usual shape (``System.of``) or processes written out one by one (two
+writers of payloads of different lengths, say).  The solver's choices (who
+steps, with a fault or not) are named as the model names them and replayed
+by ``spec.trace.replay``; a run that does not replay, or does not violate
+the property in the model, is a :class:`DecodeError`, never a result.
 
 The encoding is quantifier-free: N is concrete, so are the payloads and
 hence every byte range (``Bytes(bound)``).  The search deepens one step at a
@@ -18,17 +19,16 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-import z3  # type: ignore[import-untyped]
+import z3
 
-from spec.explore import Setup, build
-from spec.ops import Open, OpenFlags
-from spec.machine import Config, Kind, World, initial, local_faults, step as model_step
-from spec.properties import get_property
-from spec.protocols import protocol
+from spec.machine import faults, initial, step as model_step
+from spec.properties import Property
+from spec.state import Status, World
+from spec.system import System
 from spec.trace import Trace, TraceStep, replay
 
-from .props import PROPERTY_FORMULAS, Procs
-from .symbolic import Bytes, SymFS, SymKind, SymPayload, SymState, System, initial_state, step
+from .props import Procs, formula
+from .symbolic import SymFS, SymState, SymSystem, Term, encode, initial_state, may_create, op_pcs, step, term_if
 
 
 class DecodeError(RuntimeError):
@@ -36,61 +36,19 @@ class DecodeError(RuntimeError):
     the model disagree (a bug to report, never a result)."""
 
 
-def concrete_payload(data: bytes) -> SymPayload:
-    """A payload of concrete bytes, as an array built from K and Store."""
-    arr: z3.ArrayRef = z3.K(z3.IntSort(), z3.IntVal(0))
-    for i, byte in enumerate(data):
-        arr = z3.Store(arr, i, byte)
-    return SymPayload(z3.IntVal(len(data)), arr)
-
-
-@dataclass(frozen=True)
-class Scenario:
-    """Who runs: each process's protocol and payloads, the fault budget,
-    and the explorer Setup it comes from (None when Setup cannot say it)."""
-
-    procs: tuple[tuple[str, tuple[tuple[str, bytes], ...]], ...]
-    faults: int
-    names: tuple[str, ...]
-    setup: Setup | None = None
-    kinds: tuple[tuple[str, tuple[tuple[str, bytes], ...]], ...] = field(init=False, compare=False)
-
-    def __post_init__(self) -> None:
-        kinds: list[tuple[str, tuple[tuple[str, bytes], ...]]] = []
-        for proc in self.procs:
-            if proc not in kinds:
-                kinds.append(proc)
-        object.__setattr__(self, "kinds", tuple(kinds))
-
-    @staticmethod
-    def of_setup(setup: Setup) -> "Scenario":
-        if setup.crashes or setup.granularity != "byte":
-            raise ValueError("the solver encodes byte granularity without crashes only")
-        model = build(setup)
-        procs = tuple((name, setup.payloads()) for name in setup.process_protocols())
-        return Scenario(procs, setup.faults, model.names, setup)
-
-    def config(self) -> Config:
-        """The model's Config for these processes (byte granularity)."""
-        return Config(tuple(Kind(name, protocol(name).program, pls) for name, pls in self.kinds), "byte", self.faults)
-
-    def kind_index(self) -> tuple[int, ...]:
-        return tuple(self.kinds.index(p) for p in self.procs)
-
-    def max_inodes(self) -> int:
-        """At most one inode per creating open a process can execute (the
-        catalogue's programs only jump forward, so each open runs once)."""
-        return sum(sum(1 for ins in protocol(name).program.code if isinstance(ins, Open) and OpenFlags.CREAT in ins.flags)
-                   for name, _ in self.procs)
-
-    def system(self) -> System:
-        kinds = tuple(SymKind(name, protocol(name).program, {n: concrete_payload(b) for n, b in pls})
-                      for name, pls in self.kinds)
-        kind_of: z3.ArrayRef = z3.K(z3.IntSort(), z3.IntVal(0))
-        for i, ki in enumerate(self.kind_index()):
-            kind_of = z3.Store(kind_of, i, ki)
-        bound = max(len(b) for _, pls in self.kinds for _, b in pls) + 1
-        return System(kinds, kind_of, Bytes(bound), self.faults)
+def max_inodes(system: System, depth: int) -> int:
+    """The inodes a run of ``depth`` steps can create: one per operation
+    that may create one (``proofs.symbolic.may_create``) of each process,
+    when its program only jumps forward (each runs at most once); else one
+    per step."""
+    sysm = encode(system)
+    total = 0
+    for ki in system.kind_of:
+        k = sysm.kinds[ki]
+        if any(0 <= t <= pc for pc, t in enumerate(k.program.targets)):
+            return depth
+        total += sum(1 for pc in op_pcs(k) if may_create(sysm, k, k.program.code[pc]))
+    return total
 
 
 @dataclass
@@ -98,8 +56,8 @@ class BmcResult:
     """What the search found: a trace (steps over process names) reaching a
     violation of ``property`` at ``depth``, or nothing up to ``bound``."""
 
-    scenario: Scenario
-    property: str
+    system: System
+    property: Property
     bound: int
     steps: tuple[TraceStep, ...] | None
     depth: int
@@ -109,11 +67,8 @@ class BmcResult:
     reason: str = ""
 
     def trace(self) -> Trace | None:
-        """The counterexample in the common trace format, when the scenario
-        is an explorer Setup."""
-        if self.steps is None or self.scenario.setup is None:
-            return None
-        return Trace(self.scenario.setup, self.steps, self.property)
+        """The counterexample in the common trace format."""
+        return None if self.steps is None else Trace(self.system, self.steps, self.property.name)
 
 
 # Per query: a deterministic work budget (Z3's rlimit), so that the outcome
@@ -125,60 +80,59 @@ RLIMIT = 500_000_000
 TIMEOUT_MS = 600_000
 
 
-def search(scn: Scenario, prop: str, depth: int, timeout_ms: int = TIMEOUT_MS, start: int = 0) -> BmcResult:
-    """A shortest run of at most ``depth`` steps that violates ``prop``
-    (asked only from depth ``start`` on: pass the shortest depth when an
-    exhaustive search has already shown that no shallower run violates).
+def search(system: System, prop: Property, depth: int, timeout_ms: int = TIMEOUT_MS, start: int = 0) -> BmcResult:
+    """A shortest run of ``system`` of at most ``depth`` steps that violates
+    ``prop`` (asked only from depth ``start`` on: pass the shortest depth
+    when an exhaustive search has already shown that no shallower run
+    violates).
 
     Each depth is a fresh, non-incremental QF_AUFLIA query: measured about
     three times faster here than one incremental solver with push/pop,
     which gives up Z3's preprocessing."""
     started = time.perf_counter()
-    sysm = scn.system()
-    n = len(scn.procs)
-    inodes = scn.max_inodes()
+    sysm = encode(system)
+    n = len(system.processes)
+    inodes = max_inodes(system, depth)
     s, facts = scalarize(initial_state(sysm, n), sysm, n, inodes, "@0")
-    sels: list[tuple[z3.ArithRef, z3.BoolRef]] = []
-    formula = PROPERTY_FORMULAS[prop]
+    sels: list[tuple[Term, Term]] = []
+    bad = z3.Not(formula(prop)(sysm, s, Procs(n)))
     # Symmetry breaking: of two identical processes (same program, same
     # payloads), the later-named one never takes its first step before the
     # earlier one.  Sound: renaming identical processes maps every run to
     # one that obeys this, and the properties do not depend on names.
-    twins = [i for i in range(n - 1) if scn.procs[i] == scn.procs[i + 1]]
+    twins = [i for i in range(n - 1) if system.kind_of[i] == system.kind_of[i + 1]]
     for t in range(depth + 1):
-        if t < start:
-            p, f = z3.Int(f"sel@{t}"), z3.Bool(f"fault@{t}")
-            s, facts = _extend(sysm, s, facts, p, f, n, inodes, t)
-            facts += _first_steps_in_order(sels, p, twins)
-            sels.append((p, f))
-            continue
-        solver = z3.SolverFor("QF_AUFLIA")
-        solver.set("timeout", timeout_ms)
-        solver.set("rlimit", RLIMIT)
-        solver.add(*facts, z3.Not(formula(sysm, s, Procs(n))))
-        r = solver.check()
-        if r == z3.sat:
-            model = solver.model()
-            choices = [(model.eval(p, True).as_long(), z3.is_true(model.eval(f, True))) for p, f in sels]
-            steps, worlds = decode(scn, choices)
-            return _checked(BmcResult(scn, prop, depth, steps, t, "counterexample", time.perf_counter() - started, worlds))
-        if r == z3.unknown:
-            return BmcResult(scn, prop, depth, None, t, "unknown", time.perf_counter() - started, reason=solver.reason_unknown())
-        if t == depth:
-            break
+        if t >= start:
+            solver = z3.SolverFor("QF_AUFLIA")
+            solver.set("timeout", timeout_ms)
+            solver.set("rlimit", RLIMIT)
+            solver.add(*facts, bad)
+            r = solver.check()
+            if r == z3.sat:
+                model = solver.model()
+                choices = [(model.eval(p, True).as_long(), z3.is_true(model.eval(f, True))) for p, f in sels]
+                steps, worlds = decode(system, choices)
+                res = BmcResult(system, prop, depth, steps, t, "counterexample", time.perf_counter() - started, worlds)
+                return _checked(res)
+            if r == z3.unknown:
+                return BmcResult(system, prop, depth, None, t, "unknown", time.perf_counter() - started,
+                                 reason=solver.reason_unknown())
+            if t == depth:
+                break
         p, f = z3.Int(f"sel@{t}"), z3.Bool(f"fault@{t}")
         s, facts = _extend(sysm, s, facts, p, f, n, inodes, t)
         facts += _first_steps_in_order(sels, p, twins)
         sels.append((p, f))
-    return BmcResult(scn, prop, depth, None, depth, "none", time.perf_counter() - started)
+        bad = z3.Not(formula(prop)(sysm, s, Procs(n)))
+    return BmcResult(system, prop, depth, None, depth, "none", time.perf_counter() - started)
 
 
-def _first_steps_in_order(sels: list[tuple[z3.ArithRef, z3.BoolRef]], p: z3.ArithRef, twins: list[int]) -> list[z3.BoolRef]:
+def _first_steps_in_order(sels: list[tuple[Term, Term]], p: Term, twins: list[int]) -> list[Term]:
     return [z3.Implies(p == i + 1, z3.Or([q == i for q, _ in sels])) for i in twins]
 
 
-def _extend(sysm: System, s: SymState, facts: list[z3.BoolRef], p: z3.ArithRef, f: z3.BoolRef, n: int, inodes: int,
-            t: int) -> tuple[SymState, list[z3.BoolRef]]:
+def _extend(sysm: SymSystem, s: SymState, facts: list[Term], p: Term, f: Term, n: int, inodes: int,
+            t: int) -> tuple[SymState, list[Term]]:
     """One more step: process ``p`` moves (with fault ``f`` or not)."""
     # One transition per concrete process id: with constant indexes the
     # simplifier resolves every select, so each step is small.
@@ -195,36 +149,36 @@ class Chosen:
 
     before: SymState
     afters: list[SymState]
-    sel: z3.ArithRef
+    sel: Term
 
-    def local(self, get: Callable[[SymState], z3.ArrayRef], i: int) -> z3.ExprRef:
-        return z3.If(self.sel == i, get(self.afters[i])[i], get(self.before)[i])
+    def local(self, get: Callable[[SymState], Term], i: int) -> Term:
+        return term_if(self.sel == i, get(self.afters[i])[i], get(self.before)[i])
 
-    def shared(self, get: Callable[[SymState], z3.ExprRef]) -> z3.ExprRef:
+    def shared(self, get: Callable[[SymState], Term]) -> Term:
         out = get(self.afters[-1])
         for i in range(len(self.afters) - 2, -1, -1):
-            out = z3.If(self.sel == i, get(self.afters[i]), out)
+            out = term_if(self.sel == i, get(self.afters[i]), out)
         return out
 
 
-def scalarize(src: SymState | Chosen, sysm: System, n: int, inodes: int, tag: str) -> tuple[SymState, list[z3.BoolRef]]:
+def scalarize(src: SymState | Chosen, sysm: SymSystem, n: int, inodes: int, tag: str) -> tuple[SymState, list[Term]]:
     """A state of fresh scalar constants (arrays as Store chains of them
     over the n processes and the bounded inodes and bytes), and the
     equations that make it equal ``src`` there.  Every value the bounded run
     can read lies in that range, so the solver works on small scalar terms:
     far faster than arrays unrolled as terms or equated as wholes."""
-    eqs: list[z3.BoolRef] = []
+    eqs: list[Term] = []
     I = z3.IntSort()
     chosen = src if isinstance(src, Chosen) else Chosen(src, [src], z3.IntVal(0))
 
-    def scalar(name: str, value: z3.ExprRef) -> z3.ExprRef:
+    def scalar(name: str, value: Term) -> Term:
         v = z3.Const(f"{name}{tag}", value.sort())
         # Selects over Store chains become if-then-else: measured ten times
         # faster on go-output-file than leaving them to the array theory.
         eqs.append(v == z3.simplify(value, expand_select_store=True))
         return v
 
-    def per_proc(name: str, get: Callable[[SymState], z3.ArrayRef]) -> z3.ArrayRef:
+    def per_proc(name: str, get: Callable[[SymState], Term]) -> Term:
         default = z3.BoolVal(False) if get(chosen.before).range() == z3.BoolSort() else z3.IntVal(0)
         out = z3.K(I, default)
         for i in range(n):
@@ -232,7 +186,7 @@ def scalarize(src: SymState | Chosen, sysm: System, n: int, inodes: int, tag: st
             out = z3.Store(out, i, scalar(f"{name}[{i}]", value))
         return out
 
-    def shared(name: str, get: Callable[[SymState], z3.ExprRef]) -> z3.ExprRef:
+    def shared(name: str, get: Callable[[SymState], Term]) -> Term:
         return scalar(name, chosen.shared(get))
 
     size = z3.K(I, z3.IntVal(0))
@@ -253,7 +207,7 @@ def scalarize(src: SymState | Chosen, sysm: System, n: int, inodes: int, tag: st
     return out, eqs
 
 
-Getter = Callable[[SymState], z3.ExprRef]
+Getter = Callable[[SymState], Term]
 
 
 def _get_size(j: int) -> Getter:
@@ -280,41 +234,38 @@ def _get_pub(k: str) -> Getter:
     return lambda st: st.pub_path[k]
 
 
-def decode(scn: Scenario, choices: list[tuple[int, bool]]) -> tuple[tuple[TraceStep, ...], list[World]]:
+def decode(system: System, choices: list[tuple[int, bool]]) -> tuple[tuple[TraceStep, ...], list[World]]:
     """Turn the solver's (process, fault?) choices into trace steps, naming
     each fault as the model does (its errno, bytes landed before it), and
-    replay them on ``spec.machine``; DecodeError if a step is impossible."""
-    cfg = scn.config()
-    w = initial(cfg, scn.kind_index())
+    run them on ``spec.machine``; DecodeError if a step is impossible."""
+    w = initial(system)
     worlds = [w]
     steps: list[TraceStep] = []
     for n, (i, faulty) in enumerate(choices, 1):
-        p = w.procs[i]
-        if p.status != "run":
-            raise DecodeError(f"step {n}: the solver stepped {scn.names[i]}, which has ended ({p.status})")
+        name = system.names[i]
+        if w.procs[i].status is not Status.RUNNING:
+            raise DecodeError(f"step {n}: the solver stepped {name}, which has ended ({w.procs[i].status.value})")
         fault = None
         if faulty:
-            allowed = local_faults(cfg, p, w.faults < cfg.fault_budget)
+            allowed = faults(system, w, i)
             if len(allowed) != 1:
-                raise DecodeError(f"step {n}: the solver injected a fault into {scn.names[i]} but the model allows {allowed}")
+                raise DecodeError(f"step {n}: the solver injected a fault into {name} but the model allows {allowed}")
             fault = allowed[0]
-        steps.append(TraceStep(scn.names[i], fault))
-        w = model_step(cfg, w, i, fault)
+        steps.append(TraceStep(name, fault))
+        w = model_step(system, w, i, fault)
         worlds.append(w)
     return tuple(steps), worlds
 
 
 def _checked(res: BmcResult) -> BmcResult:
-    """Confirm in the model that the decoded run ends in a violation; with a
-    Setup, through ``spec.trace.replay`` (the explorer's replay) too."""
-    cfg = res.scenario.config()
-    why = get_property(res.property).check(cfg, res.worlds[-1])
+    """Confirm in the model that the decoded run ends in a violation, and
+    that ``spec.trace.replay`` of its trace passes the same worlds."""
+    why = res.property.check(res.system, res.worlds[-1])
     if why is None:
-        raise DecodeError(f"the solver's run does not violate {res.property} in the model")
+        raise DecodeError(f"the solver's run does not violate {res.property.name} in the model")
     trace = res.trace()
-    if trace is not None:
-        last = replay(trace)[-1]
-        if get_property(res.property).check(build(trace.setup).config, last) is None:
-            raise DecodeError(f"spec.trace.replay of the solver's trace does not violate {res.property}")
+    assert trace is not None
+    if replay(trace) != res.worlds:
+        raise DecodeError("spec.trace.replay of the solver's trace passes other worlds than the decoding")
     res.reason = why
     return res

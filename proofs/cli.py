@@ -2,7 +2,8 @@
 
 Exit status 0 only when every theorem's outcome is the one it declares;
 ``unknown`` is always a failure.  Theorems run in parallel worker
-processes (``--jobs``, default: the number of CPUs), each with its own Z3.
+processes (``--jobs``, default: the number of CPUs), each theorem in a
+fresh one, so that its counterexample does not depend on what ran before.
 """
 
 from __future__ import annotations
@@ -25,16 +26,24 @@ def _run_one(name: str) -> Row:
 
 
 def run_all(names: Sequence[str], jobs: int) -> list[Row]:
-    """The summaries of the named theorems, in the order given."""
-    if jobs <= 1 or len(names) <= 1:
+    """The summaries of the named theorems, in the order given.
+
+    Each theorem of several runs in a worker process of its own (``jobs``
+    at a time), so that it starts from a fresh Z3: the model Z3 finds, and
+    hence a counterexample's steps, depends on the terms made before it in
+    the same process, and would otherwise depend on which theorems a worker
+    happened to run first."""
+    if len(names) <= 1:
         return [_run_one(n) for n in names]
     # Deepest searches first, so the longest one does not start last.
     depth = {t.name: t.depth for t in catalogue()}
     order = sorted(names, key=lambda n: -depth.get(n, 0))
     # forkserver, not fork: the caller (a test run, say) may have threads,
-    # and forking a threaded process can deadlock the child.
+    # and forking a threaded process can deadlock the child.  The server
+    # imports the proofs once; each worker is forked from it.
     ctx = multiprocessing.get_context("forkserver")
-    with ctx.Pool(min(jobs, len(names))) as pool:
+    ctx.set_forkserver_preload(["proofs.theorems"])
+    with ctx.Pool(min(max(jobs, 1), len(names)), maxtasksperchild=1) as pool:
         done = dict(zip(order, pool.map(_run_one, order, chunksize=1)))
     return [done[n] for n in names]
 
@@ -67,7 +76,8 @@ def details(rows: list[Row]) -> str:
                 out.append(f"  induction fails: {r['counterexample_to_induction']}")
             out.append(str(cex["table"]))
         if failed(r):
-            checks: list[dict[str, object]] = r["checks"]  # type: ignore[assignment]
+            checks = r["checks"]
+            assert isinstance(checks, list)
             bad = [c for c in checks if c["answer"] != c["expect"]]
             out.append(f"\n{r['theorem']}: FAILED ({r['note']}) " + "; ".join(f"{c['check']}: {c['answer']}" for c in bad))
     return "\n".join(out)

@@ -3,7 +3,7 @@
 The system: every integer is a process id; ``kind_of`` (unconstrained)
 says whether it runs the writer protocol, the reader, or nothing; the
 entry's length L >= 1 and bytes ``pay`` are symbolic; faults are unlimited
-(every operation may fail wherever ``spec.machine.local_faults`` lets it,
+(every operation may fail wherever ``spec.semantics.fault_options`` lets it,
 so the result covers every fault budget F).  One theorem is proved by
 three validity checks, each an unsat query:
 
@@ -13,7 +13,7 @@ three validity checks, each an unsat query:
   after the step;
 - property:    the invariant implies the property.
 
-and one vacuity check: on states the explorer reached (concrete, built from
+and vacuity checks: on states the explorer reached (concrete, built from
 K and Store), the invariant holds and some step is enabled, so neither the
 invariant nor the transition is unsatisfiable.  ``unknown`` from Z3 is a
 failure of the check, never a pass.
@@ -29,25 +29,28 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-import z3  # type: ignore[import-untyped]
+import z3
 
-from spec.explore import Setup, explore
-from spec.machine import Config, World, faults
-from spec.ops import Role
-from spec.protocols import protocol
+from spec.explore import explore
+from spec.machine import faults
+from spec.ops import Program, Role
+from spec.properties import Property
+from spec.state import Status, World
+from spec.system import System
 
-from .bmc import Scenario
-from .concrete import abstract, kind_of_array
+from .concrete import abstract, kind_of_array, kind_map
 from .invariants import Invariant, View
-from .props import PROPERTY_FORMULAS, Procs
+from .props import Procs, formula
 from .symbolic import (
     Bytes,
     SymKind,
     SymPayload,
     SymState,
-    System,
+    SymSystem,
+    Term,
     case_step,
     cases,
+    encode,
     fault_allowed,
     fresh_state,
     initial_state,
@@ -92,7 +95,7 @@ class InductionResult:
         return [c for c in self.checks if not c.passed]
 
 
-def _query(name: str, facts: list[z3.BoolRef], expect: str = "unsat", detail: str = "") -> Check:
+def _query(name: str, facts: list[Term], expect: str = "unsat", detail: str = "") -> Check:
     started = time.perf_counter()
     solver = z3.Solver()
     solver.set("timeout", TIMEOUT_MS)
@@ -104,15 +107,15 @@ def _query(name: str, facts: list[z3.BoolRef], expect: str = "unsat", detail: st
     return Check(name, answer, expect, time.perf_counter() - started, detail)
 
 
-def unbounded_system(writer: str, reader: str) -> System:
+def unbounded_system(writer: Program, reader: Program) -> SymSystem:
     """Writers of ``writer`` and readers of ``reader``, any number of each,
     all with one entry of symbolic length L and bytes ``pay``."""
     entry = SymPayload(z3.Int("L"), z3.Array("pay", z3.IntSort(), z3.IntSort()))
-    kinds = tuple(SymKind(name, protocol(name).program, {"entry": entry}) for name in (writer, reader))
-    return System(kinds, z3.Array("kind_of", z3.IntSort(), z3.IntSort()), Bytes(None), None)
+    kinds = tuple(SymKind(prog, {"entry": entry}) for prog in (writer, reader))
+    return SymSystem(kinds, z3.Array("kind_of", z3.IntSort(), z3.IntSort()), Bytes(None), None)
 
 
-def assumptions(sysm: System, valid_entry: bool = True) -> list[z3.BoolRef]:
+def assumptions(sysm: SymSystem, valid_entry: bool = True) -> list[Term]:
     """L >= 1 and, with ``valid_entry``, the entry holds no zero byte (the
     reader's own validation accepts the complete entry: Go's parser rejects
     NUL in every field).  The bytes are otherwise arbitrary integers."""
@@ -122,13 +125,23 @@ def assumptions(sysm: System, valid_entry: bool = True) -> list[z3.BoolRef]:
     return [pl.length >= 1] + ([nonzero] if valid_entry else [])
 
 
-def _view(sysm: System, s: SymState, procs: Procs) -> View:
+def _view(sysm: SymSystem, s: SymState, procs: Procs) -> View:
     roles = [k.program.role for k in sysm.kinds]
     reader = roles.index(Role.READER) if Role.READER in roles else None
     return View(sysm, s, procs, roles.index(Role.WRITER), reader)
 
 
-def prove(sysm: System, inv: Invariant, prop: str, procs: Procs = Procs(), valid_entry: bool = True) -> InductionResult:
+def _may_fault(sysm: SymSystem, ki: int, pc: int) -> bool:
+    k = sysm.kinds[ki]
+    return not z3.is_false(z3.simplify(fault_allowed(sysm, k, k.program.code[pc])))
+
+
+def _case_name(sysm: SymSystem, ki: int, pc: int, fault: bool) -> str:
+    k = sysm.kinds[ki]
+    return f"{k.name}@{pc} {k.program.code[pc]}" + (" [fault]" if fault else "")
+
+
+def prove(sysm: SymSystem, inv: Invariant, prop: Property, procs: Procs = Procs(), valid_entry: bool = True) -> InductionResult:
     """Initiation, consecution (per step case) and property, as unsat
     queries; ``procs`` is all integers for the unbounded proof."""
     base = assumptions(sysm, valid_entry)
@@ -140,24 +153,23 @@ def prove(sysm: System, inv: Invariant, prop: str, procs: Procs = Procs(), valid
     holds = [c for _, c in inv(now)]
     p = z3.Int("p")
     for ki, pc in cases(sysm):
-        k = sysm.kinds[ki]
-        faulty = (False, True) if not z3.is_false(z3.simplify(fault_allowed(k.program.code[pc], k))) else (False,)
-        for fault in faulty:
+        for fault in (False, True) if _may_fault(sysm, ki, pc) else (False,):
             tr = case_step(sysm, s, p, z3.BoolVal(fault), ki, pc)
             after = inv(_view(sysm, tr.after, procs))
-            name = f"consecution {k.protocol}@{pc} {k.program.code[pc]}" + (" [fault]" if fault else "")
             scope = [] if procs.n is None else [p >= 0, p < procs.n]
-            res.checks.append(_query(name, base + holds + scope + [tr.enabled, z3.Not(z3.And([c for _, c in after]))],
+            res.checks.append(_query("consecution " + _case_name(sysm, ki, pc, fault),
+                                     base + holds + scope + [tr.enabled, z3.Not(z3.And([c for _, c in after]))],
                                      detail=", ".join(n for n, _ in after)))
-    res.checks.append(_query("invariant implies property", base + holds + [z3.Not(PROPERTY_FORMULAS[prop](sysm, s, procs))]))
+    res.checks.append(_query("invariant implies property", base + holds + [z3.Not(formula(prop)(sysm, s, procs))]))
     return res
 
 
 # ------------------------------------------------------------ vacuity
 
 
-def vacuity(sysm: System, inv: Invariant, setup: Setup, wanted: list[Callable[[World], bool]]) -> list[Check]:
-    """Non-vacuity, on states the explorer reached for ``setup``:
+def vacuity(sysm: SymSystem, inv: Invariant, system: System, wanted: list[Callable[[World], bool]]) -> list[Check]:
+    """Non-vacuity, on states the explorer reached for ``system`` (whose
+    entry fixes L and the bytes):
 
     - for each predicate in ``wanted``, one such state: the invariant holds
       there (its negation is unsat) and, with it, some step is enabled (sat);
@@ -167,17 +179,15 @@ def vacuity(sysm: System, inv: Invariant, setup: Setup, wanted: list[Callable[[W
       is passed only because its step can never happen.
 
     A state the explorer cannot provide is itself a failed check."""
-    scn = Scenario.of_setup(setup)
-    cfg = scn.config()
-    explored = list(explore(setup, properties=(), stop_when_all_violated=False).parent)
+    explored = list(explore(system, properties=(), stop_when_all_violated=False).worlds())
     checks: list[Check] = []
     pl = sysm.kinds[0].payload("entry")
-    entry = setup.payloads()[0][1]
+    entry = system.kinds[0].payload("entry")
     fix = [pl.length == len(entry)] + [pl.data[i] == byte for i, byte in enumerate(entry)]
 
-    def concrete(w: World) -> tuple[System, SymState, z3.BoolRef]:
-        conc = System(sysm.kinds, kind_of_array(sysm, cfg, w.procs), sysm.bytes, None)
-        s = abstract(conc, cfg, w)
+    def concrete(w: World) -> tuple[SymSystem, SymState, Term]:
+        conc = SymSystem(sysm.kinds, kind_of_array(sysm, system, w.procs), sysm.bytes, None)
+        s = abstract(conc, system, w)
         return conc, s, z3.And([c for _, c in inv(_view(conc, s, Procs()))])
 
     for n, want in enumerate(wanted):
@@ -191,14 +201,11 @@ def vacuity(sysm: System, inv: Invariant, setup: Setup, wanted: list[Callable[[W
         p, f = z3.Int("p"), z3.Bool("fault")
         steps = [case_step(conc, s, p, f, ki, pc).enabled for ki, pc in cases(conc)]
         checks.append(_query(tag + " has an enabled step", fix + [holds, z3.Or(steps)], expect="sat"))
-    names = {k.protocol: ki for ki, k in enumerate(sysm.kinds)}
+    km = kind_map(sysm, system)
     for ki, pc in cases(sysm):
-        k = sysm.kinds[ki]
-        for fault in (False, True):
-            if fault and z3.is_false(z3.simplify(fault_allowed(k.program.code[pc], k))):
-                continue
-            tag = f"vacuity: {k.protocol}@{pc} {k.program.code[pc]}" + (" [fault]" if fault else "")
-            found = _enabling(explored, cfg, names, ki, pc, fault)
+        for fault in (False, True) if _may_fault(sysm, ki, pc) else (False,):
+            tag = "vacuity: " + _case_name(sysm, ki, pc, fault)
+            found = _enabling(explored, system, km, ki, pc, fault)
             if found is None:
                 checks.append(Check(tag, "missing", "found", 0.0, "no explored state enables this step"))
                 continue
@@ -209,13 +216,14 @@ def vacuity(sysm: System, inv: Invariant, setup: Setup, wanted: list[Callable[[W
     return checks
 
 
-def _enabling(explored: list[World], cfg: Config, names: dict[str, int], ki: int, pc: int, fault: bool) -> tuple[World, int] | None:
+def _enabling(explored: list[World], system: System, km: dict[int, int], ki: int, pc: int,
+              fault: bool) -> tuple[World, int] | None:
     """An explored state and a process in it that is about to run
-    operation ``pc`` of System kind ``ki`` (able to fault, if ``fault``)."""
+    operation ``pc`` of SymSystem kind ``ki`` (able to fault, if ``fault``)."""
     for w in explored:
         for i, p in enumerate(w.procs):
-            if p.status == "run" and p.pc == pc and names[cfg.kinds[p.kind].protocol] == ki:
-                if not fault or faults(cfg, w, i):
+            if p.status is Status.RUNNING and p.pc == pc and km[p.kind] == ki:
+                if not fault or faults(system, w, i):
                     return w, i
     return None
 
@@ -223,12 +231,12 @@ def _enabling(explored: list[World], cfg: Config, names: dict[str, int], ki: int
 # ------------------------------------------------------------ refutation
 
 
-def concrete_consecution(scn: Scenario, inv: Invariant) -> tuple[Check, str]:
-    """Consecution at a concrete scope (the scenario's processes and
+def concrete_consecution(system: System, inv: Invariant) -> tuple[Check, str]:
+    """Consecution at a concrete scope (the system's processes and
     payloads), quantifier-free: ``sat`` is a counterexample to induction,
     described as the step that breaks which conjunct."""
-    sysm = scn.system()
-    n = len(scn.procs)
+    sysm = encode(system)
+    n = len(system.processes)
     procs = Procs(n)
     s = fresh_state(sysm, "")
     now = inv(_view(sysm, s, procs))
@@ -249,8 +257,8 @@ def concrete_consecution(scn: Scenario, inv: Invariant) -> tuple[Check, str]:
             m = solver.model()
             broken = [name for name, c in after if z3.is_false(m.eval(c, True))]
             k = sysm.kinds[ki]
-            who = scn.names[m.eval(p, True).as_long()]
-            why = (f"{who} ({k.protocol}) at `{k.program.code[pc]}`" + (" with a fault" if z3.is_true(m.eval(f, True)) else "")
+            who = system.names[m.eval(p, True).as_long()]
+            why = (f"{who} ({k.name}) at `{k.program.code[pc]}`" + (" with a fault" if z3.is_true(m.eval(f, True)) else "")
                    + f" breaks {', '.join(broken)}")
             return Check("concrete consecution", "sat", "sat", time.perf_counter() - started, why), why
     return Check("concrete consecution", "unsat", "sat", time.perf_counter() - started, "the invariant is inductive at this scope"), ""

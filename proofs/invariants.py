@@ -18,14 +18,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-import z3  # type: ignore[import-untyped]
+import z3
 
 from spec.ops import ENTRY, TEMP, Close, Ftruncate, Instr, Open, Read, Rename, Write
 
-from .props import Procs, holds_payload
-from .symbolic import RUN_CODE, SymPayload, SymState, System, status_code
+from spec.state import READ_BIT, WRITE_BIT, Began, Status
 
-Conjuncts = list[tuple[str, z3.BoolRef]]
+from .props import Procs, holds_payload
+from .symbolic import RUN_CODE, SymPayload, SymState, SymSystem, Term, status_code
+
+Conjuncts = list[tuple[str, Term]]
 
 
 def find(code: tuple[Instr, ...], cls: type, nth: int = 0) -> int:
@@ -38,7 +40,7 @@ def find(code: tuple[Instr, ...], cls: type, nth: int = 0) -> int:
 class View:
     """A state seen through one writer kind and one reader kind."""
 
-    sysm: System
+    sysm: SymSystem
     s: SymState
     procs: Procs
     writer: int
@@ -49,34 +51,34 @@ class View:
         return self.sysm.kinds[self.writer].payload("entry")
 
     @property
-    def E(self) -> z3.ArithRef:
+    def E(self) -> Term:
         return self.s.fs.names[ENTRY.name]
 
     def code(self, ki: int) -> tuple[Instr, ...]:
         return self.sysm.kinds[ki].program.code
 
-    def at(self, p: z3.ArithRef, ki: int | None, *pcs: int) -> z3.BoolRef:
+    def at(self, p: Term, ki: int | None, *pcs: int) -> Term:
         """p runs kind ``ki`` and waits at one of ``pcs`` (none: -1s dropped)."""
         if ki is None:
             return z3.BoolVal(False)
         real = [j for j in pcs if j >= 0]
         return z3.And(self.sysm.kind_of[p] == ki, self.s.st[p] == RUN_CODE, z3.Or([self.s.pc[p] == j for j in real]))
 
-    def reg(self, name: str, fname: str, p: z3.ArithRef) -> z3.ExprRef:
+    def reg(self, name: str, fname: str, p: Term) -> Term:
         return self.s.regs[(name, fname)][p]
 
-    def prefix(self, ino: z3.ArithRef, n: z3.ArithRef) -> z3.BoolRef:
+    def prefix(self, ino: Term, n: Term) -> Term:
         """Bytes [0, n) of ``ino`` are the entry's."""
         return self.sysm.bytes.forall_below(n, lambda b: self.s.fs.data[ino, b] == self.pay.data[b])
 
-    def complete(self, ino: z3.ArithRef) -> z3.BoolRef:
+    def complete(self, ino: Term) -> Term:
         return holds_payload(self.sysm, self.s, ino, self.pay)
 
-    def forall(self, body: Callable[[z3.ArithRef], z3.BoolRef]) -> z3.BoolRef:
+    def forall(self, body: Callable[[Term], Term]) -> Term:
         return self.procs.forall(body)
 
 
-def _fd_is(v: View, p: z3.ArithRef, ino: z3.ArithRef, mode: int) -> z3.BoolRef:
+def _fd_is(v: View, p: Term, ino: Term, mode: int) -> Term:
     return z3.And(v.reg("f", "set", p), v.reg("f", "ino", p) == ino, v.reg("f", "mode", p) == mode)
 
 
@@ -107,7 +109,7 @@ def in_place_writer(v: View) -> Conjuncts:
     return [
         ("entry-prefix", z3.Implies(E >= 0, z3.And(size[E] >= 0, size[E] <= L, v.prefix(E, size[E])))),
         ("fresh-inode", z3.And(E >= -1, E < v.s.fs.nino)),
-        ("writer-holds-E", v.forall(lambda p: z3.Implies(v.at(p, v.writer, *holders), z3.And(E >= 0, _fd_is(v, p, E, 2))))),
+        ("writer-holds-E", v.forall(lambda p: z3.Implies(v.at(p, v.writer, *holders), z3.And(E >= 0, _fd_is(v, p, E, WRITE_BIT))))),
         ("writer-offset", v.forall(lambda p: z3.Implies(v.at(p, v.writer, wr), z3.And(
             v.reg("f", "off", p) == v.s.prog[p], v.s.prog[p] >= 0, v.s.prog[p] < L, v.s.prog[p] <= size[E])))),
         ("progress-idle", v.forall(lambda p: z3.Implies(z3.And(v.sysm.kind_of[p] == v.writer, z3.Not(v.at(p, v.writer, wr))), v.s.prog[p] == 0))),
@@ -144,7 +146,7 @@ def rename_writer(v: View) -> Conjuncts:
         ("temps-private", v.forall(lambda p: z3.Implies(T[p] >= 0, z3.And(T[p] != E, v.forall(
             lambda q: z3.Implies(p != q, T[p] != T[q])))))),
         ("temp-writing", v.forall(lambda p: z3.Implies(v.at(p, v.writer, wr), z3.And(
-            T[p] >= 0, _fd_is(v, p, T[p], 2), v.reg("f", "off", p) == v.s.prog[p], v.s.prog[p] >= 0,
+            T[p] >= 0, _fd_is(v, p, T[p], WRITE_BIT), v.reg("f", "off", p) == v.s.prog[p], v.s.prog[p] >= 0,
             v.s.prog[p] < L, size[T[p]] == v.s.prog[p], v.prefix(T[p], v.s.prog[p]))))),
         ("temp-complete", v.forall(lambda p: z3.Implies(v.at(p, v.writer, cl, rn), v.complete(T[p])))),
         ("progress-idle", v.forall(lambda p: z3.Implies(z3.And(v.sysm.kind_of[p] == v.writer, z3.Not(v.at(p, v.writer, wr))), v.s.prog[p] == 0))),
@@ -162,8 +164,8 @@ def _reader_positions(v: View) -> tuple[int, int, int]:
     return find(code, Open), find(code, Read), find(code, Close)
 
 
-def reader_after_publication(v: View, inode_stable: Callable[[z3.ArithRef, z3.ArithRef], z3.BoolRef]) -> Conjuncts:
-    """go-read-entry begun after publication (began = 2).
+def reader_after_publication(v: View, inode_stable: Callable[[Term, Term], Term]) -> Conjuncts:
+    """go-read-entry begun after publication (began after publication).
 
     - publication-ghost: "some writer returned ok" (what a reader's first
                       step records) is "a writer of the entry returned ok";
@@ -175,22 +177,22 @@ def reader_after_publication(v: View, inode_stable: Callable[[z3.ArithRef, z3.Ar
                       of exactly L bytes and no zero byte, or has ended hit.
     """
     op, rd, cl = _reader_positions(v)
-    L, hit = v.pay.length, status_code("hit")
+    L, hit = v.pay.length, status_code(Status.HIT)
 
-    def late(p: z3.ArithRef) -> z3.BoolRef:
+    def late(p: Term) -> Term:
         ino = v.reg("f", "ino", p)
-        reading = z3.And(v.at(p, v.reader, rd), _fd_is(v, p, ino, 1), v.reg("f", "off", p) == 0, v.complete(ino),
+        reading = z3.And(v.at(p, v.reader, rd), _fd_is(v, p, ino, READ_BIT), v.reg("f", "off", p) == 0, v.complete(ino),
                          inode_stable(p, ino))
         closing = z3.And(v.at(p, v.reader, cl), v.reg("buf", "set", p), v.reg("buf", "len", p) == L, v.reg("buf", "nz", p))
         return z3.Or(reading, closing, z3.And(v.sysm.kind_of[p] == v.reader, v.s.st[p] == hit))
 
-    def is_reader(p: z3.ArithRef) -> z3.BoolRef:
+    def is_reader(p: Term) -> Term:
         return v.sysm.kind_of[p] == v.reader
 
     return [
         ("publication-ghost", v.s.pub == v.s.pub_path[ENTRY.name]),
-        ("reader-unbegun", v.forall(lambda p: z3.Implies(z3.And(is_reader(p), v.s.began[p] == 0), v.at(p, v.reader, op)))),
-        ("reader-late", v.forall(lambda p: z3.Implies(z3.And(is_reader(p), v.s.began[p] == 2), late(p)))),
+        ("reader-unbegun", v.forall(lambda p: z3.Implies(z3.And(is_reader(p), v.s.began[p] == Began.NOT_YET), v.at(p, v.reader, op)))),
+        ("reader-late", v.forall(lambda p: z3.Implies(z3.And(is_reader(p), v.s.began[p] == Began.AFTER_PUBLICATION), late(p)))),
     ]
 
 
@@ -204,7 +206,7 @@ def rename_reader(v: View) -> Conjuncts:
     longer points at; it stays complete because it is nobody's temp."""
     T = v.s.priv[TEMP.name]
 
-    def stable(p: z3.ArithRef, ino: z3.ArithRef) -> z3.BoolRef:
+    def stable(p: Term, ino: Term) -> Term:
         return z3.And(ino >= 0, v.forall(lambda q: z3.Implies(T[q] >= 0, T[q] != ino)))
 
     return rename_writer(v) + reader_after_publication(v, stable)
@@ -222,9 +224,9 @@ def in_place_mapper(v: View) -> Conjuncts:
     - no-sigbus:       no process has died of SIGBUS.
     """
     assert v.reader is not None
-    E, size, sigbus = v.E, v.s.fs.size, status_code("sigbus")
+    E, size, sigbus = v.E, v.s.fs.size, status_code(Status.SIGBUS)
 
-    def is_reader(p: z3.ArithRef) -> z3.BoolRef:
+    def is_reader(p: Term) -> Term:
         return v.sysm.kind_of[p] == v.reader
 
     return in_place_writer(v) + [
@@ -252,12 +254,12 @@ def rename_mapper(v: View) -> Conjuncts:
     - no-sigbus:       no process has died of SIGBUS.
     """
     assert v.reader is not None
-    T, L, sigbus = v.s.priv[TEMP.name], v.pay.length, status_code("sigbus")
+    T, L, sigbus = v.s.priv[TEMP.name], v.pay.length, status_code(Status.SIGBUS)
 
-    def is_reader(p: z3.ArithRef) -> z3.BoolRef:
+    def is_reader(p: Term) -> Term:
         return v.sysm.kind_of[p] == v.reader
 
-    def settled(ino: z3.ArithRef) -> z3.BoolRef:
+    def settled(ino: Term) -> Term:
         return z3.And(v.complete(ino), v.forall(lambda q: z3.Implies(T[q] >= 0, T[q] != ino)))
 
     return rename_writer(v) + [

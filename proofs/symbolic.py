@@ -1,28 +1,25 @@
-"""The solver interpreter: each instruction of ``spec.ops`` as a Z3 transition.
+"""The solver interpreter: the semantics of ``spec.semantics`` on Z3 terms.
 
 One symbolic state (:class:`SymState`) stands for every state of the model
-(``spec.machine.World``) at once.  Per-process fields are Z3 arrays indexed
+(``spec.state.World``) at once.  Per-process fields are Z3 arrays indexed
 by a process id, so the same encoding serves a fixed N (bounded model
 checking: ids 0..N-1) and an unbounded one (every integer is a process; a
-process that never steps is simply idle).  :func:`step` builds, from the
-*program values* (``program.code``, ``program.targets``) and nothing else,
-the state after process ``p`` runs its next operation with or without an
-injected fault: no protocol is encoded by hand.
+process that never steps is simply idle).
 
-Modelled exactly as ``spec.machine`` does at byte granularity: open flags
-(CREAT, EXCL, TRUNC, read/write mode), one byte per write step with a
-progress counter, zero-filled holes, ftruncate that shrinks or zero-extends,
-per-process private names, unlink, atomic rename, stat/fstat sizes, mmap and
-page-granular SIGBUS, the fault of each operation (``FAULT_ERRNO``, no bytes
-land on a faulted byte step, readers' opens never fault), local control flow
-(branches, gotos, chtimes, return) folded into the preceding operation, and
-a reader's ``began`` mark (before/after the first publication).
+What each operation does is stated in ``spec.semantics`` and nowhere here:
+:class:`Z3Dom` is its value domain on Z3 terms, and :func:`case_step` runs
+``spec.semantics.step`` on it, so one step of a process is built from the
+*program value* and the table of operations alone.  The domain turns the
+table's control into terms: a failed check ends the operation by guarding
+every later effect with "no check failed yet" (the errno becomes an
+if-then-else chain over the checks); ``when``, ``branch`` and the settling
+after an operation run both ways and merge the states under the condition.
 
 Abstracted (and why it is sound for the properties proved):
 
 - a *buffer* register keeps its length and whether it holds a zero byte, not
-  its bytes: the reader's validation (``spec.machine.valid``) looks at
-  nothing else, so every branch a reader takes is decided exactly;
+  its bytes: the reader's validation (``spec.fs.valid``) looks at nothing
+  else, so every branch a reader takes is decided exactly;
 - file content past a file's size is unspecified (the model has no bytes
   there); every read clips to the size, and growth zero-fills explicitly;
 - inodes are never collected: an inode nobody names or holds is unreachable
@@ -30,67 +27,63 @@ Abstracted (and why it is sound for the properties proved):
 - ``published(world)`` is a ghost flag set when a writer returns ok (ok is
   final, so the flag equals the model's "some process has status ok");
 - only byte granularity (the explorer's default) is encoded, and no power
-  loss (``Setup.crashes`` = 0): durable content is not represented, so
+  loss (``System.crashes`` = 0): durable content is not represented, so
   nothing here speaks about the crash properties.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
 
-import z3  # type: ignore[import-untyped]
+import z3
 
 from spec import fs as F
-from spec.machine import FAULT_ERRNO, READ_BIT, RUNNING, SIGBUS, WRITE_BIT
-from spec.ops import (
-    Chtimes,
-    Close,
-    Cond,
-    Data,
-    Failed,
-    Fstat,
-    Fsync,
-    Ftruncate,
-    Goto,
-    If,
-    Instr,
-    Invalid,
-    Length,
-    MapRead,
-    Mmap,
-    Open,
-    OpenFlags,
-    Outcome,
-    Path,
-    Program,
-    ProgramError,
-    PWrite,
-    Read,
-    Rename,
-    Return,
-    Role,
-    SizeIs,
-    Stat,
-    Unlink,
-    Write,
-)
+from spec import semantics as S
+from spec.ops import Data, Instr, Path, Program, ProgramError, Role
+from spec.state import RegKind, Status
+from spec.system import System
 
-# Errnos and statuses as small integers (index = code).
-ERRNOS: tuple[str, ...] = ("", F.ENOENT, F.EEXIST, F.EBADF, F.EINVAL, F.ENOSPC, F.EIO, F.EACCES)
-STATUSES: tuple[str, ...] = (RUNNING, Outcome.OK.value, Outcome.FAIL.value, Outcome.HIT.value, Outcome.MISS.value, SIGBUS)
-OK_CODE = STATUSES.index(Outcome.OK.value)
-RUN_CODE = STATUSES.index(RUNNING)
+TRUE, FALSE = z3.BoolVal(True), z3.BoolVal(False)
+Term = Any  # a Z3 term (z3 has no type hints)
+# Z3 makes each term once, so a constant is known by its id: a third of
+# the cost of z3.is_true, asked tens of thousands of times per theorem.
+_TRUE_ID, _FALSE_ID = TRUE.get_id(), FALSE.get_id()
+
+
+def is_true(b: Term) -> bool:
+    """``b`` is the term true."""
+    return bool(b.get_id() == _TRUE_ID)
+
+
+def is_false(b: Term) -> bool:
+    """``b`` is the term false."""
+    return bool(b.get_id() == _FALSE_ID)
+
+# ------------------------------------------------------------ codes
+
+STATUSES: tuple[Status, ...] = tuple(Status)
+
+
+def status_code(status: Status | str) -> int:
+    """The integer standing for a process status (its place in ``Status``)."""
+    return STATUSES.index(Status(status))
+
+
+RUN_CODE, OK_CODE = status_code(Status.RUNNING), status_code(Status.OK)
+
+
+# The errnos ``spec.fs`` declares (each constant is its own name), in its
+# order; "" (success) is 0.
+ERRNOS: tuple[str, ...] = ("", *(v for k, v in vars(F).items() if isinstance(v, str) and k == v and k.startswith("E")))
 
 
 def errno_code(name: str) -> int:
-    """The integer standing for errno ``name`` ("" is success)."""
-    return ERRNOS.index(name)
-
-
-def status_code(name: str) -> int:
-    """The integer standing for process status ``name``."""
-    return STATUSES.index(name)
+    """The integer standing for errno ``name`` ("" is success, 0)."""
+    try:
+        return ERRNOS.index(name)
+    except ValueError:
+        raise ProgramError(f"unknown errno {name!r}: spec.fs declares {', '.join(ERRNOS[1:])}") from None
 
 
 # ------------------------------------------------------------ kinds and bytes
@@ -101,50 +94,25 @@ class SymPayload:
     """A payload: its length and its bytes (an Int array, byte b at index b;
     a zero byte is what the reader's validation rejects)."""
 
-    length: z3.ArithRef
-    data: z3.ArrayRef
+    length: Term
+    data: Term
 
 
 @dataclass(frozen=True)
 class SymKind:
-    """What a process runs: a catalogue program and its payloads."""
+    """What a process runs: a program and its payloads."""
 
-    protocol: str
     program: Program
     payloads: Mapping[str, SymPayload]
 
+    @property
+    def name(self) -> str:
+        return self.program.name
+
     def payload(self, name: str) -> SymPayload:
         if name not in self.payloads:
-            raise ProgramError(f"{self.protocol}: no payload {name!r}")
+            raise ProgramError(f"{self.name}: no payload {name!r}")
         return self.payloads[name]
-
-    def length(self, n: Length) -> z3.ArithRef:
-        if n.payload is None:
-            return z3.IntVal(n.delta)
-        return self.payload(n.payload).length + n.delta
-
-    def data(self, d: Data) -> tuple[z3.ArithRef, z3.ArithRef, z3.ArrayRef]:
-        """(first index, byte count, byte array) of ``payload[start:stop]``,
-        with Python's slice rules on a symbolic length."""
-        pl = self.payload(d.payload)
-        lo = _slice_index(d.start, pl.length, 0)
-        hi = _slice_index(d.stop, pl.length, None)
-        return lo, _max(z3.IntVal(0), hi - lo), pl.data
-
-
-def _slice_index(i: int | None, n: z3.ArithRef, default: int | None) -> z3.ArithRef:
-    if i is None:
-        return n if default is None else z3.IntVal(default)
-    raw = n + i if i < 0 else z3.IntVal(i)
-    return _min(_max(z3.IntVal(0), raw), n)
-
-
-def _max(a: z3.ArithRef, b: z3.ArithRef) -> z3.ArithRef:
-    return z3.If(a >= b, a, b)
-
-
-def _min(a: z3.ArithRef, b: z3.ArithRef) -> z3.ArithRef:
-    return z3.If(a <= b, a, b)
 
 
 @dataclass(frozen=True)
@@ -155,13 +123,13 @@ class Bytes:
 
     bound: int | None = None
 
-    def forall_below(self, n: z3.ArithRef, body: Callable[[z3.ArithRef], z3.BoolRef]) -> z3.BoolRef:
+    def forall_below(self, n: Term, body: Callable[[Term], Term]) -> Term:
         if self.bound is None:
             b = z3.FreshInt("b")
             return z3.ForAll([b], z3.Implies(z3.And(b >= 0, b < n), body(b)))
         return z3.And([z3.Implies(j < n, body(z3.IntVal(j))) for j in range(self.bound)])
 
-    def zero_fill(self, data: z3.ArrayRef, ino: z3.ArithRef, lo: z3.ArithRef, hi: z3.ArithRef) -> z3.ArrayRef:
+    def zero_fill(self, data: Term, ino: Term, lo: Term, hi: Term) -> Term:
         """``data`` with bytes [lo, hi) of inode ``ino`` set to zero: a
         lambda when unbounded, else one Store per byte index below the bound
         (no byte at or past the bound is ever touched in a bounded run:
@@ -176,41 +144,41 @@ class Bytes:
 
 # ------------------------------------------------------------ registers
 
-FD, SIZE, BUF, MAP = "fd", "size", "buf", "map"
-# Fields of each register class, and whether each is Bool (else Int).
-REG_FIELDS: dict[str, tuple[tuple[str, bool], ...]] = {
-    FD: (("set", True), ("ino", False), ("off", False), ("mode", False)),
-    SIZE: (("n", False),),  # -1: unset or no such file (the model treats both alike)
-    BUF: (("set", True), ("len", False), ("nz", True)),  # nz: holds no zero byte
-    MAP: (("set", True), ("ino", False), ("n", False)),
+# The fields that represent a register of each kind, and whether each is
+# Bool (else Int).  A buffer is its length and "holds no zero byte".
+REG_FIELDS: dict[RegKind, tuple[tuple[str, bool], ...]] = {
+    RegKind.FD: (("set", True), ("ino", False), ("off", False), ("mode", False)),
+    RegKind.SIZE: (("n", False),),  # -1: unset or no such file (the model treats both alike)
+    RegKind.BUF: (("set", True), ("len", False), ("nz", True)),
+    RegKind.MAP: (("set", True), ("ino", False), ("n", False)),
 }
 
 
-def register_classes(programs: tuple[Program, ...]) -> dict[str, str]:
-    """Each register name the programs use, and its class."""
-    out: dict[str, str] = {}
-
-    def put(name: str, cls: str) -> None:
-        if out.setdefault(name, cls) != cls:
-            raise ProgramError(f"register {name!r} used both as {out[name]} and {cls}")
-
+def register_kinds(programs: tuple[Program, ...]) -> dict[str, RegKind]:
+    """Each register name the programs use, and its kind
+    (``spec.semantics.registers``); one name is one kind across programs,
+    since the state keeps one array per register name."""
+    out: dict[str, RegKind] = {}
     for prog in programs:
-        for ins in prog.code:
-            if isinstance(ins, Open):
-                put(ins.fd, FD)
-            elif isinstance(ins, (Stat, Fstat)):
-                put(ins.into, SIZE)
-            elif isinstance(ins, (Read, MapRead)):
-                put(ins.into, BUF)
-            elif isinstance(ins, Mmap):
-                put(ins.into, MAP)
+        for name, kind in S.registers(prog).items():
+            if out.setdefault(name, kind) is not kind:
+                raise ProgramError(f"register {name!r} is used both as {out[name].value} and as {kind.value}")
     return out
 
 
-def _reg_default(cls: str, fname: str, is_bool: bool) -> z3.ExprRef:
+def reg_default(kind: RegKind, fname: str, is_bool: bool) -> Term:
+    """An unset register's field."""
     if is_bool:
-        return z3.BoolVal(False)
-    return z3.IntVal(-1 if (cls, fname) == (SIZE, "n") else 0)
+        return FALSE
+    return z3.IntVal(-1 if (kind, fname) == (RegKind.SIZE, "n") else 0)
+
+
+@dataclass(frozen=True)
+class SymBuf:
+    """A buffer value: its length and whether it holds no zero byte."""
+
+    length: Term
+    no_zero: Term
 
 
 # ------------------------------------------------------------ state
@@ -220,32 +188,26 @@ def _reg_default(cls: str, fname: str, is_bool: bool) -> z3.ExprRef:
 class Local:
     """One process's local state, as scalars (read out of the arrays)."""
 
-    pc: z3.ArithRef
-    st: z3.ArithRef
-    last: z3.ArithRef
-    prog: z3.ArithRef
-    began: z3.ArithRef
-    regs: Mapping[tuple[str, str], z3.ExprRef]
-    priv: Mapping[str, z3.ArithRef]
+    pc: Term
+    st: Term
+    last: Term
+    prog: Term
+    began: Term
+    regs: Mapping[tuple[str, str], Term]
+    priv: Mapping[str, Term]
 
-    def reg(self, name: str, fname: str) -> z3.ExprRef:
+    def reg(self, name: str, fname: str) -> Term:
         return self.regs[(name, fname)]
-
-    def with_regs(self, name: str, **values: z3.ExprRef) -> "Local":
-        regs = dict(self.regs)
-        for k, v in values.items():
-            regs[(name, k)] = v
-        return replace(self, regs=regs)
 
 
 @dataclass(frozen=True)
 class SymFS:
     """The shared file system: names, inode sizes and bytes, next inode."""
 
-    names: Mapping[str, z3.ArithRef]  # shared path -> inode, -1 when absent
-    size: z3.ArrayRef  # inode -> size
-    data: z3.ArrayRef  # (inode, byte) -> byte (0..255); unspecified past size
-    nino: z3.ArithRef  # the next inode number create() hands out
+    names: Mapping[str, Term]  # shared path -> inode, -1 when absent
+    size: Term  # inode -> size
+    data: Term  # (inode, byte) -> byte (0..255); unspecified past size
+    nino: Term  # the next inode number create() hands out
 
 
 @dataclass(frozen=True)
@@ -253,60 +215,59 @@ class SymState:
     """A symbolic World.
 
     pc, st, last, prog, began: per-process arrays (program counter, status
-    code, errno code of the last op, bytes of the current write done, 0/1/2
-    as ``Proc.began``); regs: (register, field) -> per-process array;
+    code, errno code of the last op, bytes of the current write done,
+    ``Began`` as an integer); regs: (register, field) -> per-process array;
     priv: private path -> per-process array of inodes (-1: unbound);
     fs: the shared file system; faults: injected faults so far;
     pub: some writer has returned ok; pub_path: some writer that publishes
     that path has returned ok.
     """
 
-    pc: z3.ArrayRef
-    st: z3.ArrayRef
-    last: z3.ArrayRef
-    prog: z3.ArrayRef
-    began: z3.ArrayRef
-    regs: Mapping[tuple[str, str], z3.ArrayRef]
-    priv: Mapping[str, z3.ArrayRef]
+    pc: Term
+    st: Term
+    last: Term
+    prog: Term
+    began: Term
+    regs: Mapping[tuple[str, str], Term]
+    priv: Mapping[str, Term]
     fs: SymFS
-    faults: z3.ArithRef
-    pub: z3.BoolRef
-    pub_path: Mapping[str, z3.BoolRef]
+    faults: Term
+    pub: Term
+    pub_path: Mapping[str, Term]
 
-    def local(self, p: z3.ArithRef) -> Local:
+    def local(self, p: Term) -> Local:
         return Local(self.pc[p], self.st[p], self.last[p], self.prog[p], self.began[p],
                      {k: a[p] for k, a in self.regs.items()}, {k: a[p] for k, a in self.priv.items()})
 
-    def file_ino(self, path: str) -> z3.ArithRef:
+    def file_ino(self, path: str) -> Term:
         return self.fs.names[path]
 
 
 @dataclass(frozen=True)
-class System:
-    """The fixed part: the kinds, which kind each process id runs, how byte
-    quantifiers are expanded, and the fault budget (None: unlimited)."""
+class SymSystem:
+    """The solver's view of who runs: the kinds, which kind each process id
+    runs, how byte quantifiers are expanded, and the fault budget (None:
+    unlimited).  :func:`encode` builds one from a ``spec.system.System``;
+    the unbounded proofs build one with a symbolic payload and an
+    unconstrained ``kind_of``."""
 
     kinds: tuple[SymKind, ...]
-    kind_of: z3.ArrayRef  # process id -> kind index
+    kind_of: Term  # process id -> kind index
     bytes: Bytes = field(default_factory=Bytes)
     fault_budget: int | None = None
-    reg_class: dict[str, str] = field(init=False, compare=False)
+    reg_kind: dict[str, RegKind] = field(init=False, compare=False)
     shared_paths: tuple[str, ...] = field(init=False, compare=False)
     private_paths: tuple[str, ...] = field(init=False, compare=False)
 
     def __post_init__(self) -> None:
         progs = tuple(k.program for k in self.kinds)
-        object.__setattr__(self, "reg_class", register_classes(progs))
+        object.__setattr__(self, "reg_kind", register_kinds(progs))
         shared: set[str] = set()
         private: set[str] = set()
         for prog in progs:
-            for ins in prog.code:
-                for attr in ("path", "src", "dst"):
-                    path = getattr(ins, attr, None)
-                    if isinstance(path, Path):
-                        (private if path.private else shared).add(path.name)
-            for path, _ in prog.publishes:
-                shared.add(path.name)
+            for path in S.paths(prog):
+                (private if path.private else shared).add(path.name)
+            shared.update(p.name for p, _ in prog.publishes)
             shared.add(prog.reads.name)
         object.__setattr__(self, "shared_paths", tuple(sorted(shared)))
         object.__setattr__(self, "private_paths", tuple(sorted(private)))
@@ -316,324 +277,500 @@ class System:
 
     def fields(self) -> list[tuple[str, str, bool]]:
         """(register, field, is_bool) for every register field."""
-        return [(r, f, b) for r, cls in self.reg_class.items() for f, b in REG_FIELDS[cls]]
+        return [(r, f, b) for r, kind in self.reg_kind.items() for f, b in REG_FIELDS[kind]]
+
+    def default(self, reg: str, fname: str) -> Term:
+        kind = self.reg_kind[reg]
+        return reg_default(kind, fname, dict(REG_FIELDS[kind])[fname])
 
 
-def fresh_state(sysm: System, tag: str) -> SymState:
+def concrete_payload(data: bytes) -> SymPayload:
+    """A payload of concrete bytes, as an array built from K and Store."""
+    arr = z3.K(z3.IntSort(), z3.IntVal(0))
+    for i, byte in enumerate(data):
+        arr = z3.Store(arr, i, byte)
+    return SymPayload(z3.IntVal(len(data)), arr)
+
+
+def encode(system: System) -> SymSystem:
+    """``system`` as the solver sees it: kind i is ``system.kinds[i]`` with
+    concrete payloads, process i runs kind ``system.kind_of[i]``, every
+    byte range is bounded by the longest payload, the fault budget is the
+    system's.  Only byte granularity without crashes is encoded."""
+    if system.crashes or system.granularity != "byte":
+        raise ValueError("the solver encodes byte granularity without crashes only")
+    kinds = tuple(SymKind(k.program, {n: concrete_payload(b) for n, b in k.payloads}) for k in system.kinds)
+    kind_of = z3.K(z3.IntSort(), z3.IntVal(0))
+    for i, ki in enumerate(system.kind_of):
+        kind_of = z3.Store(kind_of, i, ki)
+    bound = max((len(b) for k in system.kinds for _, b in k.payloads), default=0) + 1
+    return SymSystem(kinds, kind_of, Bytes(bound), system.faults)
+
+
+def fresh_state(sysm: SymSystem, tag: str) -> SymState:
     """A state of unconstrained fresh constants (names end in ``tag``)."""
     I, B = z3.IntSort(), z3.BoolSort()
 
-    def arr(name: str, rng: z3.SortRef = I) -> z3.ArrayRef:
+    def arr(name: str, rng: Term = I) -> Term:
         return z3.Array(f"{name}{tag}", I, rng)
 
     regs = {(r, f): arr(f"{r}.{f}", B if b else I) for r, f, b in sysm.fields()}
     fs = SymFS({n: z3.Int(f"name:{n}{tag}") for n in sysm.shared_paths}, arr("size"),
                z3.Array(f"data{tag}", I, I, I), z3.Int(f"nino{tag}"))
     return SymState(arr("pc"), arr("st"), arr("last"), arr("prog"), arr("began"), regs,
-                     {n: arr(f"priv:{n}") for n in sysm.private_paths}, fs, z3.Int(f"faults{tag}"),
-                     z3.Bool(f"pub{tag}"), {n: z3.Bool(f"pub:{n}{tag}") for n in sysm.published_paths()})
+                    {n: arr(f"priv:{n}") for n in sysm.private_paths}, fs, z3.Int(f"faults{tag}"),
+                    z3.Bool(f"pub{tag}"), {n: z3.Bool(f"pub:{n}{tag}") for n in sysm.published_paths()})
 
 
-def initial_state(sysm: System, n: int | None = None) -> SymState:
-    """Every process at its first operation (after settling), on an empty
-    file system; as terms, so no quantifier is needed to state it (for
-    ``n`` processes, arrays of Stores; for all integers, a lambda over the
-    process's kind)."""
+def initial_state(sysm: SymSystem, n: int | None = None) -> SymState:
+    """Every process at its first operation (``spec.semantics.settle`` from
+    pc 0), on an empty file system; as terms, so no quantifier is needed to
+    state it (for ``n`` processes, arrays of Stores; for all integers, a
+    lambda over the process's kind)."""
     I = z3.IntSort()
     p = z3.Int("p_init")
-    pcs = [settle(k, 0, _blank_local(sysm, k), _empty_fs(sysm), sysm).pc for k in sysm.kinds]
-    sts = [settle(k, 0, _blank_local(sysm, k), _empty_fs(sysm), sysm).st for k in sysm.kinds]
+    started = [_settled(sysm, k) for k in sysm.kinds]
 
-    def by_kind(vals: list[z3.ArithRef]) -> z3.ArrayRef:
+    def by_kind(vals: list[Term]) -> Term:
+        if all(v.eq(vals[0]) for v in vals):
+            return z3.K(I, vals[0])
         if n is not None:
-            arr: z3.ArrayRef = z3.K(I, vals[0])
+            arr = z3.K(I, vals[0])
             for i in range(n):
                 arr = z3.Store(arr, i, z3.simplify(z3.substitute(by_kind_expr(vals), (p, z3.IntVal(i)))))
             return arr
         return z3.Lambda([p], by_kind_expr(vals))
 
-    def by_kind_expr(vals: list[z3.ArithRef]) -> z3.ArithRef:
-        expr: z3.ArithRef = vals[-1]
+    def by_kind_expr(vals: list[Term]) -> Term:
+        expr = vals[-1]
         for i in range(len(vals) - 2, -1, -1):
             expr = z3.If(sysm.kind_of[p] == i, vals[i], expr)
         return expr
 
-    regs = {(r, f): z3.K(I, _reg_default(sysm.reg_class[r], f, b)) for r, f, b in sysm.fields()}
-    return SymState(by_kind(pcs), by_kind(sts), z3.K(I, z3.IntVal(0)), z3.K(I, z3.IntVal(0)), z3.K(I, z3.IntVal(0)),
-                    regs, {n: z3.K(I, z3.IntVal(-1)) for n in sysm.private_paths}, _empty_fs(sysm),
-                    z3.IntVal(0), z3.BoolVal(False), {n: z3.BoolVal(False) for n in sysm.published_paths()})
+    def per_kind(get: Callable[[Local], Term]) -> Term:
+        return by_kind([get(loc) for loc in started])
+
+    return SymState(per_kind(lambda l: l.pc), per_kind(lambda l: l.st), per_kind(lambda l: l.last),
+                    per_kind(lambda l: l.prog), per_kind(lambda l: l.began),
+                    {key: per_kind(_reg_getter(key)) for key in started[0].regs},
+                    {key: per_kind(_priv_getter(key)) for key in started[0].priv}, _empty_fs(sysm),
+                    z3.IntVal(0), FALSE, {n: FALSE for n in sysm.published_paths()})
 
 
-def _empty_fs(sysm: System) -> SymFS:
+def _reg_getter(key: tuple[str, str]) -> Callable[[Local], Term]:
+    return lambda loc: loc.regs[key]
+
+
+def _priv_getter(key: str) -> Callable[[Local], Term]:
+    return lambda loc: loc.priv[key]
+
+
+def _empty_fs(sysm: SymSystem) -> SymFS:
     # Content past a file's size is unspecified: an unconstrained array.
     I = z3.IntSort()
     return SymFS({n: z3.IntVal(-1) for n in sysm.shared_paths}, z3.K(I, z3.IntVal(0)),
                  z3.Array("data@init", I, I, I), z3.IntVal(0))
 
 
-def _blank_local(sysm: System, k: SymKind) -> Local:
-    regs = {(r, f): _reg_default(sysm.reg_class[r], f, b) for r, f, b in sysm.fields()}
+def _blank_local(sysm: SymSystem) -> Local:
+    regs = {(r, f): reg_default(sysm.reg_kind[r], f, b) for r, f, b in sysm.fields()}
     z = z3.IntVal(0)
     return Local(z, z3.IntVal(RUN_CODE), z, z, z, regs, {n: z3.IntVal(-1) for n in sysm.private_paths})
+
+
+def _settled(sysm: SymSystem, k: SymKind) -> Local:
+    """A new process of kind ``k``: local control flow run from pc 0."""
+    d = Z3Dom(sysm, k, _blank_local(sysm), _empty_fs(sysm), FALSE, FALSE)
+    S.settle(k.program, 0, d)
+    return d.loc
+
+
+# ------------------------------------------------------------ terms
+
+
+def _lift(x: Term) -> Term:
+    """A Python bool or int as a Z3 term (a term as itself)."""
+    if isinstance(x, bool):
+        return z3.BoolVal(x)
+    if isinstance(x, int):
+        return z3.IntVal(int(x))
+    return x
+
+
+def _and(*bs: Term) -> Term:
+    """Conjunction, folding the constants away."""
+    terms = [_lift(b) for b in bs]
+    if any(is_false(b) for b in terms):
+        return FALSE
+    terms = [b for b in terms if not is_true(b)]
+    return TRUE if not terms else terms[0] if len(terms) == 1 else z3.And(terms)
+
+
+def _or(*bs: Term) -> Term:
+    """Disjunction, folding the constants away."""
+    terms = [_lift(b) for b in bs]
+    if any(is_true(b) for b in terms):
+        return TRUE
+    terms = [b for b in terms if not is_false(b)]
+    return FALSE if not terms else terms[0] if len(terms) == 1 else z3.Or(terms)
+
+
+def _not(b: Term) -> Term:
+    b = _lift(b)
+    return FALSE if is_true(b) else TRUE if is_false(b) else z3.Not(b)
+
+
+def _ite(c: Term, a: Term, b: Term) -> Term:
+    """If-then-else, folding a constant condition and equal branches."""
+    if a is b:
+        return a
+    return _chooser(_lift(c))(_lift(a), _lift(b))
+
+
+def term_if(c: Term, a: Term, b: Term) -> Term:
+    """``z3.If`` for two terms of one sort, without its argument coercion:
+    a third of the time, and the encoding makes tens of thousands."""
+    ctx = a.ctx
+    return z3.z3._to_expr_ref(z3.Z3_mk_ite(ctx.ref(), c.as_ast(), a.as_ast(), b.as_ast()), ctx)
+
+
+def _chooser(c: Term) -> Callable[[Term, Term], Term]:
+    """``x`` where ``c`` holds, else ``y``, for many pairs of terms under
+    one condition (the merges below), with ``c``'s constness found once.
+    Most pairs are one unchanged term, caught before asking Z3."""
+    if is_true(c):
+        return lambda x, y: x
+    if is_false(c):
+        return lambda x, y: y
+    return lambda x, y: x if x is y or x.eq(y) else term_if(c, x, y)
+
+
+def _max(a: Term, b: Term) -> Term:
+    return z3.If(a >= b, a, b)
+
+
+def _min(a: Term, b: Term) -> Term:
+    return z3.If(a <= b, a, b)
 
 
 # ------------------------------------------------------------ merging
 
 
-def _ite(c: z3.BoolRef, a: z3.ExprRef, b: z3.ExprRef) -> z3.ExprRef:
-    return a if a.eq(b) else z3.If(c, a, b)
-
-
-def merge_local(c: z3.BoolRef, a: Local, b: Local) -> Local:
+def merge_local(c: Term, a: Local, b: Local) -> Local:
     """``a`` where ``c`` holds, else ``b``, field by field."""
-    return Local(_ite(c, a.pc, b.pc), _ite(c, a.st, b.st), _ite(c, a.last, b.last), _ite(c, a.prog, b.prog),
-                 _ite(c, a.began, b.began), {k: _ite(c, v, b.regs[k]) for k, v in a.regs.items()},
-                 {k: _ite(c, v, b.priv[k]) for k, v in a.priv.items()})
+    if a is b:
+        return a
+    pick = _chooser(c)
+    return Local(pick(a.pc, b.pc), pick(a.st, b.st), pick(a.last, b.last), pick(a.prog, b.prog),
+                 pick(a.began, b.began), {k: pick(v, b.regs[k]) for k, v in a.regs.items()},
+                 {k: pick(v, b.priv[k]) for k, v in a.priv.items()})
 
 
-def merge_fs(c: z3.BoolRef, a: SymFS, b: SymFS) -> SymFS:
-    return SymFS({k: _ite(c, v, b.names[k]) for k, v in a.names.items()}, _ite(c, a.size, b.size),
-                 _ite(c, a.data, b.data), _ite(c, a.nino, b.nino))
+def merge_fs(c: Term, a: SymFS, b: SymFS) -> SymFS:
+    if a is b:
+        return a
+    pick = _chooser(c)
+    return SymFS({k: pick(v, b.names[k]) for k, v in a.names.items()}, pick(a.size, b.size),
+                 pick(a.data, b.data), pick(a.nino, b.nino))
 
 
-# ------------------------------------------------------------ operations
-# A handler returns (local, fs, done): ``done`` is False only for a byte of
-# a write that is not its last.  ``fault`` is a Bool: the step suffers the
-# operation's injected fault (only where ``fault_allowed`` says it may).
-
-Result = tuple[Local, SymFS, z3.BoolRef]
-TRUE, FALSE = z3.BoolVal(True), z3.BoolVal(False)
+# ------------------------------------------------------------ the value domain
 
 
-def _err(name: str) -> z3.ArithRef:
-    return z3.IntVal(errno_code(name))
+class Z3Dom:
+    """One process's step on Z3 terms: the solver's ``spec.semantics.Dom``.
+
+    ``loc`` and ``fs`` are the process's local state and the file system,
+    replaced (never mutated) as the semantics runs; :func:`case_step` reads
+    them out afterwards.  ``live`` is "no check of the current operation
+    has failed yet": every effect is made under it, so an effect after a
+    failed check is merged away; ``errs`` are the checks so far, each with
+    the condition under which it is the one that failed."""
+
+    def __init__(self, sysm: SymSystem, kind: SymKind, loc: Local, fs: SymFS, fault: Term, pub: Term) -> None:
+        self.sysm, self.kind, self.loc, self.fs, self.fault, self.pub = sysm, kind, loc, fs, fault, pub
+        self.granularity = "byte"
+        self.live: Term = TRUE
+        self.done: Term = TRUE
+        self.errs: list[tuple[Term, int]] = []
+        self.ins: Instr | None = None
+        self.created = False  # some create() was made (see may_create)
+
+    # -- updates, under the guard
+    def _put_local(self, new: Local) -> None:
+        self.loc = new if is_true(self.live) else merge_local(self.live, new, self.loc)
+
+    def _put_fs(self, new: SymFS) -> None:
+        self.fs = new if is_true(self.live) else merge_fs(self.live, new, self.fs)
+
+    def _put_reg(self, reg: str, **values: Term) -> None:
+        regs = dict(self.loc.regs)
+        for fname, v in values.items():
+            if (reg, fname) not in regs:
+                raise ProgramError(f"register {reg!r} has no field {fname!r} ({self.sysm.reg_kind.get(reg)})")
+            regs[(reg, fname)] = _lift(v)
+        self._put_local(replace(self.loc, regs=regs))
+
+    def _under(self, guard: Term, effect: Callable[[], Term]) -> Term:
+        outer, self.live = self.live, guard
+        try:
+            return effect()
+        finally:
+            self.live = outer
+
+    def _fork(self, body: Callable[[], None]) -> tuple[Local, SymFS]:
+        """The local state and file system after ``body``, which is undone."""
+        saved = self.loc, self.fs
+        body()
+        out = self.loc, self.fs
+        self.loc, self.fs = saved
+        return out
+
+    # -- logic
+    def and_(self, *bs: Term) -> Term:
+        return _and(*bs)
+
+    def or_(self, *bs: Term) -> Term:
+        return _or(*bs)
+
+    def not_(self, b: Term) -> Term:
+        return _not(b)
+
+    def ite(self, c: Term, a: Term, b: Term) -> Term:
+        return _ite(c, a, b)
+
+    # -- the step
+    def check(self, cond: Term, errno: str, then: Callable[[], None] | None = None) -> None:
+        fails = _and(self.live, cond)
+        if is_false(fails):
+            return
+        if then is not None:
+            self._under(fails, then)
+        self.errs.append((fails, errno_code(errno)))
+        self.live = _and(self.live, _not(cond))
+
+    def fault_point(self) -> None:
+        assert self.ins is not None
+        errno = S.OPS[type(self.ins)].fault
+        if errno is not None and S.can_fault(self.ins):
+            self.check(self.fault, errno)
+
+    def faulted(self) -> Term:
+        return self.fault
+
+    def fault_bytes(self) -> Term:
+        raise NotImplementedError("the solver encodes byte granularity only")
+
+    def when(self, cond: Term, effect: Callable[[], Term], otherwise: Term) -> Term:
+        outer = self.live
+        inner = self.live = _and(outer, cond)
+        value = effect()
+        # A check inside the effect ends the operation there only.
+        self.live = outer if self.live is inner else _or(self.live, _and(outer, _not(cond)))
+        return _ite(cond, value, otherwise)
+
+    def branch(self, cond: Term, then: Callable[[], None], other: Callable[[], None]) -> None:
+        c = _lift(cond)
+        if is_true(c) or is_false(c):
+            (then if is_true(c) else other)()
+            return
+        (la, fa), (lb, fb) = self._fork(then), self._fork(other)
+        self.loc, self.fs = merge_local(c, la, lb), merge_fs(c, fa, fb)
+
+    def run_op(self, ins: Instr) -> None:
+        saved = self.ins, self.live, self.errs
+        self.ins, self.errs = ins, []
+        S.spec_of(ins).run(ins, self)
+        # The checks exclude each other (each holds only where none before
+        # it did), so their order in the chain does not matter.
+        last = z3.IntVal(0)
+        for fails, code in reversed(self.errs):
+            last = z3.If(fails, code, last)
+        self.ins, self.live, self.errs = saved
+        self._put_local(replace(self.loc, last=last))
+
+    def die(self, cond: Term, status: Status) -> None:
+        dies = _and(self.live, cond)
+        if is_false(dies):
+            return
+        self._under(dies, lambda: self.finish(status, None))
+        self.live = _and(self.live, _not(cond))
+
+    def progress(self) -> Term:
+        return self.loc.prog
+
+    def complete(self, done: Term) -> None:
+        self.done = _ite(self.live, done, self.done)
+        self._put_local(replace(self.loc, prog=_ite(done, z3.IntVal(0), self.loc.prog + 1)))
+
+    def after_op(self, settle: Callable[[], None]) -> None:
+        goes_on = _and(self.done, self.loc.st == RUN_CODE)
+        settled, fs = self._fork(settle)
+        self.loc, self.fs = merge_local(goes_on, settled, self.loc), merge_fs(goes_on, fs, self.fs)
+
+    def stop_at(self, pc: int) -> None:
+        self._put_local(replace(self.loc, pc=z3.IntVal(pc)))
+
+    def finish(self, status: Status, keep: str | None) -> None:
+        regs = {(r, f): v if r == keep else self.sysm.default(r, f) for (r, f), v in self.loc.regs.items()}
+        z = z3.IntVal(0)
+        self._put_local(replace(self.loc, pc=z3.IntVal(len(self.kind.program.code)), st=z3.IntVal(status_code(status)),
+                                last=z, prog=z, regs=regs))
+
+    def failed(self, errnos: frozenset[str]) -> Term:
+        last = self.loc.last
+        return _and(last != 0, _or(*[last == errno_code(e) for e in sorted(errnos)]) if errnos else TRUE)
+
+    def began(self) -> Term:
+        return self.loc.began
+
+    def published(self) -> Term:
+        return self.pub
+
+    def set_began(self, b: Term) -> None:
+        self._put_local(replace(self.loc, began=_lift(b)))
+
+    # -- registers
+    def held(self, reg: str) -> Term:
+        return self.loc.reg(reg, "set")
+
+    def fd_ino(self, reg: str) -> Term:
+        return self.loc.reg(reg, "ino")
+
+    def fd_off(self, reg: str) -> Term:
+        return self.loc.reg(reg, "off")
+
+    def fd_mode(self, reg: str) -> Term:
+        return self.loc.reg(reg, "mode")
+
+    def size_of(self, reg: str) -> Term:
+        return self.loc.reg(reg, "n")
+
+    def map_ino(self, reg: str) -> Term:
+        return self.loc.reg(reg, "ino")
+
+    def map_len(self, reg: str) -> Term:
+        return self.loc.reg(reg, "n")
+
+    def valid(self, reg: str, length: Term) -> Term:
+        return _and(self.loc.reg(reg, "set"), self.loc.reg(reg, "len") == length, self.loc.reg(reg, "nz"))
+
+    def set_fd(self, reg: str, ino: Term, off: Term, mode: int) -> None:
+        self._put_reg(reg, set=True, ino=ino, off=off, mode=mode)
+
+    def set_fd_off(self, reg: str, off: Term) -> None:
+        self._put_reg(reg, off=off)
+
+    def set_size(self, reg: str, n: Term) -> None:
+        self._put_reg(reg, n=n)
+
+    def set_buf(self, reg: str, buf: SymBuf) -> None:
+        self._put_reg(reg, set=True, len=buf.length, nz=buf.no_zero)
+
+    def set_map(self, reg: str, ino: Term, n: Term) -> None:
+        self._put_reg(reg, set=True, ino=ino, n=n)
+
+    def clear(self, reg: str) -> None:
+        self._put_reg(reg, **{f: reg_default(self.sysm.reg_kind[reg], f, b)
+                              for f, b in REG_FIELDS[self.sysm.reg_kind[reg]]})
+
+    # -- payloads
+    def payload_len(self, name: str) -> Term:
+        return self.kind.payload(name).length
+
+    # -- the file system
+    def lookup(self, path: Path) -> Term:
+        return self.loc.priv[path.name] if path.private else self.fs.names[path.name]
+
+    def create(self) -> Term:
+        self.created = True
+        ino = self.fs.nino
+        self._put_fs(replace(self.fs, size=z3.Store(self.fs.size, ino, 0), nino=ino + 1))
+        return ino
+
+    def bind(self, path: Path, ino: Term) -> None:
+        if path.private:
+            self._put_local(replace(self.loc, priv={**self.loc.priv, path.name: _lift(ino)}))
+        else:
+            self._put_fs(replace(self.fs, names={**self.fs.names, path.name: _lift(ino)}))
+
+    def unbind(self, path: Path) -> None:
+        self.bind(path, -1)
+
+    def file_size(self, ino: Term) -> Term:
+        return self.fs.size[ino]
+
+    def resize(self, ino: Term, n: Term) -> None:
+        n = _lift(n)
+        old = self.fs.size[ino]
+        # Growth zero-fills; nothing past the new size is kept (unspecified).
+        data = self.fs.data if z3.is_int_value(n) and n.as_long() == 0 else self.sysm.bytes.zero_fill(self.fs.data, ino, old, n)
+        self._put_fs(replace(self.fs, size=z3.Store(self.fs.size, ino, n), data=data))
+
+    def write(self, ino: Term, at: Term, payload: str, first: Term, count: Term) -> None:
+        # Byte granularity: ``count`` is 0 or 1.  A write of no bytes
+        # changes nothing, even past the end; one byte grows the file to
+        # cover it, zero-filling a hole before it.
+        old = self.fs.size[ino]
+        size = _max(old, at + 1)
+        grown = self.sysm.bytes.zero_fill(self.fs.data, ino, old, size)
+        wrote = replace(self.fs, size=z3.Store(self.fs.size, ino, size),
+                        data=z3.Store(grown, ino, at, self.kind.payload(payload).data[first]))
+        self._under(_and(self.live, count > 0), lambda: self._put_fs(wrote))
+
+    def _no_zero(self, ino: Term, start: Term, n: Term) -> Term:
+        return self.sysm.bytes.forall_below(n, lambda j: self.fs.data[ino, start + j] != 0)
+
+    def read(self, ino: Term, off: Term, n: Term) -> tuple[SymBuf, Term]:
+        got = _max(z3.IntVal(0), _min(n, self.fs.size[ino] - off))
+        return SymBuf(got, self._no_zero(ino, off, got)), got
+
+    def sync(self, ino: Term) -> None:
+        pass  # durable content is not represented (no power loss)
+
+    def mapped_read(self, ino: Term, n: Term) -> tuple[Term, SymBuf]:
+        size = self.fs.size[ino]
+        backed = ((size + (F.PAGE_SIZE - 1)) / F.PAGE_SIZE) * F.PAGE_SIZE
+        # Bytes past the end inside the last page read as zero.
+        return n > backed, SymBuf(n, _and(n <= size, self._no_zero(ino, z3.IntVal(0), n)))
 
 
-def _resolve(fs: SymFS, loc: Local, path: Path) -> z3.ArithRef:
-    return loc.priv[path.name] if path.private else fs.names[path.name]
+# ------------------------------------------------------------ faults
 
 
-def _bind(fs: SymFS, loc: Local, path: Path, ino: z3.ArithRef) -> tuple[SymFS, Local]:
-    if path.private:
-        return fs, replace(loc, priv={**loc.priv, path.name: ino})
-    return replace(fs, names={**fs.names, path.name: ino}), loc
+def _blank_dom(sysm: SymSystem, k: SymKind) -> Z3Dom:
+    return Z3Dom(sysm, k, _blank_local(sysm), _empty_fs(sysm), FALSE, FALSE)
 
 
-def _set_size(fs: SymFS, ino: z3.ArithRef, n: z3.ArithRef, sysm: System, zero_from: z3.ArithRef | None = None) -> SymFS:
-    """Size of ``ino`` becomes ``n``; bytes in [zero_from, n) become zero
-    (the zero-extension of ftruncate and of a write past the end)."""
-    data = fs.data if zero_from is None else sysm.bytes.zero_fill(fs.data, ino, zero_from, n)
-    return replace(fs, size=z3.Store(fs.size, ino, n), data=data)
+def fault_allowed(sysm: SymSystem, k: SymKind, ins: Instr) -> Term:
+    """May an injected fault strike ``ins`` (``spec.semantics.fault_options``
+    at byte granularity)?  Its answer depends on the state only through
+    whether the write's length is zero, which is symbolic here."""
+    empty, some = (bool(S.fault_options(ins, b, 0, "byte")) for b in (0, 1))
+    if empty == some:
+        return z3.BoolVal(empty)
+    data = getattr(ins, "data", None)
+    if not isinstance(data, Data):
+        raise ProgramError(f"{ins}: its faults depend on a length, but it writes no data")
+    n = S.data_range(_blank_dom(sysm, k), data)[1]
+    return n > 0 if some else n == 0
 
 
-def _fd_ok(loc: Local, fd: str, bit: int) -> z3.BoolRef:
-    mode = loc.reg(fd, "mode")
-    bits = [m for m in (1, 2, 3) if m & bit]
-    return z3.And(loc.reg(fd, "set"), z3.Or([mode == m for m in bits]))
+def may_create(sysm: SymSystem, k: SymKind, ins: Instr) -> bool:
+    """Can operation ``ins`` create an inode (does its semantics call
+    ``create``)?  A bound on the inodes a bounded run needs."""
+    d = _blank_dom(sysm, k)
+    d.run_op(ins)
+    return d.created
 
 
-def _open(ins: Open, k: SymKind, loc: Local, fs: SymFS, fault: z3.BoolRef, sysm: System) -> Result:
-    ino = _resolve(fs, loc, ins.path)
-    flags = ins.flags
-    exists = ino >= 0
-    eexist = z3.And(exists, z3.BoolVal(OpenFlags.CREAT in flags and OpenFlags.EXCL in flags))
-    enoent = z3.And(z3.Not(exists), z3.BoolVal(OpenFlags.CREAT not in flags))
-    ok = z3.And(z3.Not(fault), z3.Not(eexist), z3.Not(enoent))
-    create = z3.And(ok, z3.Not(exists))
-    new = z3.If(exists, ino, fs.nino)
-    made, mloc = _bind(replace(_set_size(fs, fs.nino, z3.IntVal(0), sysm), nino=fs.nino + 1), loc, ins.path, fs.nino)
-    fs2, loc2 = merge_fs(create, made, fs), merge_local(create, mloc, loc)
-    mode = (READ_BIT if OpenFlags.READ in flags else 0) | (WRITE_BIT if OpenFlags.WRITE in flags else 0)
-    if OpenFlags.TRUNC in flags:
-        # Linux truncates even with O_RDONLY|O_TRUNC, as spec.machine does.
-        fs2 = merge_fs(ok, _set_size(fs2, new, z3.IntVal(0), sysm), fs2)
-    opened = loc2.with_regs(ins.fd, set=TRUE, ino=new, off=z3.IntVal(0), mode=z3.IntVal(mode))
-    last = z3.If(fault, _err(FAULT_ERRNO[Open]), z3.If(eexist, _err(F.EEXIST), z3.If(enoent, _err(F.ENOENT), _err(""))))
-    return replace(merge_local(ok, opened, loc2), last=last), fs2, TRUE
-
-
-def _write_common(sysm: System, k: SymKind, loc: Local, fs: SymFS, fault: z3.BoolRef, fd: str, data: Data, at: int | None) -> Result:
-    lo, n, pay = k.data(data)
-    ok = _fd_ok(loc, fd, WRITE_BIT)
-    ino, off = loc.reg(fd, "ino"), loc.reg(fd, "off")
-    writes = z3.And(ok, z3.Not(fault), n > 0)
-    start = off if at is None else z3.IntVal(at) + loc.prog
-    old = fs.size[ino]
-    grown = _set_size(fs, ino, _max(old, start + 1), sysm, zero_from=old)
-    wrote = replace(grown, data=z3.Store(grown.data, ino, start, pay[lo + loc.prog]))
-    done = z3.Or(z3.Not(writes), loc.prog + 1 == n)
-    loc2 = loc if at is not None else merge_local(writes, loc.with_regs(fd, off=off + 1), loc)
-    loc2 = replace(loc2, prog=z3.If(ok, z3.If(done, z3.IntVal(0), loc.prog + 1), loc.prog),
-                   last=z3.If(z3.Not(ok), _err(F.EBADF), z3.If(fault, _err(F.ENOSPC), _err(""))))
-    return loc2, merge_fs(writes, wrote, fs), done
-
-
-def _write(ins: Write, k: SymKind, loc: Local, fs: SymFS, fault: z3.BoolRef, sysm: System) -> Result:
-    return _write_common(sysm, k, loc, fs, fault, ins.fd, ins.data, None)
-
-
-def _pwrite(ins: PWrite, k: SymKind, loc: Local, fs: SymFS, fault: z3.BoolRef, sysm: System) -> Result:
-    return _write_common(sysm, k, loc, fs, fault, ins.fd, ins.data, ins.offset)
-
-
-def _no_zero(sysm: System, fs: SymFS, ino: z3.ArithRef, start: z3.ArithRef, n: z3.ArithRef) -> z3.BoolRef:
-    return sysm.bytes.forall_below(n, lambda j: fs.data[ino, start + j] != 0)
-
-
-def _read(ins: Read, k: SymKind, loc: Local, fs: SymFS, fault: z3.BoolRef, sysm: System) -> Result:
-    ok = _fd_ok(loc, ins.fd, READ_BIT)
-    ino, off = loc.reg(ins.fd, "ino"), loc.reg(ins.fd, "off")
-    got = _max(z3.IntVal(0), _min(k.length(ins.n), fs.size[ino] - off))
-    good = loc.with_regs(ins.fd, off=off + got).with_regs(ins.into, set=TRUE, len=got, nz=_no_zero(sysm, fs, ino, off, got))
-    bad = loc.with_regs(ins.into, set=FALSE, len=z3.IntVal(0), nz=FALSE)
-    return replace(merge_local(ok, good, bad), last=z3.If(ok, _err(""), _err(F.EBADF))), fs, TRUE
-
-
-def _ftruncate(ins: Ftruncate, k: SymKind, loc: Local, fs: SymFS, fault: z3.BoolRef, sysm: System) -> Result:
-    ok = _fd_ok(loc, ins.fd, WRITE_BIT)
-    ino, n = loc.reg(ins.fd, "ino"), k.length(ins.n)
-    does = z3.And(ok, z3.Not(fault))
-    last = z3.If(z3.Not(loc.reg(ins.fd, "set")), _err(F.EBADF),
-                 z3.If(z3.Not(ok), _err(F.EINVAL), z3.If(fault, _err(FAULT_ERRNO[Ftruncate]), _err(""))))
-    return replace(loc, last=last), merge_fs(does, _set_size(fs, ino, n, sysm, zero_from=fs.size[ino]), fs), TRUE
-
-
-def _fsync(ins: Fsync, k: SymKind, loc: Local, fs: SymFS, fault: z3.BoolRef, sysm: System) -> Result:
-    last = z3.If(z3.Not(loc.reg(ins.fd, "set")), _err(F.EBADF), z3.If(fault, _err(FAULT_ERRNO[Fsync]), _err("")))
-    return replace(loc, last=last), fs, TRUE
-
-
-def _close(ins: Close, k: SymKind, loc: Local, fs: SymFS, fault: z3.BoolRef, sysm: System) -> Result:
-    held = loc.reg(ins.fd, "set")
-    # Linux releases the descriptor even when close reports an error.
-    last = z3.If(z3.Not(held), _err(F.EBADF), z3.If(fault, _err(FAULT_ERRNO[Close]), _err("")))
-    released = loc.with_regs(ins.fd, set=FALSE, ino=z3.IntVal(0), off=z3.IntVal(0), mode=z3.IntVal(0))
-    return replace(merge_local(held, released, loc), last=last), fs, TRUE
-
-
-def _stat(ins: Stat, k: SymKind, loc: Local, fs: SymFS, fault: z3.BoolRef, sysm: System) -> Result:
-    ino = _resolve(fs, loc, ins.path)
-    found = ino >= 0
-    loc2 = loc.with_regs(ins.into, n=z3.If(found, fs.size[ino], z3.IntVal(-1)))
-    return replace(loc2, last=z3.If(found, _err(""), _err(F.ENOENT))), fs, TRUE
-
-
-def _fstat(ins: Fstat, k: SymKind, loc: Local, fs: SymFS, fault: z3.BoolRef, sysm: System) -> Result:
-    held = loc.reg(ins.fd, "set")
-    loc2 = loc.with_regs(ins.into, n=z3.If(held, fs.size[loc.reg(ins.fd, "ino")], z3.IntVal(-1)))
-    return replace(loc2, last=z3.If(held, _err(""), _err(F.EBADF))), fs, TRUE
-
-
-def _unlink(ins: Unlink, k: SymKind, loc: Local, fs: SymFS, fault: z3.BoolRef, sysm: System) -> Result:
-    found = _resolve(fs, loc, ins.path) >= 0
-    fs2, loc2 = _bind(fs, loc, ins.path, z3.IntVal(-1))
-    fs2, loc2 = merge_fs(found, fs2, fs), merge_local(found, loc2, loc)
-    return replace(loc2, last=z3.If(found, _err(""), _err(F.ENOENT))), fs2, TRUE
-
-
-def _rename(ins: Rename, k: SymKind, loc: Local, fs: SymFS, fault: z3.BoolRef, sysm: System) -> Result:
-    ino = _resolve(fs, loc, ins.src)
-    ok = z3.And(z3.Not(fault), ino >= 0)
-    fs2, loc2 = _bind(fs, loc, ins.src, z3.IntVal(-1))
-    fs2, loc2 = _bind(fs2, loc2, ins.dst, ino)
-    last = z3.If(fault, _err(FAULT_ERRNO[Rename]), z3.If(ino >= 0, _err(""), _err(F.ENOENT)))
-    return replace(merge_local(ok, loc2, loc), last=last), merge_fs(ok, fs2, fs), TRUE
-
-
-def _mmap(ins: Mmap, k: SymKind, loc: Local, fs: SymFS, fault: z3.BoolRef, sysm: System) -> Result:
-    held, size = loc.reg(ins.fd, "set"), loc.reg(ins.size, "n")
-    ok = z3.And(held, size >= 0)
-    loc2 = merge_local(ok, loc.with_regs(ins.into, set=TRUE, ino=loc.reg(ins.fd, "ino"), n=size), loc)
-    last = z3.If(z3.Not(held), _err(F.EBADF), z3.If(size < 0, _err(F.EINVAL), _err("")))
-    return replace(loc2, last=last), fs, TRUE
-
-
-def _map_read(ins: MapRead, k: SymKind, loc: Local, fs: SymFS, fault: z3.BoolRef, sysm: System) -> Result:
-    held, ino, n = loc.reg(ins.map, "set"), loc.reg(ins.map, "ino"), loc.reg(ins.map, "n")
-    size = fs.size[ino]
-    backed = ((size + (F.PAGE_SIZE - 1)) / F.PAGE_SIZE) * F.PAGE_SIZE
-    sigbus = z3.And(held, n > backed)
-    # Bytes past the end inside the last page read as zero.
-    got = loc.with_regs(ins.into, set=TRUE, len=n, nz=z3.And(n <= size, _no_zero(sysm, fs, ino, z3.IntVal(0), n)))
-    got = replace(got, last=_err(""))
-    loc2 = merge_local(sigbus, finish(k, loc, status_code(SIGBUS), None, sysm), got)
-    return merge_local(held, loc2, replace(loc, last=_err(F.EINVAL))), fs, TRUE
-
-
-HANDLERS: dict[type, Callable[..., Result]] = {
-    Open: _open, Write: _write, PWrite: _pwrite, Read: _read, Ftruncate: _ftruncate, Fsync: _fsync,
-    Close: _close, Stat: _stat, Fstat: _fstat, Unlink: _unlink, Rename: _rename, Mmap: _mmap, MapRead: _map_read,
-}
-
-
-def fault_allowed(ins: Instr, k: SymKind) -> z3.BoolRef:
-    """``spec.machine.local_faults``: may this operation suffer a fault?"""
-    if type(ins) not in FAULT_ERRNO:
-        return FALSE
-    if isinstance(ins, (Write, PWrite)):
-        return k.data(ins.data)[1] > 0
-    if isinstance(ins, Open) and ins.flags == OpenFlags.READ:
-        return FALSE  # readers' opens do not fail: a failed lookup is a plain miss
-    return TRUE
-
-
-# ------------------------------------------------------------ control flow
-
-
-def holds(cond: Cond, k: SymKind, loc: Local) -> z3.BoolRef:
-    """A branch condition on the local state (``spec.machine.holds``)."""
-    if isinstance(cond, Failed):
-        codes = [errno_code(e) for e in cond.errnos]
-        return z3.And(loc.last != 0, z3.Or([loc.last == c for c in codes]) if codes else TRUE)
-    if isinstance(cond, SizeIs):
-        size, n = loc.reg(cond.reg, "n"), k.length(cond.n)
-        ops = {"==": size == n, "!=": size != n, ">": size > n}
-        if cond.op not in ops:
-            raise ProgramError(f"unknown comparison {cond.op!r}")
-        return ops[cond.op]
-    if isinstance(cond, Invalid):
-        return z3.Not(z3.And(loc.reg(cond.reg, "set"), loc.reg(cond.reg, "len") == k.payload(cond.payload).length,
-                             loc.reg(cond.reg, "nz")))
-    raise ProgramError(f"unknown condition {cond!r}")
-
-
-def finish(k: SymKind, loc: Local, status: int, value: str | None, sysm: System) -> Local:
-    """Return: exit releases every register but a hit's value."""
-    regs = {(r, f): (v if r == value else _reg_default(sysm.reg_class[r], f, z3.is_bool(v)))
-            for (r, f), v in loc.regs.items()}
-    return replace(loc, pc=z3.IntVal(len(k.program.code)), st=z3.IntVal(status), last=_err(""),
-                   prog=z3.IntVal(0), regs=regs)
-
-
-def settle(k: SymKind, pc: int, loc: Local, fs: SymFS, sysm: System, fuel: int | None = None) -> Local:
-    """Run local control flow from instruction ``pc`` to the next operation
-    (``spec.machine.settle``), as a case split on the local state."""
-    code, targets = k.program.code, k.program.targets
-    fuel = len(code) + 1 if fuel is None else fuel
-    if fuel == 0:
-        raise ProgramError(f"{k.protocol}: a loop with no operation in it at pc {pc}")
-    ins = code[pc]
-    if isinstance(ins, If):
-        c = holds(ins.cond, k, loc)
-        return merge_local(c, settle(k, targets[pc], loc, fs, sysm, fuel - 1), settle(k, pc + 1, loc, fs, sysm, fuel - 1))
-    if isinstance(ins, Goto):
-        return settle(k, targets[pc], loc, fs, sysm, fuel - 1)
-    if isinstance(ins, Chtimes):
-        found = _resolve(fs, loc, ins.path) >= 0
-        return settle(k, pc + 1, replace(loc, last=z3.If(found, _err(""), _err(F.ENOENT))), fs, sysm, fuel - 1)
-    if isinstance(ins, Return):
-        hit = ins.outcome is Outcome.HIT
-        return finish(k, loc, status_code(ins.outcome.value), ins.value if hit else None, sysm)
-    return replace(loc, pc=z3.IntVal(pc), st=z3.IntVal(RUN_CODE))
+# ------------------------------------------------------------ the transition
 
 
 def op_pcs(k: SymKind) -> tuple[int, ...]:
     """The instruction indexes at which a process of kind ``k`` can stop
     (its operations; local control flow never waits)."""
-    return tuple(i for i, ins in enumerate(k.program.code) if type(ins) in HANDLERS)
-
-
-# ------------------------------------------------------------ the transition
+    return tuple(i for i, ins in enumerate(k.program.code) if S.is_operation(ins))
 
 
 @dataclass(frozen=True)
@@ -641,44 +778,46 @@ class Transition:
     """Process ``p`` steps (with ``fault`` or not) from a state: ``enabled``
     says it can, ``after`` is the state it leads to."""
 
-    enabled: z3.BoolRef
+    enabled: Term
     after: SymState
 
 
-def case_step(sysm: System, s: SymState, p: z3.ArithRef, fault: z3.BoolRef, ki: int, pc: int) -> Transition:
-    """The step of a process of kind ``ki`` at operation ``pc``."""
+def case_step(sysm: SymSystem, s: SymState, p: Term, fault: Term, ki: int, pc: int) -> Transition:
+    """The step of a process of kind ``ki`` at operation ``pc``:
+    ``spec.semantics.step`` run on :class:`Z3Dom`."""
     k = sysm.kinds[ki]
-    ins = k.program.code[pc]
     loc = s.local(p)
-    loc2, fs2, done = HANDLERS[type(ins)](ins, k, loc, s.fs, fault, sysm)
-    if k.program.role is Role.READER:
-        loc2 = replace(loc2, began=z3.If(loc.began == 0, z3.If(s.pub, z3.IntVal(2), z3.IntVal(1)), loc.began))
-    running = loc2.st == RUN_CODE
-    loc2 = merge_local(z3.And(done, running), settle(k, pc + 1, loc2, fs2, sysm), loc2)
+    d = Z3Dom(sysm, k, loc, s.fs, fault, s.pub)
+    S.step(k.program, pc, d)
+    loc2 = d.loc
     enabled = z3.And(sysm.kind_of[p] == ki, loc.pc == pc, loc.st == RUN_CODE,
-                     z3.Implies(fault, fault_allowed(ins, k)))
+                     z3.Implies(fault, fault_allowed(sysm, k, k.program.code[pc])))
     ok_now = z3.And(loc.st != OK_CODE, loc2.st == OK_CODE) if k.program.role is Role.WRITER else FALSE
     pub_path = {n: z3.Or(v, ok_now) if any(pp.name == n for pp, _ in k.program.publishes) else v
                 for n, v in s.pub_path.items()}
+
+    def put(a: Term, new: Term, old: Term) -> Term:
+        return a if new is old or new.eq(old) else z3.Store(a, p, new)
+
     after = SymState(
         z3.Store(s.pc, p, loc2.pc), z3.Store(s.st, p, loc2.st), z3.Store(s.last, p, loc2.last),
         z3.Store(s.prog, p, loc2.prog), z3.Store(s.began, p, loc2.began),
-        {key: (a if loc2.regs[key].eq(loc.regs[key]) else z3.Store(a, p, loc2.regs[key])) for key, a in s.regs.items()},
-        {key: (a if loc2.priv[key].eq(loc.priv[key]) else z3.Store(a, p, loc2.priv[key])) for key, a in s.priv.items()},
-        fs2, s.faults + z3.If(fault, 1, 0), z3.Or(s.pub, ok_now), pub_path)
+        {key: put(a, loc2.regs[key], loc.regs[key]) for key, a in s.regs.items()},
+        {key: put(a, loc2.priv[key], loc.priv[key]) for key, a in s.priv.items()},
+        d.fs, s.faults + z3.If(fault, 1, 0), z3.Or(s.pub, ok_now), pub_path)
     return Transition(enabled, after)
 
 
-def cases(sysm: System) -> list[tuple[int, int]]:
+def cases(sysm: SymSystem) -> list[tuple[int, int]]:
     """Every (kind, operation pc) a step can start from."""
     return [(ki, pc) for ki, k in enumerate(sysm.kinds) for pc in op_pcs(k)]
 
 
-def step(sysm: System, s: SymState, p: z3.ArithRef, fault: z3.BoolRef) -> Transition:
+def step(sysm: SymSystem, s: SymState, p: Term, fault: Term) -> Transition:
     """Any process ``p`` takes its next step: the case split over every
     kind and operation, merged into one transition."""
     steps = [case_step(sysm, s, p, fault, ki, pc) for ki, pc in cases(sysm)
-             if not z3.is_false(z3.simplify(sysm.kind_of[p] == ki))]
+             if not is_false(z3.simplify(sysm.kind_of[p] == ki))]
     budget = TRUE if sysm.fault_budget is None else z3.Implies(fault, s.faults < sysm.fault_budget)
     enabled = z3.And(budget, z3.Or([t.enabled for t in steps]))
     after = steps[-1].after
@@ -687,19 +826,11 @@ def step(sysm: System, s: SymState, p: z3.ArithRef, fault: z3.BoolRef) -> Transi
     return Transition(enabled, after)
 
 
-def merge_state(c: z3.BoolRef, a: SymState, b: SymState) -> SymState:
+def merge_state(c: Term, a: SymState, b: SymState) -> SymState:
     """``a`` where ``c`` holds, else ``b``."""
+    pick = _chooser(c)
     return SymState(
-        _ite(c, a.pc, b.pc), _ite(c, a.st, b.st), _ite(c, a.last, b.last), _ite(c, a.prog, b.prog),
-        _ite(c, a.began, b.began), {k: _ite(c, v, b.regs[k]) for k, v in a.regs.items()},
-        {k: _ite(c, v, b.priv[k]) for k, v in a.priv.items()}, merge_fs(c, a.fs, b.fs),
-        _ite(c, a.faults, b.faults), _ite(c, a.pub, b.pub), {k: _ite(c, v, b.pub_path[k]) for k, v in a.pub_path.items()})
-
-
-def state_eq(a: SymState, b: SymState) -> z3.BoolRef:
-    """Field-wise equality of two states (arrays as wholes)."""
-    eqs = [a.pc == b.pc, a.st == b.st, a.last == b.last, a.prog == b.prog, a.began == b.began,
-           a.fs.size == b.fs.size, a.fs.data == b.fs.data, a.fs.nino == b.fs.nino, a.faults == b.faults, a.pub == b.pub]
-    eqs += [v == b.regs[k] for k, v in a.regs.items()] + [v == b.priv[k] for k, v in a.priv.items()]
-    eqs += [v == b.fs.names[k] for k, v in a.fs.names.items()] + [v == b.pub_path[k] for k, v in a.pub_path.items()]
-    return z3.And(eqs)
+        pick(a.pc, b.pc), pick(a.st, b.st), pick(a.last, b.last), pick(a.prog, b.prog),
+        pick(a.began, b.began), {k: pick(v, b.regs[k]) for k, v in a.regs.items()},
+        {k: pick(v, b.priv[k]) for k, v in a.priv.items()}, merge_fs(c, a.fs, b.fs),
+        pick(a.faults, b.faults), pick(a.pub, b.pub), {k: pick(v, b.pub_path[k]) for k, v in a.pub_path.items()})
