@@ -284,3 +284,26 @@ def test_run_of_one_theorem_reports_a_trace_people_can_read() -> None:
     res = run(find(f"write-then-truncate/{STAYS}/drop-same-bytes"))
     assert res.outcome == COUNTEREXAMPLE and res.bmc is not None and res.bmc.steps
     assert "torn" in res.theorem.statement or "same length" in res.theorem.statement
+
+
+def test_bmc_says_so_when_a_file_outgrows_its_byte_bound() -> None:
+    """The encoding represents the bytes below the longest payload and one;
+    a pwrite far past the end lands where nothing is represented.  "No
+    violation" would be an under-checked answer, so BMC raises instead -
+    and a writer that stays in bounds gets its answer."""
+    from proofs.bmc import BoundTooSmall, search
+    from spec import Process, Program, Role, System
+    from spec.ops import ENTRY, O_CREAT, O_WRONLY, OUTPUT, Data, Open, Outcome, PWrite, Return, Write
+    from spec.properties import STAYS
+
+    def writer(offset: int) -> System:
+        """Publishes the entry (STAYS holds), and also pwrites a scratch
+        file at ``offset``."""
+        prog = Program(f"pwrite-at-{offset}", Role.WRITER, (
+            Open(ENTRY, O_WRONLY | O_CREAT), Write(Data("entry")), Open(OUTPUT, O_WRONLY | O_CREAT, "g"),
+            PWrite(Data("entry"), offset, "g"), Return(Outcome.OK)), publishes=((ENTRY, "entry"),))
+        return System((Process(prog, (("entry", b"ab"),)),))
+
+    with pytest.raises(BoundTooSmall, match="longer than the 3 bytes"):
+        search(writer(5), STAYS, depth=6)
+    assert search(writer(0), STAYS, depth=6).outcome == "none"

@@ -36,6 +36,13 @@ class DecodeError(RuntimeError):
     the model disagree (a bug to report, never a result)."""
 
 
+class BoundTooSmall(RuntimeError):
+    """A run within the depth makes a file longer than the bytes the
+    encoding represents (``SymSystem.bytes.bound``: the longest payload
+    and one), e.g. a pwrite far past the end: "no violation" would not be
+    a result for it, so the search says so instead."""
+
+
 def max_inodes(system: System, depth: int) -> int:
     """The inodes a run of ``depth`` steps can create: one per operation
     that may create one (``proofs.symbolic.may_create``) of each process,
@@ -96,6 +103,7 @@ def search(system: System, prop: Property, depth: int, timeout_ms: int = TIMEOUT
     s, facts = scalarize(initial_state(sysm, n), sysm, n, inodes, "@0")
     sels: list[tuple[Term, Term]] = []
     bad = z3.Not(formula(prop)(sysm, s, Procs(n)))
+    overflows = [_overflow(sysm, s, inodes)]
     # Symmetry breaking: of two identical processes (same program, same
     # payloads), the later-named one never takes its first step before the
     # earlier one.  Sound: renaming identical processes maps every run to
@@ -124,7 +132,29 @@ def search(system: System, prop: Property, depth: int, timeout_ms: int = TIMEOUT
         facts += _first_steps_in_order(sels, p, twins)
         sels.append((p, f))
         bad = z3.Not(formula(prop)(sysm, s, Procs(n)))
+        overflows.append(_overflow(sysm, s, inodes))
+    _check_bound(sysm, facts, overflows, timeout_ms)
     return BmcResult(system, prop, depth, None, depth, "none", time.perf_counter() - started)
+
+
+def _overflow(sysm: SymSystem, s: SymState, inodes: int) -> Term:
+    """Some file of ``s`` is longer than the bytes the encoding represents."""
+    bound = sysm.bytes.bound or 0
+    return z3.Or([s.fs.size[i] > bound for i in range(inodes)])
+
+
+def _check_bound(sysm: SymSystem, facts: list[Term], overflows: list[Term], timeout_ms: int) -> None:
+    """Raise BoundTooSmall if some run of the search's depth makes a file
+    longer than the encoding's byte bound (every byte past it is dropped,
+    so a run there would be under-checked)."""
+    solver = z3.SolverFor("QF_AUFLIA")
+    solver.set("timeout", timeout_ms)
+    solver.set("rlimit", RLIMIT)
+    solver.add(*facts, z3.Or(overflows))
+    r = solver.check()
+    if r != z3.unsat:
+        raise BoundTooSmall(f"a run may make a file longer than the {sysm.bytes.bound} bytes the encoding represents "
+                            f"(solver: {r}); no verdict for this system")
 
 
 def _first_steps_in_order(sels: list[tuple[Term, Term]], p: Term, twins: list[int]) -> list[Term]:
