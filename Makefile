@@ -20,11 +20,15 @@ $(STAMP): pyproject.toml
 check: $(STAMP)
 	$(BIN)/idemwrite check
 
+# A module per worker: module-scoped fixtures (the CrossHair runs, the
+# theorems) then run once.  Plain `pytest` still runs everything serially.
+PYTEST_JOBS := -n auto --dist loadfile
+
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q $(PYTEST_JOBS)
 
 test-deep: $(STAMP)
-	HYPOTHESIS_PROFILE=deep $(BIN)/python -m pytest -q
+	HYPOTHESIS_PROFILE=deep $(BIN)/python -m pytest -q $(PYTEST_JOBS)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
