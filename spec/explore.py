@@ -178,12 +178,11 @@ class _Canon:
             pids = tuple(j for s, e in self.blocks for j in sorted(pids[s:e], key=t.procs.__getitem__))
         return World(t.fss[k[0]], tuple(t.procs[i] for i in pids), k[1], Crash(k[2]))
 
-    def value_order(self, seg: tuple[int, ...]) -> tuple[int, ...]:
+    def value_order(self, distinct: tuple[int, ...]) -> tuple[int, ...]:
         """The distinct process ids of one class, sorted by process state:
         the order the processes of a canonical world are stepped in, so
         that the search visits states in one fixed order (and finds the
         same shortest counterexamples) whatever the ids."""
-        distinct = tuple(dict.fromkeys(seg))
         got = self.orders.get(distinct)
         if got is None:
             got = self.orders[distinct] = tuple(sorted(distinct, key=self.t.procs.__getitem__))
@@ -300,7 +299,8 @@ class _Successors:
         self.system, self.canon, self.symmetry = system, canon, symmetry
         self.stepper = _Stepper(system, canon)
 
-    def __call__(self, key: Key) -> list[Key]:
+    def __call__(self, key: Key, distinct: tuple[int, ...]) -> list[Key]:
+        """``distinct``: the key's distinct process ids, in key order."""
         out: list[Key] = []
         if key[2]:
             return out  # nothing runs after a power loss
@@ -309,13 +309,14 @@ class _Successors:
             out.append(canon.key(crash(canon.world(key))))
         pids = key[_HEAD:]
         fsid, used = key[0], key[1]
-        pub = not t.published.isdisjoint(pids)
+        pub = not t.published.isdisjoint(distinct)
         can_fault = used < self.system.faults
         moves, single, tidy = self.stepper.moves, canon.single, t.tidy
         for s, e in canon.blocks:
             seg = pids[s:e]
             # Of several identical processes only one is stepped.
-            for pid in canon.value_order(seg) if self.symmetry else seg:
+            order = seg if not self.symmetry else canon.value_order(distinct if single else tuple(dict.fromkeys(seg)))
+            for pid in order:
                 if not t.running[pid]:
                     continue
                 i = s + seg.index(pid)
@@ -350,8 +351,9 @@ def explore(system: System, properties: Iterable[str | Property] | None = None, 
     while frontier:
         nxt: list[Key] = []
         for key in frontier:
-            check(key, depth)
-            succs = successors(key)
+            distinct = tuple(dict.fromkeys(key[_HEAD:]))
+            check(key, distinct, depth)
+            succs = successors(key, distinct)
             result.transitions += len(succs)
             for succ in succs:
                 if succ not in parent:
@@ -379,12 +381,13 @@ class _Checker:
         self.by_set = all(p.distinct_states_suffice for p in props)
         self.memo: dict[Key, tuple[Property, ...]] = {}
 
-    def __call__(self, key: Key, depth: int) -> None:
+    def __call__(self, key: Key, distinct: tuple[int, ...], depth: int) -> None:
+        """``distinct``: the key's distinct process ids, in key order."""
         props = self.by_crash[bool(key[2])]
         if not props:
             return
         if self.by_set:
-            short = (key[0], key[1], key[2], *dict.fromkeys(key[_HEAD:]))
+            short = (key[0], key[1], key[2], *distinct)
             bad = self.memo.get(short)
             if bad is None:
                 bad = self.memo[short] = self._violated(props, short)
