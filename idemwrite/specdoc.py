@@ -18,7 +18,7 @@ from spec.check import Result, default_scenarios, run
 from spec.properties import PROPERTIES
 from spec.protocols import CATALOGUE
 from spec.report import markdown
-from spec.trace import markdown_table
+from spec.trace import markdown_table, mermaid
 
 SPEC = Path(__file__).resolve().parent.parent / "spec" / "SPEC.md"
 REGION = re.compile(r"(<!-- BEGIN (\w+) -->\n)(.*?)(<!-- END \2 -->)", re.S)
@@ -49,8 +49,23 @@ def counterexamples_md(results: list[Result]) -> str:
         s = r.scenario.system.describe()
         out.append(f"#### `{prop}`, violated by {' + '.join(f'`{p}`' for p in s['protocols'])} "
                    f"(N={s['writers']}, reader `{s['reader']}`, F={s['faults']}, L={s['entry_length']}, {s['granularity']})\n\n"
-                   f"{markdown_table(r.trace)}\n")
+                   f"{markdown_table(r.trace)}\n\n"
+                   f"The same run as a sequence diagram (`idemwrite trace {' '.join(s['protocols'])} --property {prop}"
+                   f"{trace_flags(r)} --mermaid`):\n\n```mermaid\n{mermaid(r.trace)}\n```\n")
     return "\n".join(out)
+
+
+def trace_flags(r: Result) -> str:
+    """The ``idemwrite trace`` flags that give ``r``'s counterexample
+    (those that differ from the command's defaults)."""
+    s = r.scenario.system.describe()
+    flags = [f"--faults {s['faults']}"]
+    own = CATALOGUE[s["protocols"][0]].reader_for(r.scenario.property).name
+    if s["reader"] is not None and s["reader"] != own:
+        flags.append(f"--reader {s['reader']}")
+    if s["crashes"]:
+        flags.append("--crashes 1")
+    return " " + " ".join(flags)
 
 
 def generated() -> dict[str, str]:
