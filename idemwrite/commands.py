@@ -26,6 +26,8 @@ from spec.report import markdown, text_table, violations_text
 from spec.system import SetupError, System
 from spec.trace import Trace, from_exploration, markdown_table, mermaid, show, table, to_json
 
+from .progress import Progress
+
 WRITERS = tuple(p.name for p in CATALOGUE.writers())
 READERS = tuple(p.name for p in CATALOGUE.readers())
 
@@ -112,13 +114,13 @@ def _scenarios(args: argparse.Namespace) -> list[Scenario]:
     return out
 
 
-def timed_run(scenarios: list[Scenario]) -> list[Result]:
+def timed_run(scenarios: list[Scenario], progress: Progress | None = None) -> list[Result]:
     """Answer every scenario (each system explored once), timing each
     exploration: the specification reads no clock, its caller does."""
     answers: dict[tuple[System, str], Result] = {}
     for system, group in groups(scenarios).items():
         started = time.perf_counter()
-        results = answer(system, group)
+        results = answer(system, group, None if progress is None else progress.explorer)
         seconds = time.perf_counter() - started
         for r in results:
             answers[(system, r.scenario.property.name)] = replace(r, seconds=seconds)
@@ -126,7 +128,11 @@ def timed_run(scenarios: list[Scenario]) -> list[Result]:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    results = timed_run(_scenarios(args))
+    progress = Progress(enabled=not args.json)
+    try:
+        results = timed_run(_scenarios(args), progress)
+    finally:
+        progress.done()
     bad = [r for r in results if not r.ok]
     if args.json:
         print(json.dumps({"results": [r.to_json() for r in results]}, indent=1))
@@ -153,11 +159,15 @@ def _find_trace(args: argparse.Namespace) -> Trace | None:
     prop = get_property(args.property)
     writers = [CATALOGUE[n] for n in dict.fromkeys(args.protocols)]
     reader = CATALOGUE[args.reader].program if args.reader else writers[0].reader_for(prop)
+    progress = Progress(enabled=not args.json)
     for f in [args.faults] if args.faults is not None else [0, 1, 2]:
         crashes = args.crashes if args.crashes is not None else int(prop.after_crash)
         system = System.of(writers, args.writers, args.readers, reader, faults=f, entry_length=args.entry_length,
                            granularity=args.granularity, crashes=crashes)
-        ex = explore(system, [prop])
+        try:
+            ex = explore(system, [prop], progress=progress.explorer)
+        finally:
+            progress.done()
         if prop.name in ex.violations:
             return from_exploration(ex, prop)
     return None

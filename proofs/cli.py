@@ -14,7 +14,7 @@ import multiprocessing
 import os
 import sys
 import time
-from typing import Sequence
+from typing import Callable, Sequence
 
 from .theorems import UNKNOWN, catalogue, find, run, summary
 
@@ -25,14 +25,15 @@ def _run_one(name: str) -> Row:
     return summary(run(find(name)))
 
 
-def run_all(names: Sequence[str], jobs: int) -> list[Row]:
+def run_all(names: Sequence[str], jobs: int, done_one: Callable[[int, int], None] | None = None) -> list[Row]:
     """The summaries of the named theorems, in the order given.
 
     Each theorem of several runs in a worker process of its own (``jobs``
     at a time), so that it starts from a fresh Z3: the model Z3 finds, and
     hence a counterexample's steps, depends on the terms made before it in
     the same process, and would otherwise depend on which theorems a worker
-    happened to run first."""
+    happened to run first.  ``done_one(done, total)`` is called as each
+    theorem finishes (for a progress line)."""
     if len(names) <= 1:
         return [_run_one(n) for n in names]
     # Deepest searches first, so the longest one does not start last.
@@ -43,8 +44,12 @@ def run_all(names: Sequence[str], jobs: int) -> list[Row]:
     # imports the proofs once; each worker is forked from it.
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(["proofs.theorems"])
+    done: dict[str, Row] = {}
     with ctx.Pool(min(max(jobs, 1), len(names)), maxtasksperchild=1) as pool:
-        done = dict(zip(order, pool.map(_run_one, order, chunksize=1)))
+        for row in pool.imap_unordered(_run_one, order, chunksize=1):
+            done[str(row["theorem"])] = row
+            if done_one is not None:
+                done_one(len(done), len(order))
     return [done[n] for n in names]
 
 
@@ -101,8 +106,15 @@ def main(argv: list[str]) -> int:
         if n not in names:
             print(f"idemwrite prove: unknown theorem {n!r}; see --list", file=sys.stderr)
             return 2
+    from idemwrite.progress import Progress
+
     started = time.perf_counter()
-    rows = run_all(args.theorem or names, args.jobs)
+    progress = Progress(enabled=not args.json)
+    try:
+        rows = run_all(args.theorem or names, args.jobs,
+                       lambda k, n: progress.show(f"proving: {k} of {n} theorems done", force=True))
+    finally:
+        progress.done()
     wall = time.perf_counter() - started
     bad = [r for r in rows if failed(r)]
     if args.json:

@@ -11,7 +11,7 @@ here prints or reads a clock: the CLI renders and times the results.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from .explore import explore
 from .ops import Program
@@ -148,9 +148,10 @@ def groups(scenarios: list[Scenario]) -> dict[System, list[Scenario]]:
     return out
 
 
-def answer(system: System, group: list[Scenario]) -> list[Result]:
-    """Explore ``system`` once and answer every scenario of ``group``."""
-    ex = explore(system, [s.property for s in group])
+def answer(system: System, group: list[Scenario], progress: Callable[[int, int], None] | None = None) -> list[Result]:
+    """Explore ``system`` once and answer every scenario of ``group``
+    (``progress`` as for :func:`spec.explore.explore`)."""
+    ex = explore(system, [s.property for s in group], progress=progress)
     return [Result(s, ex.verdict(s.property), ex.states, ex.transitions,
                    from_exploration(ex, s.property) if s.property.name in ex.violations else None)
             for s in group]

@@ -24,7 +24,7 @@ explored outside it.  Nothing here reads a clock: callers time runs.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Callable, Iterable
 
 from .fs import FileSystem
 from .machine import Fault, crash, initial, local_faults, step_local
@@ -334,12 +334,19 @@ class _Successors:
         return out
 
 
+# How often the search reports its progress (states expanded).
+PROGRESS_EVERY = 4096
+
+
 def explore(system: System, properties: Iterable[str | Property] | None = None, *,
-            stop_when_all_violated: bool = True, symmetry: bool = True) -> Exploration:
+            stop_when_all_violated: bool = True, symmetry: bool = True,
+            progress: Callable[[int, int], None] | None = None) -> Exploration:
     """Every reachable world of ``system``, breadth first, checking
     ``properties`` (all by default) in each; shortest violations recorded.
     The search stops early once every property asked about is violated
-    (then ``complete`` is False and ``states`` counts what was seen)."""
+    (then ``complete`` is False and ``states`` counts what was seen).
+    ``progress(states, depth)`` is called every few thousand states and at
+    each new depth (the caller may time it; this module reads no clock)."""
     props = [get_property(p) for p in (properties if properties is not None else PROPERTIES.values())]
     canon = _Canon(system, symmetry)
     result = Exploration(system, tuple(p.name for p in props), symmetry, canon=canon)
@@ -350,7 +357,11 @@ def explore(system: System, properties: Iterable[str | Property] | None = None, 
     depth = 0
     while frontier:
         nxt: list[Key] = []
-        for key in frontier:
+        if progress is not None:
+            progress(len(parent), depth)
+        for n, key in enumerate(frontier):
+            if progress is not None and n % PROGRESS_EVERY == PROGRESS_EVERY - 1:
+                progress(len(parent), depth)
             distinct = tuple(dict.fromkeys(key[_HEAD:]))
             check(key, distinct, depth)
             succs = successors(key, distinct)
