@@ -18,7 +18,10 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import TextIO
+
+TYPE_CHECKING = False  # typing itself costs milliseconds, and only mypy needs it here
+if TYPE_CHECKING:
+    from typing import TextIO
 
 # Seconds before the first line appears (tests set it to 0 through the
 # environment), and between two redraws.
