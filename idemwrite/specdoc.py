@@ -36,6 +36,29 @@ def protocols_md() -> str:
     return "\n".join(out)
 
 
+def semantics_md() -> str:
+    """Each operation's row of ``spec.semantics.OPS`` and the source of its
+    function: the statement itself, not a paraphrase of it."""
+    import inspect
+
+    from spec import semantics as S
+
+    by_fn: dict[object, list[type]] = {}
+    for op, row in S.OPS.items():
+        by_fn.setdefault(row.run, []).append(op)
+    out = []
+    for fn, ops in by_fn.items():
+        row = S.OPS[ops[0]]
+        names = ", ".join(f"`{op.__name__}`" for op in ops)
+        regs = ", ".join(f"`{a}` ({k.value})" for a, k in row.regs) or "none"
+        paths = ", ".join(f"`{a}`" for a in row.paths) or "none"
+        fault = f"`{row.fault}`" if row.fault else "none"
+        local = "; local (folded into the step before it)" if row.local else ""
+        out.append(f"#### {names}\n\nregisters: {regs}; paths: {paths}; injected fault: {fault}{local}\n\n"
+                   f"```python\n{inspect.getsource(fn).rstrip()}\n```\n")  # type: ignore[arg-type]
+    return "\n".join(out)
+
+
 def properties_md() -> str:
     return "\n".join(f"- **`{name}`**: {p.doc}" for name, p in PROPERTIES.items()) + "\n"
 
@@ -72,6 +95,7 @@ def generated() -> dict[str, str]:
     """Every generated region's text, by region name."""
     results = run(default_scenarios())
     return {
+        "semantics": semantics_md(),
         "protocols": protocols_md(),
         "properties": properties_md(),
         "verdicts": markdown(results) + "\n",
