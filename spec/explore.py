@@ -26,8 +26,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
-from .fs import FileSystem
-from .machine import Fault, crash, initial, local_faults, step_local
+from .fs import Content, FileSystem
+from .machine import Blocked, Fault, crash, initial, local_faults, step_local
 from .properties import PROPERTIES, Property, get_property
 from .state import Began, Crash, Desc, Mapped, Proc, Status, World
 from .ops import Role
@@ -248,13 +248,14 @@ def _renumbered(kinds: tuple[Kind, ...], blocks: tuple[tuple[int, int], ...], w:
         for ino in _refs(p, kinds[p.kind]):
             remap.setdefault(ino, len(remap))
     procs = tuple(_relabel(w.procs[i], kinds[w.procs[i].kind], remap) for i in order)
-    contents: list[bytes | None] = [None] * len(remap)
-    durable: list[bytes | None] = [None] * len(remap)
+    contents: list[Content] = [None] * len(remap)
+    durable: list[Content] = [None] * len(remap)
     for old, new in remap.items():
         contents[new] = w.fs.contents[old]
         durable[new] = w.fs.durable[old]
     names = tuple((nm, remap[i]) for nm, i in w.fs.names)
-    return World(FileSystem(names, tuple(contents), tuple(durable)), procs, w.faults, w.crashed)
+    locks = tuple(sorted((remap[i], st) for i, st in w.fs.locks))
+    return World(FileSystem(names, tuple(contents), tuple(durable), w.fs.dirs, locks), procs, w.faults, w.crashed)
 
 
 def canonical(system: System, w: World, *, symmetry: bool = True) -> World:
@@ -285,9 +286,12 @@ class _Stepper:
             p, fs = t.procs[pid], t.fss[fsid]
             got = []
             f: Fault
-            for f in [None, *local_faults(self.system, p, can_fault)]:
-                q, fs2 = step_local(self.system, p, fs, f, first_after_pub)
-                got.append((1 if f else 0, t.proc(q), t.fs(fs2)))
+            try:
+                for f in [None, *local_faults(self.system, p, can_fault)]:
+                    q, fs2 = step_local(self.system, p, fs, f, first_after_pub)
+                    got.append((1 if f else 0, t.proc(q), t.fs(fs2)))
+            except Blocked:
+                got = []  # it waits (for a lock): no move at all, faulty or not
             self.memo[key] = got
         return got
 

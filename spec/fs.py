@@ -31,19 +31,37 @@ EINVAL = "EINVAL"
 ENOSPC = "ENOSPC"
 EIO = "EIO"
 EACCES = "EACCES"
+ELOOP = "ELOOP"
+ENOLCK = "ENOLCK"
+
+
+class Symlink(NamedTuple):
+    """A symbolic link's inode content: the name it points at."""
+
+    target: str
+
+
+# An inode's content: a file's bytes, a symbolic link, or None once collected.
+Content = bytes | Symlink | None
 
 
 class FileSystem(NamedTuple):
-    """Shared names and inode contents.
+    """Shared names, directories, inode contents and locks.
 
     names:    sorted (path, inode) pairs: what ``ls`` would show.
-    contents: the bytes of inode i at index i (None once collected).
+    contents: the bytes (or the symlink) of inode i at index i (None once
+              collected).
     durable:  the bytes of inode i that survive a crash (its last fsync).
+    dirs:     the directories, sorted (the root is implicit).
+    locks:    sorted (inode, state) pairs for the inodes under flock: state
+              n > 0 is n shared holders, -1 one exclusive holder.
     """
 
     names: tuple[tuple[str, int], ...] = ()
-    contents: tuple[bytes | None, ...] = ()
-    durable: tuple[bytes | None, ...] = ()
+    contents: tuple[Content, ...] = ()
+    durable: tuple[Content, ...] = ()
+    dirs: tuple[str, ...] = ()
+    locks: tuple[tuple[int, int], ...] = ()
 
     def lookup(self, path: str) -> int | None:
         """The inode that ``path`` names, or None."""
@@ -53,15 +71,25 @@ class FileSystem(NamedTuple):
         return None
 
     def size(self, ino: int) -> int:
-        """The size of inode ``ino``."""
+        """The size of inode ``ino`` (a symlink's is its target's length)."""
         data = self.contents[ino]
         assert data is not None, "a collected inode was used"
-        return len(data)
+        return len(data.target) if isinstance(data, Symlink) else len(data)
 
     def file(self, path: str) -> bytes | None:
-        """The content of the file named ``path``, or None if absent."""
+        """What opening ``path`` and reading it all gives (through a
+        symlink), or None if there is no such file."""
         ino = self.lookup(path)
-        return None if ino is None else self.contents[ino]
+        data = None if ino is None else self.contents[ino]
+        if isinstance(data, Symlink):
+            target = self.lookup(data.target)
+            data = None if target is None else self.contents[target]
+        return data if isinstance(data, bytes) else None
+
+    def lock(self, ino: int) -> int:
+        """The flock state of inode ``ino``: 0 unlocked, n > 0 shared by
+        n, -1 exclusive."""
+        return next((st for i, st in self.locks if i == ino), 0)
 
 
 def create(fs: FileSystem) -> tuple[FileSystem, int]:
@@ -125,11 +153,31 @@ def sync(fs: FileSystem, ino: int) -> FileSystem:
 
 def crash(fs: FileSystem) -> FileSystem:
     """The file system a power loss leaves: every named inode holds its
-    durable bytes; unnamed inodes are gone with their holders."""
+    durable bytes; unnamed inodes are gone with their holders, and so are
+    the locks.  Directories and symlinks are names: durable at once."""
     keep = sorted({i for _, i in fs.names})
     new = {old: n for n, old in enumerate(keep)}
     data = tuple(fs.durable[i] for i in keep)
-    return FileSystem(tuple((nm, new[i]) for nm, i in fs.names), data, data)
+    return FileSystem(tuple((nm, new[i]) for nm, i in fs.names), data, data, fs.dirs)
+
+
+def add_dir(fs: FileSystem, path: str) -> FileSystem:
+    """``fs`` with directory ``path`` (its parent must exist)."""
+    return fs._replace(dirs=tuple(sorted({*fs.dirs, path})))
+
+
+def create_symlink(fs: FileSystem, target: str) -> tuple[FileSystem, int]:
+    """A new, unnamed symlink inode pointing at ``target`` (durable at once)."""
+    link = Symlink(target)
+    return fs._replace(contents=fs.contents + (link,), durable=fs.durable + (link,)), len(fs.contents)
+
+
+def set_lock(fs: FileSystem, ino: int, state: int) -> FileSystem:
+    """``fs`` with inode ``ino``'s flock state ``state`` (0: unlocked)."""
+    locks = [(i, st) for i, st in fs.locks if i != ino]
+    if state:
+        locks.append((ino, state))
+    return fs._replace(locks=tuple(sorted(locks)))
 
 
 def write_at(old: bytes, offset: int, data: bytes) -> bytes:

@@ -35,17 +35,24 @@ class _Stop(Exception):
     """The operation ended early (a failed check, a fault, a death)."""
 
 
+class Blocked(Exception):
+    """The process cannot take its next step now (it waits for a lock):
+    it is not enabled, and has no transition."""
+
+
 class PyDom(S.PyLogic):
     """One process's step on Python values: the model's :class:`~spec.semantics.Dom`.
 
     Mutable only for the length of one step; :func:`step_local` reads the
     new process and file system out of it."""
 
-    __slots__ = ("kind", "granularity", "fs", "pc", "status", "last", "prog", "regs", "private",
+    __slots__ = ("kind", "granularity", "features", "fs", "pc", "status", "last", "prog", "regs", "private",
                  "began_", "fault", "pub", "done")
 
-    def __init__(self, kind: Kind, p: Proc, fs: FileSystem, fault: Fault, granularity: str, pub: bool) -> None:
+    def __init__(self, kind: Kind, p: Proc, fs: FileSystem, fault: Fault, granularity: str, pub: bool,
+                 features: frozenset[str] = frozenset()) -> None:
         self.kind, self.granularity, self.fs, self.fault, self.pub = kind, granularity, fs, fault, pub
+        self.features = features
         self.pc, self.status, self.last, self.prog = p.pc, p.status, p.last, p.progress
         self.regs: list[Reg] = list(p.regs)
         self.private = p.private
@@ -89,6 +96,10 @@ class PyDom(S.PyLogic):
             self.finish(status, None)
             raise _Stop
 
+    def block(self, cond: object) -> None:
+        if cond:
+            raise Blocked
+
     def progress(self) -> int:
         return self.prog
 
@@ -104,6 +115,7 @@ class PyDom(S.PyLogic):
         self.pc = pc
 
     def finish(self, status: Status, keep: str | None) -> None:
+        S.release_locks(self, self.kind.program, keep)
         regs: list[Reg] = [UNSET] * len(self.regs)
         if keep is not None:
             regs[self.kind.reg[keep]] = self.regs[self.kind.reg[keep]]
@@ -157,16 +169,29 @@ class PyDom(S.PyLogic):
         b = self._reg(reg)
         return F.valid(b.data if isinstance(b, Buf) else None, length)
 
+    def fd_append(self, reg: str) -> bool:
+        d = self._reg(reg)
+        return isinstance(d, Desc) and d.append
+
+    def fd_lock(self, reg: str) -> int:
+        d = self._reg(reg)
+        return d.lock if isinstance(d, Desc) else 0
+
     def _set(self, reg: str, value: Reg) -> None:
         self.regs[self.kind.reg[reg]] = value
 
-    def set_fd(self, reg: str, ino: int, off: int, mode: int) -> None:
-        self._set(reg, Desc(ino, off, mode))
+    def set_fd(self, reg: str, ino: int, off: int, mode: int, append: bool = False) -> None:
+        self._set(reg, Desc(ino, off, mode, append))
 
     def set_fd_off(self, reg: str, off: int) -> None:
         d = self._reg(reg)
         assert isinstance(d, Desc)
-        self._set(reg, Desc(d.ino, off, d.mode))
+        self._set(reg, d._replace(off=off))
+
+    def set_fd_lock(self, reg: str, lock: int) -> None:
+        d = self._reg(reg)
+        assert isinstance(d, Desc)
+        self._set(reg, d._replace(lock=lock))
 
     def set_size(self, reg: str, n: int) -> None:
         self._set(reg, Size(n))
@@ -208,7 +233,45 @@ class PyDom(S.PyLogic):
             self.fs = F.unbind(self.fs, path.name)
 
     def _content(self, ino: int) -> bytes:
-        return self.fs.contents[ino] or b""
+        data = self.fs.contents[ino]
+        assert not isinstance(data, F.Symlink), "a descriptor never holds a symlink (open follows it)"
+        return data or b""
+
+    def dir_exists(self, path: str) -> bool:
+        return path in self.fs.dirs
+
+    def add_dir(self, path: str) -> None:
+        self.fs = F.add_dir(self.fs, path)
+
+    def create_link(self, target: Path) -> int:
+        self.fs, ino = F.create_symlink(self.fs, target.name)
+        return ino
+
+    def is_link(self, ino: int) -> bool:
+        return ino >= 0 and isinstance(self.fs.contents[ino], F.Symlink)
+
+    def _target(self, ino: int) -> str:
+        link = self.fs.contents[ino]
+        assert isinstance(link, F.Symlink)
+        return link.target
+
+    def link_target(self, ino: int) -> int:
+        if not self.is_link(ino):
+            return -1
+        found = self.fs.lookup(self._target(ino))
+        return -1 if found is None else found
+
+    def bind_target(self, link: int, ino: int) -> None:
+        self.fs = F.bind(self.fs, self._target(link), ino)
+
+    def link_text(self, ino: int) -> bytes:
+        return self._target(ino).encode()
+
+    def lock_state(self, ino: int) -> int:
+        return self.fs.lock(ino)
+
+    def set_lock(self, ino: int, state: int) -> None:
+        self.fs = F.set_lock(self.fs, ino, state)
 
     def file_size(self, ino: int) -> int:
         return self.fs.size(ino)
@@ -265,11 +328,12 @@ def faults(system: System, world: World, i: int) -> list[tuple[str, int]]:
 
 def step_local(system: System, p: Proc, fs: FileSystem, fault: Fault, pub: bool) -> tuple[Proc, FileSystem]:
     """Process ``p`` takes one step on ``fs``; ``pub``: has some writer
-    already published (recorded by a reader's first step)."""
+    already published (recorded by a reader's first step).  Raises
+    Blocked when it cannot step now (a lock it waits for)."""
     if p.status is not Status.RUNNING:
         raise ValueError(f"the process has ended ({p.status.value})")
     k = system.kinds[p.kind]
-    d = PyDom(k, p, fs, fault, system.granularity, pub)
+    d = PyDom(k, p, fs, fault, system.granularity, pub, system.features)
     S.step(k.program, p.pc, d)
     return d.proc(p.kind), d.fs
 
@@ -290,10 +354,26 @@ def crash(world: World) -> World:
 
 
 def successors(system: System, world: World, i: int) -> list[tuple[Fault, World]]:
-    """Every way process ``i`` can take its next step."""
+    """Every way process ``i`` can take its next step (none while it is
+    blocked, or once it has ended)."""
     if world.procs[i].status is not Status.RUNNING:
         return []
-    return [(f, step(system, world, i, f)) for f in [None, *faults(system, world, i)]]
+    try:
+        return [(f, step(system, world, i, f)) for f in [None, *faults(system, world, i)]]
+    except Blocked:
+        return []
+
+
+def enabled(system: System, world: World, i: int) -> bool:
+    """Can process ``i`` take a step now (running, and not waiting)?"""
+    p = world.procs[i]
+    if p.status is not Status.RUNNING:
+        return False
+    try:
+        step_local(system, p, world.fs, None, published(world))
+    except Blocked:
+        return False
+    return True
 
 
 def start(system: System, kind: int, fs: FileSystem) -> Proc:
@@ -301,12 +381,13 @@ def start(system: System, kind: int, fs: FileSystem) -> Proc:
     ``fs`` (its local control flow run up to there)."""
     k = system.kinds[kind]
     p = Proc(kind, 0, Status.RUNNING, "", 0, (UNSET,) * len(k.reg), (), Began.NOT_YET)
-    d = PyDom(k, p, fs, None, system.granularity, False)
+    d = PyDom(k, p, fs, None, system.granularity, False, system.features)
     S.settle(k.program, 0, d)
     return d.proc(kind)
 
 
 def initial(system: System) -> World:
-    """Every process at its first operation, on an empty file system."""
-    fs = FileSystem()
+    """Every process at its first operation, on a file system holding only
+    the directories the programs need (``Program.dirs``)."""
+    fs = FileSystem(dirs=system.dirs)
     return World(fs, tuple(start(system, ki, fs) for ki in system.kind_of), 0)

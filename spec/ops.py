@@ -33,6 +33,8 @@ class OpenFlags(enum.Flag):
     CREAT = enum.auto()
     TRUNC = enum.auto()
     EXCL = enum.auto()
+    APPEND = enum.auto()  # every write lands at the end of file, atomically
+    NOFOLLOW = enum.auto()  # a symlink as the last component is ELOOP
 
     def render(self) -> str:
         """The flags as a C programmer writes them, e.g. ``O_WRONLY|O_CREAT``."""
@@ -41,7 +43,8 @@ class OpenFlags(enum.Flag):
             OpenFlags.WRITE: "O_WRONLY",
             OpenFlags.READ | OpenFlags.WRITE: "O_RDWR",
         }[self & (OpenFlags.READ | OpenFlags.WRITE)]
-        extra = [f"O_{f.name}" for f in (OpenFlags.CREAT, OpenFlags.TRUNC, OpenFlags.EXCL) if f in self]
+        extra = [f"O_{f.name}" for f in (OpenFlags.CREAT, OpenFlags.TRUNC, OpenFlags.EXCL, OpenFlags.APPEND,
+                                           OpenFlags.NOFOLLOW) if f in self]
         return "|".join([rw, *extra])
 
 
@@ -51,18 +54,32 @@ O_RDWR = OpenFlags.READ | OpenFlags.WRITE
 O_CREAT = OpenFlags.CREAT
 O_TRUNC = OpenFlags.TRUNC
 O_EXCL = OpenFlags.EXCL
+O_APPEND = OpenFlags.APPEND
+O_NOFOLLOW = OpenFlags.NOFOLLOW
 
 
 @dataclass(frozen=True, order=True)
 class Path:
-    """A file name.  ``private`` names are unique to the process using them
-    (a temp file ``entry.tmp.<pid>``): two processes never share one."""
+    """A file name, possibly under directories (``objects/ab/cd``).
+    ``private`` names are unique to the process using them (a temp file
+    ``entry.tmp.<pid>``): two processes never share one.  The directories
+    above a name are shared."""
 
     name: str
     private: bool = False
 
+    def __post_init__(self) -> None:
+        if not self.name or self.name.startswith("/") or "" in self.name.split("/") \
+                or any(part in (".", "..") for part in self.name.split("/")):
+            raise ProgramError(f"bad path {self.name!r}: relative names of one or more parts, no '.' or '..'")
+
     def __str__(self) -> str:
         return f"{self.name}.<pid>" if self.private else self.name
+
+    def parents(self) -> tuple[str, ...]:
+        """The directories above this name, outermost first."""
+        parts = self.name.split("/")
+        return tuple("/".join(parts[:i]) for i in range(1, len(parts)))
 
 
 ENTRY = Path("entry")
@@ -220,13 +237,94 @@ class Unlink:
 
 @dataclass(frozen=True)
 class Rename:
-    """rename(src, dst): atomically points ``dst`` at src's inode."""
+    """rename(src, dst): atomically points ``dst`` at src's inode; with
+    ``noreplace`` it is renameat2(RENAME_NOREPLACE): EEXIST if ``dst``
+    exists."""
 
     src: Path
     dst: Path
+    noreplace: bool = False
 
     def __str__(self) -> str:
+        if self.noreplace:
+            return f"renameat2({self.src}, {self.dst}, RENAME_NOREPLACE)"
         return f"rename({self.src}, {self.dst})"
+
+
+@dataclass(frozen=True)
+class Link:
+    """link(old, new): ``new`` names old's inode too (a hard link)."""
+
+    old: Path
+    new: Path
+
+    def __str__(self) -> str:
+        return f"link({self.old}, {self.new})"
+
+
+@dataclass(frozen=True)
+class Mkdir:
+    """mkdir(path, 0777)."""
+
+    path: Path
+
+    def __str__(self) -> str:
+        return f"mkdir({self.path})"
+
+
+@dataclass(frozen=True)
+class Symlink:
+    """symlink(target, path): ``path`` becomes a symbolic link to ``target``
+    (a shared name; opening ``path`` opens it)."""
+
+    target: Path
+    path: Path
+
+    def __str__(self) -> str:
+        return f"symlink({self.target}, {self.path})"
+
+
+@dataclass(frozen=True)
+class Readlink:
+    """readlink(path) into buffer register ``into``: the link's target."""
+
+    path: Path
+    into: str = "buf"
+
+    def __str__(self) -> str:
+        return f"{self.into} = readlink({self.path})"
+
+
+class LockOp(enum.Enum):
+    """flock's operation."""
+
+    SHARED = "LOCK_SH"
+    EXCLUSIVE = "LOCK_EX"
+    UNLOCK = "LOCK_UN"
+
+
+@dataclass(frozen=True)
+class Flock:
+    """flock(fd, op): take a shared or exclusive lock on the file, waiting
+    while another open description holds a conflicting one, or drop it.
+    A lock belongs to the descriptor's open description: closing it, or the
+    process's exit, drops it."""
+
+    op: LockOp
+    fd: str = "f"
+
+    def __str__(self) -> str:
+        return f"flock({self.fd}, {self.op.value})"
+
+
+@dataclass(frozen=True)
+class Fdatasync:
+    """fdatasync(fd): fsync of the data (the model's durable bytes are data)."""
+
+    fd: str = "f"
+
+    def __str__(self) -> str:
+        return f"fdatasync({self.fd})"
 
 
 @dataclass(frozen=True)
@@ -362,7 +460,8 @@ class Return:
         return f"return {self.outcome.value}"
 
 
-Op = Union[Open, Write, PWrite, Read, Ftruncate, Fsync, Close, Stat, Fstat, Unlink, Rename, Chtimes, Mmap, MapRead]
+Op = Union[Open, Write, PWrite, Read, Ftruncate, Fsync, Fdatasync, Close, Stat, Fstat, Unlink, Rename, Link, Mkdir,
+           Symlink, Readlink, Flock, Chtimes, Mmap, MapRead]
 Instr = Union[Op, If, Goto, Label, Return]
 
 
@@ -393,6 +492,7 @@ class Program:
     publishes: tuple[tuple[Path, str], ...] = ()
     reads: Path = ENTRY
     summary: str = ""
+    dirs: tuple[str, ...] = ()  # directories that exist before it runs (a cache's subdirectories)
     code: tuple[Instr, ...] = field(init=False, compare=False, repr=False)
     targets: tuple[int, ...] = field(init=False, compare=False, repr=False)
 

@@ -34,12 +34,19 @@ into the step before them), which faults a step may suffer
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Iterable, Protocol
 
 from . import fs as F
 from .ops import (
     Chtimes,
     Close,
+    Fdatasync,
+    Flock,
+    Link,
+    LockOp,
+    Mkdir,
+    Readlink,
+    Symlink,
     Cond,
     Data,
     Failed,
@@ -143,6 +150,9 @@ class Dom(Control, Protocol):
     """
 
     granularity: str  # "byte": a write lands a byte a step; "write": whole
+    # What the system's programs use at all (:func:`features`): a system
+    # with no symlink has none to follow, so its steps need not ask.
+    features: frozenset[str]
 
     # -- the step: checks, faults, conditional effects, completion
     def check(self, cond: V, errno: str, then: Callable[[], None] | None = None) -> None:
@@ -167,6 +177,10 @@ class Dom(Control, Protocol):
         """Where ``cond`` holds the process ends with ``status`` (SIGBUS):
         exit releases what it holds; nothing after it runs."""
 
+    def block(self, cond: V) -> None:
+        """Where ``cond`` holds the process cannot take this step at all
+        (it waits, as for a lock another holds): no transition."""
+
     def progress(self) -> V:
         """Bytes of the current multi-step write already done."""
 
@@ -183,8 +197,15 @@ class Dom(Control, Protocol):
     def fd_mode(self, reg: str) -> V: ...
     def map_ino(self, reg: str) -> V: ...
     def map_len(self, reg: str) -> V: ...
-    def set_fd(self, reg: str, ino: V, off: V, mode: int) -> None: ...
+    def fd_append(self, reg: str) -> V:
+        """The descriptor was opened with O_APPEND."""
+
+    def fd_lock(self, reg: str) -> V:
+        """The flock its open description holds: 0, 1 shared, -1 exclusive."""
+
+    def set_fd(self, reg: str, ino: V, off: V, mode: int, append: bool = False) -> None: ...
     def set_fd_off(self, reg: str, off: V) -> None: ...
+    def set_fd_lock(self, reg: str, lock: V) -> None: ...
     def set_size(self, reg: str, n: V) -> None: ...
     def set_buf(self, reg: str, buf: V) -> None: ...
     def set_map(self, reg: str, ino: V, n: V) -> None: ...
@@ -199,6 +220,27 @@ class Dom(Control, Protocol):
 
     def bind(self, path: Path, ino: V) -> None: ...
     def unbind(self, path: Path) -> None: ...
+    def dir_exists(self, path: str) -> V: ...
+    def add_dir(self, path: str) -> None: ...
+    def create_link(self, target: Path) -> V:
+        """A new, unnamed symlink inode pointing at ``target``."""
+
+    def is_link(self, ino: V) -> V:
+        """Inode ``ino`` is a symlink (False for -1)."""
+
+    def link_target(self, ino: V) -> V:
+        """The inode symlink ``ino``'s target names, or -1."""
+
+    def bind_target(self, link: V, ino: V) -> None:
+        """Point the name symlink ``link`` targets at ``ino``."""
+
+    def link_text(self, ino: V) -> V:
+        """Symlink ``ino``'s target name, as a buffer (readlink)."""
+
+    def lock_state(self, ino: V) -> V:
+        """Inode ``ino``'s flock state: 0, n > 0 shared by n, -1 exclusive."""
+
+    def set_lock(self, ino: V, state: V) -> None: ...
     def file_size(self, ino: V) -> V: ...
     def resize(self, ino: V, n: V) -> None:
         """ftruncate: shrink, or extend with zero bytes."""
@@ -278,28 +320,76 @@ def _allows(m: Dom, fd: str, bit: int) -> V:
 # ------------------------------------------------------------ operations
 
 
+# What a system's programs use (:func:`features`): the rules for each are
+# only run where the programs can need them, so a system without symlinks
+# explores, proves and translates exactly as before they existed.
+LINKS, LOCKS, APPEND = "links", "locks", "append"
+
+
+def features(programs: Iterable[Program]) -> frozenset[str]:
+    """The features ``programs`` use: symlinks, flock, O_APPEND."""
+    out: set[str] = set()
+    for prog in programs:
+        for ins in prog.code:
+            if isinstance(ins, Symlink):
+                out.add(LINKS)
+            elif isinstance(ins, Flock):
+                out.add(LOCKS)
+            elif isinstance(ins, Open) and OpenFlags.APPEND in ins.flags:
+                out.add(APPEND)
+    return frozenset(out)
+
+
+def _walk(m: Dom, path: Path) -> None:
+    """Path resolution: every directory above the name must exist."""
+    for d in path.parents():
+        m.check(m.not_(m.dir_exists(d)), F.ENOENT)
+
+
+def _follow(m: Dom, named: V, nofollow: bool) -> V:
+    """The inode an open or a stat of a name reaches: through a symlink to
+    its target (-1 when dangling); ELOOP with O_NOFOLLOW.  One hop: a link
+    to a link is ELOOP here (Linux follows up to 40; a deliberate
+    abstraction, kept out of the fidelity machine's programs)."""
+    if LINKS not in m.features:
+        return named
+    link = m.is_link(named)
+    if nofollow:
+        m.check(link, F.ELOOP)
+    target = m.link_target(named)
+    m.check(m.and_(link, m.is_link(target)), F.ELOOP)
+    return m.ite(link, target, named)
+
+
 def _open(ins: Open, m: Dom) -> None:
     """open(path, flags, 0666)."""
     m.fault_point()  # EACCES, before the kernel looks at the name
+    _walk(m, ins.path)
     flags = ins.flags
-    ino = m.lookup(ins.path)
-    exists = ino >= 0
+    named = m.lookup(ins.path)
     if OpenFlags.CREAT in flags and OpenFlags.EXCL in flags:
-        m.check(exists, F.EEXIST)
+        m.check(named >= 0, F.EEXIST)  # the name itself: O_EXCL never follows a link
+    ino = _follow(m, named, OpenFlags.NOFOLLOW in flags)
+    exists = ino >= 0
     if OpenFlags.CREAT not in flags:
         m.check(m.not_(exists), F.ENOENT)
     else:
-        ino = m.when(m.not_(exists), lambda: _create(m, ins.path), ino)
+        ino = m.when(m.not_(exists), lambda: _create(m, ins.path, named), ino)
     if OpenFlags.TRUNC in flags:
         m.resize(ino, 0)  # Linux truncates even with O_RDONLY|O_TRUNC
     # A register still holding a descriptor is overwritten (the old
     # description is gone; the OS interpreter closes it).
-    m.set_fd(ins.fd, ino, 0, _mode(flags))
+    m.set_fd(ins.fd, ino, 0, _mode(flags), OpenFlags.APPEND in flags)
 
 
-def _create(m: Dom, path: Path) -> V:
+def _create(m: Dom, path: Path, named: V) -> V:
+    """A new file named ``path`` - or, through a dangling symlink, named
+    what the link points at (O_CREAT creates the target)."""
     ino = m.create()
-    m.bind(path, ino)
+    if LINKS in m.features:
+        m.branch(m.is_link(named), lambda: m.bind_target(named, ino), lambda: m.bind(path, ino))
+    else:
+        m.bind(path, ino)
     return ino
 
 
@@ -327,6 +417,15 @@ def _write(ins: Write | PWrite, m: Dom) -> None:
         count = m.ite(nothing, 0, 1)
         done = m.or_(nothing, first + 1 == n)
         start = off if at is None else at + first
+    if APPEND in m.features:
+        # O_APPEND: the whole write lands at the end of file as it is now,
+        # in one step (the inode's lock is held for all of it), even a
+        # pwrite (Linux ignores its offset); the offset moves to the end.
+        app, end = m.fd_append(ins.fd), m.file_size(ino)
+        first, start = m.ite(app, 0, first), m.ite(app, end, start)
+        count = m.ite(app, m.ite(faulted, m.fault_bytes() if m.granularity == "write" else 0, n), count)
+        done = m.or_(app, done)
+        off = m.ite(m.and_(app, at is None), end, off)
     m.write(ino, start, ins.data.payload, lo + first, count)
     if at is None:
         m.set_fd_off(ins.fd, off + count)
@@ -353,8 +452,8 @@ def _ftruncate(ins: Ftruncate, m: Dom) -> None:
     m.resize(m.fd_ino(ins.fd), n)
 
 
-def _fsync(ins: Fsync, m: Dom) -> None:
-    """fsync(fd): the file's bytes become durable."""
+def _fsync(ins: Fsync | Fdatasync, m: Dom) -> None:
+    """fsync(fd) and fdatasync(fd): the file's bytes become durable."""
     m.check(m.not_(m.held(ins.fd)), F.EBADF)
     m.fault_point()  # EIO
     m.sync(m.fd_ino(ins.fd))
@@ -363,13 +462,16 @@ def _fsync(ins: Fsync, m: Dom) -> None:
 def _close(ins: Close, m: Dom) -> None:
     """close(fd)."""
     m.check(m.not_(m.held(ins.fd)), F.EBADF)
+    if LOCKS in m.features:
+        _unlock(m, ins.fd)  # the open description goes, and its lock with it
     m.clear(ins.fd)
     m.fault_point()  # EIO: Linux releases the descriptor even when close fails
 
 
 def _stat(ins: Stat, m: Dom) -> None:
-    """stat(path): its size, or -1 and ENOENT."""
-    ino = m.lookup(ins.path)
+    """stat(path): its size, or -1 and ENOENT (through a symlink)."""
+    _walk(m, ins.path)
+    ino = _follow(m, m.lookup(ins.path), False)
     m.check(ino < 0, F.ENOENT, lambda: m.set_size(ins.into, -1))
     m.set_size(ins.into, m.file_size(ino))
 
@@ -381,23 +483,112 @@ def _fstat(ins: Fstat, m: Dom) -> None:
 
 
 def _unlink(ins: Unlink, m: Dom) -> None:
-    """unlink(path): the name goes; holders keep the inode."""
+    """unlink(path): the name goes (a symlink itself, not its target);
+    holders keep the inode."""
+    _walk(m, ins.path)
     m.check(m.lookup(ins.path) < 0, F.ENOENT)
     m.unbind(ins.path)
 
 
 def _rename(ins: Rename, m: Dom) -> None:
-    """rename(src, dst): dst names src's inode, atomically."""
+    """rename(src, dst): dst names src's inode, atomically;
+    renameat2(RENAME_NOREPLACE) refuses an existing dst."""
     m.fault_point()  # EIO
+    _walk(m, ins.src)
     ino = m.lookup(ins.src)
     m.check(ino < 0, F.ENOENT)
+    _walk(m, ins.dst)
+    if ins.noreplace:
+        m.check(m.lookup(ins.dst) >= 0, F.EEXIST)
     m.unbind(ins.src)
     m.bind(ins.dst, ino)
 
 
+def _link(ins: Link, m: Dom) -> None:
+    """link(old, new): a second name for old's inode (a symlink itself,
+    as linkat without AT_SYMLINK_FOLLOW)."""
+    _walk(m, ins.old)
+    ino = m.lookup(ins.old)
+    m.check(ino < 0, F.ENOENT)
+    _walk(m, ins.new)
+    m.check(m.lookup(ins.new) >= 0, F.EEXIST)
+    m.fault_point()  # EIO
+    m.bind(ins.new, ino)
+
+
+def _mkdir(ins: Mkdir, m: Dom) -> None:
+    """mkdir(path)."""
+    _walk(m, ins.path)
+    m.check(m.dir_exists(ins.path.name), F.EEXIST)
+    m.fault_point()  # ENOSPC
+    m.add_dir(ins.path.name)
+
+
+def _symlink(ins: Symlink, m: Dom) -> None:
+    """symlink(target, path): the target need not exist."""
+    _walk(m, ins.path)
+    m.check(m.lookup(ins.path) >= 0, F.EEXIST)
+    m.fault_point()  # EIO
+    m.bind(ins.path, m.create_link(ins.target))
+
+
+def _readlink(ins: Readlink, m: Dom) -> None:
+    """readlink(path): the target's name (a failed readlink leaves no buffer)."""
+    _walk(m, ins.path)
+    named = m.lookup(ins.path)
+    m.check(named < 0, F.ENOENT, lambda: m.clear(ins.into))
+    m.check(m.not_(m.is_link(named)), F.EINVAL, lambda: m.clear(ins.into))
+    m.set_buf(ins.into, m.link_text(named))
+
+
+def _flock(ins: Flock, m: Dom) -> None:
+    """flock(fd, op): the lock belongs to the open description.  A
+    conflicting request waits (the process is not enabled) until the
+    holder drops it; taking a lock the description holds in the other mode
+    converts it."""
+    m.check(m.not_(m.held(ins.fd)), F.EBADF)
+    if ins.op is LockOp.UNLOCK:
+        _unlock(m, ins.fd)
+        return
+    ino, mine = m.fd_ino(ins.fd), m.fd_lock(ins.fd)
+    state = m.lock_state(ino)
+    if ins.op is LockOp.SHARED:
+        m.block(m.and_(state == -1, mine != -1))  # another holds it exclusively
+        new, want = m.ite(mine == 1, state, m.ite(mine == -1, 1, state + 1)), 1
+    else:
+        m.block(m.ite(mine == -1, False, m.ite(mine == 1, state > 1, state != 0)))  # others hold it
+        new, want = -1, -1
+    m.fault_point()  # ENOLCK
+    m.set_lock(ino, new)
+    m.set_fd_lock(ins.fd, want)
+
+
+def _unlock(m: Dom, fd: str) -> None:
+    """Drop the flock descriptor ``fd``'s open description holds, if any."""
+    ino, mine = m.fd_ino(fd), m.fd_lock(fd)
+    state = m.lock_state(ino)
+    m.when(m.and_(m.held(fd), mine != 0),
+           lambda: _set_unlocked(m, fd, ino, m.ite(mine == -1, 0, state - 1)), None)
+
+
+def _set_unlocked(m: Dom, fd: str, ino: V, state: V) -> None:
+    m.set_lock(ino, state)
+    m.set_fd_lock(fd, 0)
+
+
+def release_locks(m: Dom, program: Program, keep: str | None) -> None:
+    """Exit drops every flock the process's descriptors hold (each
+    domain's :meth:`Dom.finish` calls this first)."""
+    if LOCKS in m.features:
+        for reg, kind in registers(program).items():
+            if kind is RegKind.FD and reg != keep:
+                _unlock(m, reg)
+
+
 def _chtimes(ins: Chtimes, m: Dom) -> None:
-    """chtimes(path): times are not modelled, only ENOENT."""
-    m.check(m.lookup(ins.path) < 0, F.ENOENT)
+    """chtimes(path): times are not modelled, only ENOENT (through a symlink)."""
+    _walk(m, ins.path)
+    m.check(_follow(m, m.lookup(ins.path), False) < 0, F.ENOENT)
 
 
 def _mmap(ins: Mmap, m: Dom) -> None:
@@ -445,11 +636,17 @@ OPS: dict[type, OpSpec] = {
     Read: OpSpec(_read, (("fd", FD), ("into", BUF))),
     Ftruncate: OpSpec(_ftruncate, (("fd", FD),), (), F.EIO),
     Fsync: OpSpec(_fsync, (("fd", FD),), (), F.EIO),
+    Fdatasync: OpSpec(_fsync, (("fd", FD),), (), F.EIO),  # the model's durable bytes are data only
     Close: OpSpec(_close, (("fd", FD),), (), F.EIO),
     Stat: OpSpec(_stat, (("into", SIZE),), ("path",)),
     Fstat: OpSpec(_fstat, (("fd", FD), ("into", SIZE))),
     Unlink: OpSpec(_unlink, (), ("path",)),
     Rename: OpSpec(_rename, (), ("src", "dst"), F.EIO),
+    Link: OpSpec(_link, (), ("old", "new"), F.EIO),
+    Mkdir: OpSpec(_mkdir, (), ("path",), F.ENOSPC),
+    Symlink: OpSpec(_symlink, (), ("target", "path"), F.EIO),
+    Readlink: OpSpec(_readlink, (("into", BUF),), ("path",)),
+    Flock: OpSpec(_flock, (("fd", FD),), (), F.ENOLCK),
     # Times are not modelled: chtimes changes nothing another process can
     # see and commutes with every other step, so folding it into the step
     # before it is a sound reduction (it would otherwise add a step, and
@@ -524,6 +721,8 @@ def can_fault(ins: Instr) -> bool:
     row = OPS.get(type(ins))
     if row is None or row.fault is None:
         return False
+    if isinstance(ins, Flock) and ins.op is LockOp.UNLOCK:
+        return False  # flock(LOCK_UN) only fails for a bad descriptor
     return not (isinstance(ins, Open) and ins.flags == OpenFlags.READ)
 
 

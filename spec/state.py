@@ -66,11 +66,15 @@ READ_BIT, WRITE_BIT = 1, 2
 
 
 class Desc(NamedTuple):
-    """An open file description: its inode, offset and mode bits."""
+    """An open file description: its inode, offset and mode bits, whether
+    it was opened with O_APPEND, and the flock it holds (0 none, 1 shared,
+    -1 exclusive)."""
 
     ino: int
     off: int
     mode: int
+    append: bool = False
+    lock: int = 0
 
 
 class Size(NamedTuple):

@@ -18,8 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol as TypingProtocol, Sequence, TypedDict, Union
 
-from .ops import Program, ProgramError, Role
-from .semantics import holders, registers
+from .ops import Mkdir, Path, Program, ProgramError, Role, Symlink
+from .semantics import OPS, features, holders, registers
 from .state import RegKind
 
 
@@ -123,6 +123,8 @@ class System:
     kinds: tuple[Kind, ...] = field(init=False, compare=False, repr=False)
     kind_of: tuple[int, ...] = field(init=False, compare=False, repr=False)
     names: tuple[str, ...] = field(init=False, compare=False, repr=False)
+    features: frozenset[str] = field(init=False, compare=False, repr=False)
+    dirs: tuple[str, ...] = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.faults < 0:
@@ -146,6 +148,9 @@ class System:
         object.__setattr__(self, "kinds", tuple(kinds))
         object.__setattr__(self, "kind_of", tuple(kind_of))
         object.__setattr__(self, "names", _names(self.processes))
+        programs = [k.program for k in kinds]
+        object.__setattr__(self, "features", features(programs))
+        object.__setattr__(self, "dirs", _dirs(programs))
 
     @classmethod
     def of(cls, writers: Runnable | Sequence[Runnable], n: int = 3, readers: int = 1,
@@ -220,6 +225,40 @@ def _check_payloads(k: Kind) -> None:
     missing = [n for n in k.program.payloads() if n not in k.by_name]
     if missing:
         raise SetupError(f"{k.name}: no payload {missing[0]!r} given (has {[n for n, _ in k.payloads]})")
+
+
+def _dirs(programs: list[Program]) -> tuple[str, ...]:
+    """The directories that exist at the start (each program's ``dirs``,
+    with their parents), after checking that no name is used both as a
+    directory and as a file, and that no directory is private: the model
+    keeps the two apart (a directory is only ever made and lived in)."""
+    start: set[str] = set()
+    dirs: set[str] = set()
+    files: set[str] = set()
+    for prog in programs:
+        for d in prog.dirs:
+            p = Path(d)
+            start.update((*p.parents(), d))
+        for ins in prog.code:
+            for path in _paths_of(ins):
+                dirs.update(path.parents())
+                if isinstance(ins, Mkdir):
+                    if path.private:
+                        raise SetupError(f"{prog.name}: {ins}: a directory cannot be private")
+                    dirs.add(path.name)
+                else:
+                    files.add(path.name)
+            if isinstance(ins, Symlink) and ins.target.private:
+                raise SetupError(f"{prog.name}: {ins}: a symlink's target must be a shared name")
+    both = (dirs | start) & files
+    if both:
+        raise SetupError(f"{sorted(both)[0]!r} is used both as a directory and as a file")
+    return tuple(sorted(start))
+
+
+def _paths_of(ins: object) -> tuple[Path, ...]:
+    row = OPS.get(type(ins))
+    return tuple(getattr(ins, a) for a in row.paths) if row is not None else ()
 
 
 def _names(procs: tuple[Process, ...]) -> tuple[str, ...]:
