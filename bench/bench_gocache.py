@@ -196,7 +196,7 @@ def _ops_per_second(op: str, impl: str, root: str, run: int, procs: int, ops: in
         w.start()
     barrier.wait()
     started = time.perf_counter()
-    ends = [finished.get(timeout=600) for _ in workers]
+    ends = [float(finished.get(timeout=600)) for _ in workers]
     for w in workers:
         w.join()
         if w.exitcode != 0:

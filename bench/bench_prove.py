@@ -55,7 +55,7 @@ def measure(names: Sequence[str], runs: int, jobs: int, baseline: bool = True) -
     for _ in range(runs):
         wall, rows = _one_run(names, jobs)
         walls.append(wall)
-        bad_runs += any(failed(r) for r in rows)  # type: ignore[arg-type]
+        bad_runs += any(failed(r) for r in rows)
         for r in rows:
             per[str(r["theorem"])].append(float(r["seconds"]))
             outcomes[str(r["theorem"])].add(str(r["outcome"]))

@@ -254,11 +254,12 @@ def _limit_memory(nbytes: int) -> Callable[[], None]:
 def run_point(series: Series, n: int, limits: Limits) -> Point:
     """One point in a subprocess under ``limits``; see the module doc."""
     with tempfile.TemporaryDirectory(prefix="bench-pan-") as workdir:
-        built: float | Stop | None = None
+        built: float | None = None
         if series.engine == "spin":
-            built = _build_pan(series, n, Path(workdir), limits.pan_opt)
-            if not isinstance(built, float):
-                return Point(n=n, stopped=built)
+            result = _build_pan(series, n, Path(workdir), limits.pan_opt)
+            if not isinstance(result, float):
+                return Point(n=n, stopped=result)
+            built = result
         point = _run_child(series, n, limits, workdir)
         if built is not None:
             point["build_seconds"] = built
@@ -323,10 +324,11 @@ def _point(n: int, events: list[dict[str, Any]], peak: int, timed_out: str, rc: 
     bases = [e for e in events if e["event"] == "baseline"][:len(runs)]
     point = Point(n=n, peak_rss_mib=peak / MIB)
     if runs:
-        point.update(states=int(runs[-1]["states"]), seconds=figure([float(e["seconds"]) for e in runs]),
-                     baseline_seconds=figure([float(e["seconds"]) for e in bases]),
-                     baseline_states=int(bases[-1]["states"]),
-                     ratio=figure([r["seconds"] / max(b["seconds"], 1e-9) for r, b in zip(runs, bases)])["median"])
+        point["states"] = int(runs[-1]["states"])
+        point["seconds"] = figure([float(e["seconds"]) for e in runs])
+        point["baseline_seconds"] = figure([float(e["seconds"]) for e in bases])
+        point["baseline_states"] = int(bases[-1]["states"])
+        point["ratio"] = figure([r["seconds"] / max(b["seconds"], 1e-9) for r, b in zip(runs, bases)])["median"]
         return point
     stopped = [e for e in events if e["event"] == "stopped"]
     if stopped:
