@@ -205,14 +205,17 @@ def child(key: str, n: int, max_runs: int, repeat_below: float, workdir: str) ->
     """Measure one point; report it as JSON lines on stdout (see
     :func:`run_point`).  ``workdir`` holds SPIN's pan, built."""
     series = next(s for s in SERIES if s.key == key)
+    stage = "the baseline"
     try:
         measured = _measured(series, n, workdir)
         baseline = _baseline(series, n)
         for _ in range(max_runs):
+            stage = "the baseline"
             t = time.perf_counter()
             base_states = baseline()
             _emit(event="baseline", seconds=time.perf_counter() - t, states=base_states)
             _emit(event="start")
+            stage = "the search"
             t = time.perf_counter()
             states = measured()
             seconds = time.perf_counter() - t
@@ -220,7 +223,7 @@ def child(key: str, n: int, max_runs: int, repeat_below: float, workdir: str) ->
             if seconds >= repeat_below:
                 break
     except MemoryError as e:
-        _emit(event="stopped", why="memory", detail=str(e) or "MemoryError")
+        _emit(event="stopped", why="memory", detail=f"{str(e) or 'MemoryError'} in {stage}")
     return 0
 
 

@@ -70,8 +70,11 @@ def _explorer(data: Data, protocol: str) -> Any:
     ax_secs.axhline(lim["seconds"], ls="--", lw=0.8, color="grey")
     ax_rss.axhline(lim["memory_gib"] * 1024, ls="--", lw=0.8, color="grey")
     faults = next(c["faults"] for c in e["curves"] if c["protocol"] == protocol)
+    from matplotlib.ticker import MaxNLocator
+
     for ax, what in ((ax_states, "states"), (ax_secs, "seconds (median, min-max)"), (ax_rss, "peak RSS (MiB)")):
         ax.set_yscale("log")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("N writers")
         ax.set_ylabel(what)
         ax.grid(True, which="major", alpha=0.3)

@@ -148,10 +148,10 @@ def _headline(data: Data) -> list[str]:
         if not done:
             continue
         last = done[-1]
-        why = (f"N={stop['n']} stopped by {stop['stopped']['why']}" if stop is not None
-               else f"the largest N tried")
-        out.append(f"- {_instance_name(c)}, {c['label']}: up to N={last['n']} "
-                   f"({last['states']:,} states in {secs(last['seconds']['median'])}); {why}.")
+        why = (f"stops at N={stop['n']}: {stop['stopped']['why']} ({stop['stopped']['detail']})" if stop is not None
+               else "the largest N tried")
+        out.append(f"- {_instance_name(c)}, {c['label']}: N={last['n']} "
+                   f"({last['states']:,} states) in {secs(last['seconds']['median'])}; {why}.")
     pw = data["proofs"]["whole"]
     out.append(f"- `idemwrite prove` ({pw['theorems']} theorems, {pw['jobs']} workers): "
                f"{secs(pw['seconds']['median'])} median"
@@ -190,8 +190,10 @@ def _explorer(data: Data) -> list[str]:
         f"Every point runs in a subprocess of its own, limited to {lim['seconds']:g} s for the measured search "
         f"and {lim['memory_gib']:g} GiB of address space (`RLIMIT_AS`, pan included); the first point over "
         f"either limit ends its curve (the table says which limit, and a larger N only grows). "
-        f"N goes up to {lim['max_n']}. A point is run up to {lim['max_runs']} times while a run takes less than "
-        f"{lim['repeat_below']:g} s, else once. These limits keep `make bench` to a reasonable time on a small "
+        f"N goes up to {lim['max_n']} (SPIN: {lim['spin_max_n']}). "
+        + (f"A point runs {lim['max_runs']} times if a run takes under {lim['repeat_below']:g} s, else once. "
+           if lim["max_runs"] > 1 else "Every point runs once. ")
+        + "These limits keep `make bench` to a reasonable time on a small "
         "machine; with more time or memory the curves would go further. Peak RSS is the point's processes' "
         "(the Python process, and pan), from `wait4` or, for a point killed at its limit, sampled while it ran.",
         "",
