@@ -181,7 +181,7 @@ def run_cases(directory: str | None, runs: int, rounds: int, batch: int,
 
 def collect(quick: bool) -> dict[str, Any]:
     """The document's writes section (quick: a few hundred calls a case)."""
-    runs, rounds, batch = (2, 4, 10) if quick else (7, 20, 20)
+    runs, rounds, batch = (2, 2, 5) if quick else (7, 20, 20)
     return {"runs": runs, "calls_per_run": rounds * batch, "entry_bytes": len(DATA),
             "rows": run_cases(None, runs, rounds, batch)}
 

