@@ -138,9 +138,11 @@ def search(system: System, prop: Property, depth: int, timeout_ms: int = TIMEOUT
 
 
 def _overflow(sysm: SymSystem, s: SymState, inodes: int) -> Term:
-    """Some file of ``s`` is longer than the bytes the encoding represents."""
+    """Some file of ``s`` is longer than the bytes the encoding represents
+    (a symlink's size is its target name's length: it has no bytes)."""
     bound = sysm.bytes.bound or 0
-    return z3.Or([s.fs.size[i] > bound for i in range(inodes)])
+    link = s.fs.link
+    return z3.Or([z3.And(s.fs.size[i] > bound, *([] if link is None else [link[i] < 0])) for i in range(inodes)])
 
 
 def _check_bound(sysm: SymSystem, facts: list[Term], overflows: list[Term], timeout_ms: int) -> None:
@@ -225,8 +227,18 @@ def scalarize(src: SymState | Chosen, sysm: SymSystem, n: int, inodes: int, tag:
         size = z3.Store(size, ino, shared(f"size[{ino}]", _get_size(ino)))
         for b in range(sysm.bytes.bound or 0):
             data = z3.Store(data, ino, b, shared(f"data[{ino},{b}]", _get_byte(ino, b)))
+
+    def per_inode(name: str, default: int, get: Callable[[SymState], Term | None]) -> Term | None:
+        if get(chosen.before) is None:
+            return None  # not a feature of this system
+        out = z3.K(I, z3.IntVal(default))
+        for ino in range(inodes):
+            out = z3.Store(out, ino, shared(f"{name}[{ino}]", _get_at(get, ino)))
+        return out
+
     fs = SymFS({k: shared(f"name:{k}", _get_name(k)) for k in sysm.shared_paths}, size, data,
-               shared("nino", lambda st: st.fs.nino))
+               shared("nino", lambda st: st.fs.nino), {k: shared(f"dir:{k}", _get_dir(k)) for k in sysm.dirs},
+               per_inode("link", -1, lambda st: st.fs.link), per_inode("lock", 0, lambda st: st.fs.lock))
     eqs.append(fs.nino <= inodes)
     out = SymState(per_proc("pc", lambda st: st.pc), per_proc("st", lambda st: st.st), per_proc("last", lambda st: st.last),
                    per_proc("prog", lambda st: st.prog), per_proc("began", lambda st: st.began),
@@ -250,6 +262,18 @@ def _get_byte(j: int, b: int) -> Getter:
 
 def _get_name(k: str) -> Getter:
     return lambda st: st.fs.names[k]
+
+
+def _get_dir(k: str) -> Getter:
+    return lambda st: st.fs.dirs[k]
+
+
+def _get_at(get: Callable[[SymState], Term | None], j: int) -> Getter:
+    def at(st: SymState) -> Term:
+        arr = get(st)
+        assert arr is not None
+        return arr[j]
+    return at
 
 
 def _get_reg(k: tuple[str, str]) -> Getter:

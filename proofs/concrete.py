@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import z3
 
+from spec import semantics as S
+from spec.fs import Symlink
 from spec.state import Buf, Desc, Mapped, Proc, Reg, Size, Status, World, published
 from spec.system import System
 
@@ -38,7 +40,9 @@ def reg_fields(value: Reg) -> dict[str, int | bool]:
     register are left to their defaults; a buffer becomes its length and
     whether it holds no zero byte)."""
     if isinstance(value, Desc):
-        return {"set": True, "ino": value.ino, "off": value.off, "mode": value.mode}
+        # append and lock are fields only where the features ask (the rest are ignored).
+        return {"set": True, "ino": value.ino, "off": value.off, "mode": value.mode, "append": value.append,
+                "lock": value.lock}
     if isinstance(value, Size):
         return {"n": value.n}
     if isinstance(value, Buf):
@@ -79,10 +83,15 @@ def abstract(sysm: SymSystem, system: System, w: World) -> SymState:
     # Content past each file's size is unspecified, as in the encoding.
     stores = z3.Array("data@world", z3.IntSort(), z3.IntSort(), z3.IntSort())
     for ino, content in enumerate(w.fs.contents):
-        for b, byte in enumerate(content or b""):
+        for b, byte in enumerate(file_bytes(content)):
             stores = z3.Store(stores, ino, b, byte)
     names = {n: z3.IntVal(_or_absent(w.fs.lookup(n))) for n in sysm.shared_paths}
-    sizes = _int_array({i: len(c or b"") for i, c in enumerate(w.fs.contents)}, 0)
+    sizes = _int_array({i: len(c.target) if isinstance(c, Symlink) else len(c or b"")
+                        for i, c in enumerate(w.fs.contents)}, 0)
+    links = {i: sysm.link_targets.index(c.target) for i, c in enumerate(w.fs.contents) if isinstance(c, Symlink)}
+    fs = SymFS(names, sizes, stores, z3.IntVal(len(w.fs.contents)), {d: z3.BoolVal(d in w.fs.dirs) for d in sysm.dirs},
+               _int_array(links, -1) if S.LINKS in sysm.features else None,
+               _int_array(dict(w.fs.locks), 0) if S.LOCKS in sysm.features else None)
     ok = {system.kinds[p.kind].program for p in procs if p.status is Status.OK}
     pub_path = {n: z3.BoolVal(any(any(pp.name == n for pp, _ in prog.publishes) for prog in ok))
                 for n in sysm.published_paths()}
@@ -92,8 +101,13 @@ def abstract(sysm: SymSystem, system: System, w: World) -> SymState:
         _int_array({i: errno_code(procs[i].last) for i in idx}, 0),
         _int_array({i: procs[i].progress for i in idx}, 0),
         _int_array({i: int(procs[i].began) for i in idx}, 0),
-        regs, priv, SymFS(names, sizes, stores, z3.IntVal(len(w.fs.contents))),
+        regs, priv, fs,
         z3.IntVal(w.faults), z3.BoolVal(published(w)), pub_path)
+
+
+def file_bytes(content: bytes | Symlink | None) -> bytes:
+    """An inode's bytes (a symlink, or a collected inode, has none)."""
+    return content if isinstance(content, bytes) else b""
 
 
 def _or_absent(ino: int | None) -> int:

@@ -20,11 +20,11 @@ from itertools import islice
 import z3
 
 from spec.explore import explore
-from spec.machine import Fault, faults, step as model_step
+from spec.machine import Fault, enabled, faults, step as model_step
 from spec.state import Status, World
 from spec.system import System
 
-from .concrete import abstract, kind_of_array
+from .concrete import abstract, file_bytes, kind_of_array
 from .symbolic import SymState, SymSystem, Term, encode, step
 
 
@@ -45,8 +45,11 @@ def _value(e: Term) -> str:
 
 
 def _fields(s: SymState, n: int, sizes: list[int]) -> dict[str, Term]:
+    """Every field the model defines: ``sizes`` are the model's inodes'
+    byte counts (the solver's bytes past them are unspecified)."""
     out: dict[str, Term] = {"faults": s.faults, "pub": s.pub, "nino": s.fs.nino}
     out.update({f"name:{k}": v for k, v in s.fs.names.items()})
+    out.update({f"dir:{k}": v for k, v in s.fs.dirs.items()})
     for i in range(n):
         for name, arr in (("pc", s.pc), ("st", s.st), ("last", s.last), ("prog", s.prog), ("began", s.began)):
             out[f"{name}[{i}]"] = arr[i]
@@ -58,12 +61,17 @@ def _fields(s: SymState, n: int, sizes: list[int]) -> dict[str, Term]:
         out[f"size[{ino}]"] = s.fs.size[ino]
         for b in range(size):
             out[f"data[{ino},{b}]"] = s.fs.data[ino, b]
+        if s.fs.link is not None:
+            out[f"link[{ino}]"] = s.fs.link[ino]
+        if s.fs.lock is not None:
+            out[f"lock[{ino}]"] = s.fs.lock[ino]
     return out
 
 
 def mismatches(system: System, max_states: int = 200) -> tuple[int, list[Mismatch]]:
     """(moves compared, disagreements) over up to ``max_states`` explored
-    states of ``system``."""
+    states of ``system``.  A process the model has waiting (for a lock)
+    must have no transition in the solver, with a fault or without."""
     base = encode(system)
     states = list(islice(explore(system, properties=(), stop_when_all_violated=False).worlds(), max_states))
     moves, bad = 0, []
@@ -73,14 +81,17 @@ def mismatches(system: System, max_states: int = 200) -> tuple[int, list[Mismatc
         for i, p in enumerate(w.procs):
             if p.status is not Status.RUNNING:
                 continue
+            can = enabled(system, w, i)
             for fault in [None, *faults(system, w, i)]:
                 moves += 1
-                after_model = model_step(system, w, i, fault)
                 tr = step(sysm, s, z3.IntVal(i), z3.BoolVal(fault is not None))
-                if not z3.is_true(z3.simplify(tr.enabled, expand_select_store=True)):
-                    bad.append(Mismatch(w, i, fault, "enabled", "True", _value(tr.enabled)))
+                if not z3.is_true(z3.simplify(tr.enabled == can, expand_select_store=True)):
+                    bad.append(Mismatch(w, i, fault, "enabled", str(can), _value(tr.enabled)))
                     continue
-                sizes = [len(c or b"") for c in after_model.fs.contents]
+                if not can:
+                    continue
+                after_model = model_step(system, w, i, fault)
+                sizes = [len(file_bytes(c)) for c in after_model.fs.contents]
                 want = _fields(abstract(sysm, system, after_model), len(w.procs), sizes)
                 got = _fields(tr.after, len(w.procs), sizes)
                 for name, expr in want.items():

@@ -45,6 +45,17 @@ The encoding:
   bytes; bytes past the size are always zero), one slot per (process,
   ``create`` of its code), so an unlinked or renamed-over inode lives on
   for its holders;
+- what a system's programs use beyond plain files, only where they use
+  it (so every other model's text is as before): a ``bool dir_*`` per
+  directory the programs name; an inode's ``link`` (0, or 1 + the index
+  of its target among the symlinks' targets) and a symlink's size, its
+  target's length; an inode's flock state ``lock`` and a descriptor's
+  ``_lock`` and (O_APPEND) ``_app``; a write of more than one byte in one
+  step as a loop over its bytes (an append lands whole);
+- a process waiting for a lock (``Dom.block``): the operation's checks
+  before the wait make no change, so the wait's condition, on the state
+  before the step, is part of the ``d_step``'s guard - the process has
+  no transition until another releases the lock, as in the explorer;
 - one power loss (``System.crashes == 1``), as ``spec.machine.crash``: each
   inode also keeps its durable bytes (what its last fsync saw), and a
   ``Crash`` process may, once, at any point, stop every running process
@@ -83,7 +94,7 @@ from spec import semantics as S
 from spec.explore import Exploration
 from spec.fs import PAGE_SIZE, FileSystem
 from spec.machine import start, write_length
-from spec.ops import Data, Instr, Length, Path, Program, ProgramError, Role
+from spec.ops import Data, Instr, Length, Mkdir, Path, Program, ProgramError, Readlink, Role, Symlink
 from spec.properties import HITS, INDEX_OUTPUT, NO_CORRUPT, NO_SIGBUS, STAYS, SURVIVES, Property, get_property
 from spec.state import UNSET, Began, Crash, RegKind, Status
 from spec.system import Kind, System
@@ -237,6 +248,15 @@ def _deps(v: Val) -> tuple[tuple[str, int], ...]:
 
 
 @dataclass(frozen=True, eq=False)
+class _Text:
+    """A buffer value: the target name of symlink ``link`` (its ``link``
+    field: 1 + the index of the target in ``targets``)."""
+
+    link: Val
+    targets: tuple[str, ...]
+
+
+@dataclass(frozen=True, eq=False)
 class _Bytes:
     """A buffer value: ``count`` bytes of inode ``ino`` from ``start``
     (bytes past the file's size read as zero)."""
@@ -314,11 +334,14 @@ class PmlDom:
     def __init__(self, pt: "_Proctype", pc: int, fault: tuple[str, int] | None) -> None:
         self.pt, self.tr, self.kind = pt, pt.tr, pt.kind
         self.granularity = pt.tr.system.granularity
+        self.features = pt.tr.system.features
         self.pc = pc
         self.strikes: str | None = fault[0] if fault is not None else None
         self.landed = fault[1] if fault is not None else 0
         self.root: list[_Stmt] = []
         self.stack: list[list[_Stmt]] = [self.root]  # the blocks from the root to where code goes now
+        self.conds: list[Val] = []  # the condition of each block above the root (stack[1:])
+        self.waits: list[str] = []  # where the process cannot take this step (Dom.block), on the state before it
         self.epoch: dict[str, int] = {}
         self.clock = 0
         self.ended: set[str] = set()  # variables assigned on paths that ended the operation
@@ -386,12 +409,14 @@ class PmlDom:
         self.stack[-1].append(node)
         return node
 
-    def _inside(self, block: list[_Stmt], body: Callable[[], object]) -> None:
+    def _inside(self, block: list[_Stmt], cond: Val, body: Callable[[], object]) -> None:
         self.stack.append(block)
+        self.conds.append(cond)
         try:
             body()
         finally:
             self.stack.pop()
+            self.conds.pop()
 
     def _merge(self, before: dict[str, int], *paths: dict[str, int]) -> None:
         """After an if/else: a variable assigned on some path has a new version."""
@@ -408,10 +433,11 @@ class PmlDom:
                 raise _Stop
             return
         node, before = self._fork(cond), dict(self.epoch)
-        self._inside(node.then, body)
+        self._inside(node.then, cond, body)
         self.ended |= {k for k in self.epoch if self.epoch[k] != before.get(k, 0)}
         self.epoch = before
         self.stack.append(node.other)
+        self.conds.append(self.not_(cond))
 
     # -- logic (numbers known now are folded)
 
@@ -422,7 +448,11 @@ class PmlDom:
         return _connect("||", bs, decides=True)
 
     def not_(self, b: Val) -> Val:
-        return (not b) if _known(b) else _Op("!{}", (b,))
+        if _known(b):
+            return not b
+        if isinstance(b, _Op) and b.fmt == "!{}":
+            return b.args[0]  # not "!!": Promela reads that as an operator of its own
+        return _Op("!{}", (b,))
 
     def ite(self, c: Val, a: Val, b: Val) -> Val:
         if _known(c):
@@ -456,6 +486,9 @@ class PmlDom:
     def when(self, cond: Val, effect: Callable[[], Val], otherwise: Val) -> Val:
         if _known(cond):
             return effect() if cond else otherwise
+        if otherwise is None:  # an effect only, no value
+            self.branch(cond, effect, lambda: None)
+            return None
         t = self.temp()
         self.branch(cond, lambda: self.emit(f"{t} = {text(effect())};"), lambda: self.emit(f"{t} = {text(otherwise)};"))
         return _Name(t)
@@ -465,9 +498,9 @@ class PmlDom:
             (then if cond else other)()
             return
         node, before = self._fork(cond), dict(self.epoch)
-        self._inside(node.then, then)
+        self._inside(node.then, cond, then)
         after_then, self.epoch = self.epoch, dict(before)
-        self._inside(node.other, other)
+        self._inside(node.other, self.not_(cond), other)
         self._merge(before, after_then, self.epoch)
 
     def run_op(self, ins: Instr) -> None:
@@ -482,8 +515,19 @@ class PmlDom:
         self.running.pop()
         # The operation's nesting closes here; what follows runs on every path.
         del self.stack[depth:]
+        del self.conds[depth - 1:]
         self._bump(*sorted(self.ended))
         self.ended = ended
+
+    def block(self, cond: Val) -> None:
+        if _known(cond) and not cond:
+            return
+        # The guard is tested on the state before the step: nothing may
+        # have changed it yet (spec.semantics._flock waits before any effect).
+        if self.epoch or self.temps:
+            raise TranslationError(f"{self.kind.name}: {self.running[-1]} waits after an effect; "
+                                   "its wait cannot be the transition's guard")
+        self.waits.append(text(self.and_(*self.conds, cond)))
 
     def die(self, cond: Val, status: Status) -> None:
         self.died = self.died or not _known(cond) or bool(cond)
@@ -515,6 +559,7 @@ class PmlDom:
         self._assign(("pc", pc))
 
     def finish(self, status: Status, keep: str | None) -> None:
+        S.release_locks(self, self.kind.program, keep)
         self._assign(("status[me]", _Name(_status(status))), ("pc", _Name("DONE")), ("last", _Name(self.tr.errno(""))),
                      ("progress", 0))
         for reg in self.kind.reg_kind:
@@ -571,9 +616,23 @@ class PmlDom:
         r = _reg(reg)
         return self._read(_valid(f"{r}_len", f"{r}[%d]", int(length)), r)
 
-    def set_fd(self, reg: str, ino: Val, off: Val, mode: int) -> None:
+    def fd_append(self, reg: str) -> Val:
+        return self._read(f"{_reg(reg)}_app") if S.APPEND in self.features else False
+
+    def fd_lock(self, reg: str) -> Val:
+        return self._read(f"{_reg(reg)}_lock") if S.LOCKS in self.features else 0
+
+    def set_fd(self, reg: str, ino: Val, off: Val, mode: int, append: bool = False) -> None:
         r = _reg(reg)
-        self._assign((f"{r}_ino", ino), (f"{r}_off", off), (f"{r}_mode", mode))
+        extra: list[tuple[str, Val]] = []
+        if S.APPEND in self.features:
+            extra.append((f"{r}_app", append))
+        if S.LOCKS in self.features:
+            extra.append((f"{r}_lock", 0))  # a new open description holds no lock
+        self._assign((f"{r}_ino", ino), (f"{r}_off", off), (f"{r}_mode", mode), *extra)
+
+    def set_fd_lock(self, reg: str, lock: Val) -> None:
+        self._assign((f"{_reg(reg)}_lock", lock))
 
     def set_fd_off(self, reg: str, off: Val) -> None:
         self._assign((f"{_reg(reg)}_off", off))
@@ -581,7 +640,10 @@ class PmlDom:
     def set_size(self, reg: str, n: Val) -> None:
         self._assign((_reg(reg), n))
 
-    def set_buf(self, reg: str, buf: Val | _Bytes) -> None:
+    def set_buf(self, reg: str, buf: Val | _Bytes | _Text) -> None:
+        if isinstance(buf, _Text):
+            self._set_text(reg, buf)
+            return
         if not isinstance(buf, _Bytes):
             raise TranslationError(f"{self.kind.name}: buffer {reg!r} set to {buf!r}, not bytes of a file")
         self.pt.fills.add(self.running[-1])
@@ -592,6 +654,19 @@ class PmlDom:
         self._bump(r)
         self.emit("j = 0;", f"do :: j < {count} -> {r}[j] = node[{ino}].data[{at}]; j++ :: else -> break od;",
                   f"{r}_len = {count};")
+
+    def _set_text(self, reg: str, buf: _Text) -> None:
+        """Buffer ``reg`` holds the target name of a symlink (readlink)."""
+        r = _reg(reg)
+        self.clear(reg)
+        for k, name in enumerate(buf.targets):
+            stores = [*(f"{r}[{j}] = {b};" for j, b in enumerate(name.encode())), f"{r}_len = {len(name)};"]
+            is_it = buf.link.eq(k + 1) if isinstance(buf.link, Expr) else buf.link == k + 1
+            self.branch(is_it, self._emitter(stores), lambda: None)
+        self._bump(r)
+
+    def _emitter(self, stmts: list[str]) -> Callable[[], None]:
+        return lambda: self.emit(*stmts)
 
     def set_map(self, reg: str, ino: Val, n: Val) -> None:
         r = _reg(reg)
@@ -636,6 +711,59 @@ class PmlDom:
     def unbind(self, path: Path) -> None:
         self._assign((_name(path), _Name("NOINO")))
 
+    def dir_exists(self, path: str) -> Val:
+        return self._read(_dir(path))
+
+    def add_dir(self, path: str) -> None:
+        self._assign((_dir(path), 1))
+
+    def create_link(self, target: Path) -> Val:
+        slot = self.pt.slot(self.pc, self.creates)
+        self.creates += 1
+        ino, n = f"ibase + {slot}", len(target.name)
+        self._bump("node.size", "node.link", "node.durable")
+        durable = [f"node[{ino}].dsize = {n};"] if self.tr.system.crashes else []  # a symlink is durable at once
+        self.emit(f"node[{ino}].size = {n};", *durable, f"node[{ino}].link = {self.tr.targets.index(target.name) + 1};")
+        return _Name(f"({ino})")
+
+    def _link(self, ino: Val) -> Expr:
+        """Inode ``ino``'s ``link`` field (0 for NOINO: no symlink)."""
+        i = text(ino)
+        return self._read(f"({i} == NOINO -> 0 : node[{i}].link)", "node.link", ino)
+
+    def is_link(self, ino: Val) -> Val:
+        if S.LINKS not in self.features:
+            return False  # no program makes one
+        return self._link(ino).ne(0)
+
+    def link_target(self, ino: Val) -> Val:
+        link, out = self._link(ino), self.ite(False, 0, -1)
+        for k in range(len(self.tr.targets) - 1, -1, -1):
+            out = self.ite(link.eq(k + 1), self._read(f"nm_{_ident(self.tr.targets[k])}"), out)
+        return out
+
+    def bind_target(self, link: Val, ino: Val) -> None:
+        at = self._link(link)
+        for k, t in enumerate(self.tr.targets):
+            self.branch(at.eq(k + 1), self._assigner(f"nm_{_ident(t)}", ino), lambda: None)
+
+    def _assigner(self, var: str, v: Val) -> Callable[[], None]:
+        return lambda: self._assign((var, v))
+
+    def link_text(self, ino: Val) -> _Text:
+        return _Text(self._link(ino) if S.LINKS in self.features else 0, self.tr.targets)
+
+    def lock_state(self, ino: Val) -> Val:
+        if S.LOCKS not in self.features:
+            return 0
+        i = text(ino)
+        return self._read(f"({i} == NOINO -> 0 : node[{i}].lock)", "node.lock", ino)
+
+    def set_lock(self, ino: Val, state: Val) -> None:
+        i, v = text(ino), text(state)
+        self._bump("node.lock")
+        self.emit(f"node[{i}].lock = {v};")
+
     def file_size(self, ino: Val) -> Val:
         return self._read(f"node[{text(ino)}].size", "node.size", ino)
 
@@ -651,7 +779,8 @@ class PmlDom:
 
     def write(self, ino: Val, at: Val, payload: str, first: Val, count: Val) -> None:
         if not _known(count):
-            raise TranslationError(f"{self.kind.name}: a write of a number of bytes not known when translating")
+            self._write_run(ino, at, payload, first, count)
+            return
         if not count:
             return  # a write of no bytes changes nothing, even past the end
         self.pt.grows.add(self.running[-1])
@@ -660,6 +789,19 @@ class PmlDom:
         end = text(at + count)
         self._bump("node.size", "node.data")
         self.emit(*stores, f"if :: {end} > node[{i}].size -> node[{i}].size = {end} :: else -> skip fi;")
+
+    def _write_run(self, ino: Val, at: Val, payload: str, first: Val, count: Val) -> None:
+        """A write of a number of bytes known only in the state (an
+        O_APPEND write lands whole): a loop over them.  Bytes past a size
+        are always zero, so a hole before them needs no filling."""
+        self.pt.grows.add(self.running[-1])
+        data, i = self.kind.payload(payload), text(ino)
+        n, start, end = text(count), text(at + _Name("j")), text(at + count)
+        byte = _byte_at(data, first + _Name("j"))
+        self.loops = True
+        self._bump("node.size", "node.data")
+        self.emit("j = 0;", f"do :: j < {n} -> node[{i}].data[{start}] = {byte}; j++ :: else -> break od;",
+                  f"if :: {end} > node[{i}].size -> node[{i}].size = {end} :: else -> skip fi;")
 
     def read(self, ino: Val, off: Val, n: Val) -> tuple[_Bytes, Val]:
         size = self.file_size(ino)
@@ -707,6 +849,10 @@ def _key(var: str) -> str:
 
 def _reg(name: str) -> str:
     return f"r_{_ident(name)}"
+
+
+def _dir(path: str) -> str:
+    return f"dir_{_ident(path)}"
 
 
 def _name(path: Path) -> str:
@@ -793,9 +939,9 @@ class _Proctype:
     def _transition(self, pc: int, fault: tuple[str, int] | None) -> list[str]:
         dom = PmlDom(self, pc, fault)
         S.step(self.kind.program, pc, dom)
-        # Nothing runs after a power loss.
+        # Nothing runs after a power loss; a process waiting for a lock does not run.
         guard = " && ".join([*(["crashed == 0"] if self.tr.system.crashes else []), f"pc == {pc}",
-                             *(["faults < MAXFAULTS"] if fault else [])])
+                             *(["faults < MAXFAULTS"] if fault else []), *(f"!({w})" for w in dom.waits)])
         body = (["faults++;"] if fault else []) + dom.body() + self.tr.asserts
         what = str(self.kind.program.code[pc])
         if fault:
@@ -809,6 +955,8 @@ class _Proctype:
         code = self.kind.program.code
         grows = sum(_operand_bytes(dom, ins) for ins in code if ins in self.grows)
         fills = max([_operand_bytes(dom, ins) for ins in code if ins in self.fills], default=0)
+        if any(isinstance(ins, Readlink) for ins in code):
+            fills = max([fills, *(len(t) for t in self.tr.targets)])  # a target's name
         return grows, fills
 
     def render(self) -> list[str]:
@@ -817,7 +965,7 @@ class _Proctype:
         if any(r != UNSET for r in first.regs) or first.private or first.progress:
             raise TranslationError(f"{prog.name}: its local control flow before its first operation sets registers or names")
         pc = str(first.pc) if first.status is Status.RUNNING else "DONE"
-        regs = [ln for name, kind in self.kind.reg_kind.items() for ln in _declare(name, kind)]
+        regs = [ln for name, kind in self.kind.reg_kind.items() for ln in _declare(name, kind, self.tr.system.features)]
         privates = [f"short {_name(p)} = NOINO;" for p in S.paths(prog) if p.private]
         locals_ = [f"byte pc = {pc};", f"byte last = {self.tr.errno(first.last)};", "byte progress;", *regs, *privates]
         header = f"/* {prog.name} ({prog.role.value}): {prog.summary} */"
@@ -826,11 +974,13 @@ class _Proctype:
                 "  end: do", *_indent(self.body or [":: false  /* no operation: it never steps */"]), "  od", "}"]
 
 
-def _declare(name: str, kind: RegKind) -> list[str]:
+def _declare(name: str, kind: RegKind, features: frozenset[str]) -> list[str]:
     """A register's variables, unset."""
     r = _reg(name)
     if kind is RegKind.FD:
-        return [f"short {r}_ino = NOINO;", f"byte {r}_off;", f"byte {r}_mode;"]
+        return [f"short {r}_ino = NOINO;", f"byte {r}_off;", f"byte {r}_mode;",
+                *([f"bool {r}_app;"] if S.APPEND in features else []),
+                *([f"short {r}_lock;  /* 0, 1 shared, -1 exclusive */"] if S.LOCKS in features else [])]
     if kind is RegKind.SIZE:
         return [f"short {r} = -1;"]
     if kind is RegKind.BUF:
@@ -860,8 +1010,30 @@ def _holds(length: str, byte: str, payloads: list[bytes]) -> str:
     return "(" + " || ".join(f"({a})" for a in alts) + ")"
 
 
-def _file_is(path: str, payloads: list[bytes]) -> str:
+def _link_targets(system: System) -> tuple[str, ...]:
+    """Every symlink's target name, sorted (an inode's ``link`` is 1 + an index here)."""
+    return tuple(sorted({ins.target.name for k in system.kinds for ins in k.program.code if isinstance(ins, Symlink)}))
+
+
+def _reached(system: System, path: str) -> str:
+    """The inode holding the file ``path`` names, as ``spec.fs.FileSystem.file``
+    reads it: through a symlink to its target; NOINO when there is none (or
+    the target is itself a symlink)."""
     n = f"nm_{_ident(path)}"
+    if S.LINKS not in system.features:
+        return n
+
+    def link(x: str) -> str:
+        return f"({x} == NOINO -> 0 : node[{x}].link)"
+
+    target = "NOINO"
+    for k, t in reversed(list(enumerate(_link_targets(system)))):
+        target = f"({link(n)} == {k + 1} -> nm_{_ident(t)} : {target})"
+    return f"({link(n)} == 0 -> {n} : ({link(target)} == 0 -> {target} : NOINO))"
+
+
+def _file_is(system: System, path: str, payloads: list[bytes]) -> str:
+    n = _reached(system, path)
     return f"({n} != NOINO && {_holds(f'node[{n}].size', f'node[{n}].data[%d]', payloads)})"
 
 
@@ -878,7 +1050,7 @@ def _invariant(system: System, prop: Property) -> str | None:
         for ki, k in enumerate(system.kinds):
             ok = " || ".join(f"status[{i}] == {_status(Status.OK)}" for i in range(n) if system.kind_of[i] == ki)
             for path, _ in k.program.publishes:
-                parts.append(f"(!({ok}) || {_file_is(path.name, _payloads_of(system, path.name))})")
+                parts.append(f"(!({ok}) || {_file_is(system, path.name, _payloads_of(system, path.name))})")
         return " && ".join(parts) or "true"
     if prop == HITS:
         after, missed = int(Began.AFTER_PUBLICATION), (_status(Status.MISS), _status(Status.SIGBUS))
@@ -890,9 +1062,9 @@ def _invariant(system: System, prop: Property) -> str | None:
         entries, outputs = _payloads_of(system, "entry"), _payloads_of(system, "output")
         if not entries or not outputs:
             return "true"
-        e = "nm_entry"
+        e = _reached(system, "entry")
         index = " || ".join(_valid(f"node[{e}].size", f"node[{e}].data[%d]", len(p)) for p in entries)
-        return f"({e} == NOINO || !({index}) || {_file_is('output', outputs)})"
+        return f"({e} == NOINO || !({index}) || {_file_is(system, 'output', outputs)})"
     if prop == NO_CORRUPT:
         return None
     raise TranslationError(f"property {prop} is not translated (supported: {', '.join(map(str, SUPPORTED))})")
@@ -910,6 +1082,10 @@ class _Translation:
         self.system, self.props = system, props
         self.errnos: dict[str, int] = {"": 0}
         self.temps = 0
+        progs = [k.program for k in system.kinds]
+        # Every symlink's target name (an inode's ``link`` is 1 + its index).
+        self.targets = _link_targets(system)
+        self.dirs = _named_dirs(progs)
         invariants = [(p, e) for p in props if (e := _invariant(system, p)) is not None]
         # As in spec.explore: the crash property is checked after the crash, the others before.
         self.asserts = [f"assert({e}); /* {p} */" for p, e in invariants if not p.after_crash]
@@ -955,12 +1131,25 @@ def translate(system: System, properties: Iterable[Property | str] = (STAYS,)) -
 
 
 def _shared_names(system: System) -> list[str]:
-    """Every shared name a program uses, publishes or reads (and ``entry``)."""
+    """Every shared name of a file a program uses, publishes or reads (and ``entry``)."""
     names = {"entry"}
     for k in system.kinds:
         names |= {p.name for p in S.paths(k.program) if not p.private}
         names |= {p.name for p, _ in k.program.publishes} | {k.program.reads.name}
-    return sorted(names)
+    made = {ins.path.name for k in system.kinds for ins in k.program.code if isinstance(ins, Mkdir)}
+    return sorted(names - made)
+
+
+def _named_dirs(programs: list[Program]) -> list[str]:
+    """Every directory the programs name: above a path, made, or there at the start."""
+    dirs: set[str] = set()
+    for prog in programs:
+        for path in S.paths(prog):
+            dirs.update(path.parents())
+        for d in prog.dirs:
+            dirs.update((*Path(d).parents(), d))
+        dirs |= {ins.path.name for ins in prog.code if isinstance(ins, Mkdir)}
+    return sorted(dirs)
 
 
 def _header(system: System, props: tuple[Property, ...]) -> list[str]:
@@ -991,11 +1180,10 @@ def _globals(tr: _Translation, ninodes: int, maxlen: int, bufmax: int, shared: l
         # Only writers end ok, so this is spec.state.published.
         f"#define PUBLISHED ({published})",
         "",
-        # Durable bytes only where a crash can read them: they would only grow the state vector.
-        ("typedef Inode { byte size; byte data[MAXLEN]; byte dsize; byte ddata[MAXLEN] }  /* bytes past (d)size are always 0 */"
-         if system.crashes else "typedef Inode { byte size; byte data[MAXLEN] }  /* bytes past size are always 0 */"),
+        _inode_type(system),
         "Inode node[NINO];          /* inode slot ibase+k: the k-th create of that process's code */",
         *(f"short nm_{_ident(s)} = NOINO;  /* the inode the shared name {s!r} points at */" for s in shared),
+        *(f"bool {_dir(d)} = {int(d in system.dirs)};  /* the directory {d!r} exists */" for d in tr.dirs),
         "byte status[NPROC];        /* S_RUN, or how the process ended */",
         "byte began[NPROC];         /* readers: 0 not yet stepped, 1 first step before publication, 2 after */",
         "byte faults;               /* injected faults so far (the budget is MAXFAULTS) */",
@@ -1005,6 +1193,19 @@ def _globals(tr: _Translation, ninodes: int, maxlen: int, bufmax: int, shared: l
         *([f"short {temps};  /* scratch inside one d_step: values copied before they changed */"] if temps else []),
         "byte j;                    /* scratch inside one d_step: a byte index */",
     ]
+
+
+def _inode_type(system: System) -> str:
+    """The Inode typedef: size and bytes; durable ones only where a crash
+    can read them, a symlink's target and a lock only where a program
+    makes one (they would only grow the state vector)."""
+    fields = ["byte size", "byte data[MAXLEN]", *(["byte dsize", "byte ddata[MAXLEN]"] if system.crashes else [])]
+    extra = [*(["byte link"] if S.LINKS in system.features else []), *(["short lock"] if S.LOCKS in system.features else [])]
+    if not extra:
+        return (f"typedef Inode {{ {'; '.join(fields)} }}  /* bytes past "
+                f"{'(d)size' if system.crashes else 'size'} are always 0 */")
+    return (f"typedef Inode {{ {'; '.join(fields + extra)} }}  /* bytes past size are always 0; "
+            "link: 0, or 1 + its target's index; lock: 0, n > 0 shared by n, -1 exclusive */")
 
 
 def _revert(name: str) -> list[str]:

@@ -18,7 +18,7 @@ from spec.ops import Role
 from spec.properties import HITS, NO_SIGBUS, STAYS, Property
 from spec.state import Began, Status
 
-from .symbolic import SymPayload, SymState, SymSystem, Term, status_code
+from .symbolic import SymPayload, SymState, SymSystem, Term, file_ino, status_code
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ def stays_complete(sysm: SymSystem, s: SymState, procs: Procs) -> Term:
     ok, the path holds the complete payload of some writer of it."""
     out = []
     for path in sysm.published_paths():
-        ino = s.file_ino(path)
+        ino = file_ino(sysm, s, path)
         ok = z3.Or([holds_payload(sysm, s, ino, pl) for pl in writers_payloads(sysm, path)])
         out.append(z3.Implies(s.pub_path[path], ok))
     return z3.And(out)

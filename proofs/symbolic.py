@@ -29,6 +29,23 @@ Abstracted (and why it is sound for the properties proved):
 - only byte granularity (the explorer's default) is encoded, and no power
   loss (``System.crashes`` = 0): durable content is not represented, so
   nothing here speaks about the crash properties.
+
+What a system's programs use beyond plain files (``spec.semantics.features``
+and ``Program.dirs``) is represented only where they use it, so a system
+that uses none of it is encoded exactly as before it existed:
+
+- directories: a Bool per directory name the programs can name
+  (``SymSystem.dirs``), true at the start for ``System.dirs``;
+- symlinks ("links"): an Int per inode, the index of its target name in
+  ``SymSystem.link_targets`` (-1: not a symlink); a symlink's size is its
+  target's length, as in ``spec.fs``, and it has no bytes;
+- flock ("locks"): an Int per inode, its lock state (0, n > 0 shared by
+  n, -1 exclusive), and a ``lock`` field in every descriptor register;
+  a process waiting for a lock (``Dom.block``) has no transition: the
+  block's condition, under the checks before it, is conjoined negated
+  into the transition's ``enabled``;
+- O_APPEND ("append"): an ``append`` field in every descriptor register,
+  and writes of more than one byte in one step (an append lands whole).
 """
 
 from __future__ import annotations
@@ -40,9 +57,10 @@ import z3
 
 from spec import fs as F
 from spec import semantics as S
-from spec.ops import Data, Instr, Path, Program, ProgramError, Role
+from spec.ops import Data, Instr, Mkdir, Path, Program, ProgramError, Role, Symlink
+from spec.machine import write_length
 from spec.state import RegKind, Status
-from spec.system import System
+from spec.system import Kind, System
 
 TRUE, FALSE = z3.BoolVal(True), z3.BoolVal(False)
 Term = Any  # a Z3 term (z3 has no type hints)
@@ -141,6 +159,22 @@ class Bytes:
             data = z3.Store(data, ino, j, z3.If(z3.And(lo <= j, j < hi), z3.IntVal(0), data[ino, j]))
         return data
 
+    def write_run(self, data: Term, ino: Term, old: Term, at: Term, count: Term, src: Term, first: Term) -> Term:
+        """``data`` with ``count`` bytes of ``src`` from index ``first``
+        at bytes [at, at + count) of inode ``ino``, and the hole [old, at)
+        before them zero-filled: a lambda when unbounded, else one Store
+        per byte index below the bound (the bound covers every byte a
+        bounded run writes; ``proofs.bmc`` checks that it does)."""
+        def byte(i: Term, b: Term, was: Term) -> Term:
+            return z3.If(z3.And(i == ino, at <= b, b < at + count), src[first + b - at],
+                         z3.If(z3.And(i == ino, old <= b, b < at), z3.IntVal(0), was))
+        if self.bound is None:
+            i, b = z3.FreshInt("i"), z3.FreshInt("b")
+            return z3.Lambda([i, b], byte(i, b, data[i, b]))
+        for j in range(self.bound):
+            data = z3.Store(data, ino, j, byte(ino, z3.IntVal(j), data[ino, j]))
+        return data
+
 
 # ------------------------------------------------------------ registers
 
@@ -152,6 +186,11 @@ REG_FIELDS: dict[RegKind, tuple[tuple[str, bool], ...]] = {
     RegKind.BUF: (("set", True), ("len", False), ("nz", True)),
     RegKind.MAP: (("set", True), ("ino", False), ("n", False)),
 }
+
+
+# The descriptor fields a feature adds (``spec.semantics.features``): its
+# flock (0, 1 shared, -1 exclusive) and whether it was opened O_APPEND.
+FEATURE_FD_FIELDS: tuple[tuple[str, str, bool], ...] = ((S.LOCKS, "lock", False), (S.APPEND, "append", True))
 
 
 def register_kinds(programs: tuple[Program, ...]) -> dict[str, RegKind]:
@@ -202,12 +241,16 @@ class Local:
 
 @dataclass(frozen=True)
 class SymFS:
-    """The shared file system: names, inode sizes and bytes, next inode."""
+    """The shared file system: names, inode sizes and bytes, next inode;
+    and, only where the programs use them, directories, symlinks and locks."""
 
     names: Mapping[str, Term]  # shared path -> inode, -1 when absent
     size: Term  # inode -> size
     data: Term  # (inode, byte) -> byte (0..255); unspecified past size
     nino: Term  # the next inode number create() hands out
+    dirs: Mapping[str, Term] = field(default_factory=dict)  # directory -> it exists (Bool)
+    link: Term | None = None  # inode -> its target's index in SymSystem.link_targets, -1: no symlink
+    lock: Term | None = None  # inode -> flock state: 0, n > 0 shared by n, -1 exclusive
 
 
 @dataclass(frozen=True)
@@ -258,30 +301,70 @@ class SymSystem:
     reg_kind: dict[str, RegKind] = field(init=False, compare=False)
     shared_paths: tuple[str, ...] = field(init=False, compare=False)
     private_paths: tuple[str, ...] = field(init=False, compare=False)
+    features: frozenset[str] = field(init=False, compare=False)
+    dirs: tuple[str, ...] = field(init=False, compare=False)  # every directory the programs can name
+    start_dirs: frozenset[str] = field(init=False, compare=False)  # those that exist at the start
+    link_targets: tuple[str, ...] = field(init=False, compare=False)  # every symlink's target name
 
     def __post_init__(self) -> None:
         progs = tuple(k.program for k in self.kinds)
         object.__setattr__(self, "reg_kind", register_kinds(progs))
+        object.__setattr__(self, "features", S.features(progs))
         shared: set[str] = set()
         private: set[str] = set()
+        dirs: set[str] = set()
+        start: set[str] = set()
+        targets: set[str] = set()
         for prog in progs:
             for path in S.paths(prog):
                 (private if path.private else shared).add(path.name)
+                dirs.update(path.parents())
             shared.update(p.name for p, _ in prog.publishes)
             shared.add(prog.reads.name)
+            for d in prog.dirs:
+                start.update((*Path(d).parents(), d))
+            for ins in prog.code:
+                if isinstance(ins, Mkdir):
+                    dirs.add(ins.path.name)
+                    shared.discard(ins.path.name)  # a directory, not a file's name
+                elif isinstance(ins, Symlink):
+                    targets.add(ins.target.name)
         object.__setattr__(self, "shared_paths", tuple(sorted(shared)))
         object.__setattr__(self, "private_paths", tuple(sorted(private)))
+        object.__setattr__(self, "dirs", tuple(sorted(dirs | start)))
+        object.__setattr__(self, "start_dirs", frozenset(start))
+        object.__setattr__(self, "link_targets", tuple(sorted(targets)))
 
     def published_paths(self) -> tuple[str, ...]:
         return tuple(sorted({p.name for k in self.kinds for p, _ in k.program.publishes}))
 
+    def kind_fields(self, kind: RegKind) -> tuple[tuple[str, bool], ...]:
+        """The fields of a register of ``kind`` (a descriptor's grow with
+        the features the programs use)."""
+        base = REG_FIELDS[kind]
+        if kind is RegKind.FD:
+            return base + tuple((f, b) for feat, f, b in FEATURE_FD_FIELDS if feat in self.features)
+        return base
+
     def fields(self) -> list[tuple[str, str, bool]]:
         """(register, field, is_bool) for every register field."""
-        return [(r, f, b) for r, kind in self.reg_kind.items() for f, b in REG_FIELDS[kind]]
+        return [(r, f, b) for r, kind in self.reg_kind.items() for f, b in self.kind_fields(kind)]
 
     def default(self, reg: str, fname: str) -> Term:
         kind = self.reg_kind[reg]
-        return reg_default(kind, fname, dict(REG_FIELDS[kind])[fname])
+        return reg_default(kind, fname, dict(self.kind_fields(kind))[fname])
+
+
+def file_ino(sysm: SymSystem, s: SymState, path: str) -> Term:
+    """The inode holding the file ``path`` names, as ``spec.fs.FileSystem.file``
+    reads it: through a symlink to its target; -1 when there is none (or
+    the target is itself a symlink)."""
+    d = Z3Dom(sysm, sysm.kinds[0], _blank_local(sysm), s.fs, FALSE, FALSE)
+    named = s.fs.names[path]
+    if s.fs.link is None:
+        return named
+    target = d.link_target(named)
+    return _ite(d.is_link(named), _ite(d.is_link(target), -1, target), named)
 
 
 def concrete_payload(data: bytes) -> SymPayload:
@@ -304,7 +387,17 @@ def encode(system: System) -> SymSystem:
     for i, ki in enumerate(system.kind_of):
         kind_of = z3.Store(kind_of, i, ki)
     bound = max((len(b) for k in system.kinds for _, b in k.payloads), default=0) + 1
+    if S.APPEND in system.features:
+        # Appends pile up: a file may hold every byte every process writes.
+        bound = max(bound, sum(_bytes_written(system.kinds[ki]) for ki in system.kind_of) + 1)
     return SymSystem(kinds, kind_of, Bytes(bound), system.faults)
+
+
+def _bytes_written(kind: Kind) -> int:
+    """The bytes one run of ``kind``'s program writes at most (each write
+    once: a program that loops may write more, which BMC's bound check
+    then reports)."""
+    return sum(write_length(kind, ins) for ins in kind.program.code)
 
 
 def fresh_state(sysm: SymSystem, tag: str) -> SymState:
@@ -316,7 +409,9 @@ def fresh_state(sysm: SymSystem, tag: str) -> SymState:
 
     regs = {(r, f): arr(f"{r}.{f}", B if b else I) for r, f, b in sysm.fields()}
     fs = SymFS({n: z3.Int(f"name:{n}{tag}") for n in sysm.shared_paths}, arr("size"),
-               z3.Array(f"data{tag}", I, I, I), z3.Int(f"nino{tag}"))
+               z3.Array(f"data{tag}", I, I, I), z3.Int(f"nino{tag}"),
+               {d: z3.Bool(f"dir:{d}{tag}") for d in sysm.dirs},
+               arr("link") if S.LINKS in sysm.features else None, arr("lock") if S.LOCKS in sysm.features else None)
     return SymState(arr("pc"), arr("st"), arr("last"), arr("prog"), arr("began"), regs,
                     {n: arr(f"priv:{n}") for n in sysm.private_paths}, fs, z3.Int(f"faults{tag}"),
                     z3.Bool(f"pub{tag}"), {n: z3.Bool(f"pub:{n}{tag}") for n in sysm.published_paths()})
@@ -369,7 +464,10 @@ def _empty_fs(sysm: SymSystem) -> SymFS:
     # Content past a file's size is unspecified: an unconstrained array.
     I = z3.IntSort()
     return SymFS({n: z3.IntVal(-1) for n in sysm.shared_paths}, z3.K(I, z3.IntVal(0)),
-                 z3.Array("data@init", I, I, I), z3.IntVal(0))
+                 z3.Array("data@init", I, I, I), z3.IntVal(0),
+                 {d: z3.BoolVal(d in sysm.start_dirs) for d in sysm.dirs},
+                 z3.K(I, z3.IntVal(-1)) if S.LINKS in sysm.features else None,
+                 z3.K(I, z3.IntVal(0)) if S.LOCKS in sysm.features else None)
 
 
 def _blank_local(sysm: SymSystem) -> Local:
@@ -471,7 +569,8 @@ def merge_fs(c: Term, a: SymFS, b: SymFS) -> SymFS:
         return a
     pick = _chooser(c)
     return SymFS({k: pick(v, b.names[k]) for k, v in a.names.items()}, pick(a.size, b.size),
-                 pick(a.data, b.data), pick(a.nino, b.nino))
+                 pick(a.data, b.data), pick(a.nino, b.nino), {k: pick(v, b.dirs[k]) for k, v in a.dirs.items()},
+                 None if a.link is None else pick(a.link, b.link), None if a.lock is None else pick(a.lock, b.lock))
 
 
 # ------------------------------------------------------------ the value domain
@@ -485,11 +584,14 @@ class Z3Dom:
     them out afterwards.  ``live`` is "no check of the current operation
     has failed yet": every effect is made under it, so an effect after a
     failed check is merged away; ``errs`` are the checks so far, each with
-    the condition under which it is the one that failed."""
+    the condition under which it is the one that failed; ``blocked`` is
+    where the process cannot take the step at all (it waits for a lock)."""
 
     def __init__(self, sysm: SymSystem, kind: SymKind, loc: Local, fs: SymFS, fault: Term, pub: Term) -> None:
         self.sysm, self.kind, self.loc, self.fs, self.fault, self.pub = sysm, kind, loc, fs, fault, pub
         self.granularity = "byte"
+        self.features = sysm.features
+        self.blocked: Term = FALSE
         self.live: Term = TRUE
         self.done: Term = TRUE
         self.errs: list[tuple[Term, int]] = []
@@ -589,6 +691,11 @@ class Z3Dom:
         self.ins, self.live, self.errs = saved
         self._put_local(replace(self.loc, last=last))
 
+    def block(self, cond: Term) -> None:
+        # Where no check before it failed: a block after a failed check is
+        # no block (the operation already ended with the errno).
+        self.blocked = _or(self.blocked, _and(self.live, cond))
+
     def die(self, cond: Term, status: Status) -> None:
         dies = _and(self.live, cond)
         if is_false(dies):
@@ -612,6 +719,7 @@ class Z3Dom:
         self._put_local(replace(self.loc, pc=z3.IntVal(pc)))
 
     def finish(self, status: Status, keep: str | None) -> None:
+        S.release_locks(self, self.kind.program, keep)
         regs = {(r, f): v if r == keep else self.sysm.default(r, f) for (r, f), v in self.loc.regs.items()}
         z = z3.IntVal(0)
         self._put_local(replace(self.loc, pc=z3.IntVal(len(self.kind.program.code)), st=z3.IntVal(status_code(status)),
@@ -655,8 +763,22 @@ class Z3Dom:
     def valid(self, reg: str, length: Term) -> Term:
         return _and(self.loc.reg(reg, "set"), self.loc.reg(reg, "len") == length, self.loc.reg(reg, "nz"))
 
-    def set_fd(self, reg: str, ino: Term, off: Term, mode: int) -> None:
-        self._put_reg(reg, set=True, ino=ino, off=off, mode=mode)
+    def fd_append(self, reg: str) -> Term:
+        return self.loc.regs.get((reg, "append"), FALSE)
+
+    def fd_lock(self, reg: str) -> Term:
+        return self.loc.regs.get((reg, "lock"), z3.IntVal(0))
+
+    def set_fd(self, reg: str, ino: Term, off: Term, mode: int, append: bool = False) -> None:
+        extra: dict[str, Term] = {}
+        if S.APPEND in self.features:
+            extra["append"] = append
+        if S.LOCKS in self.features:
+            extra["lock"] = 0  # a new open description holds no lock
+        self._put_reg(reg, set=True, ino=ino, off=off, mode=mode, **extra)
+
+    def set_fd_lock(self, reg: str, lock: Term) -> None:
+        self._put_reg(reg, lock=lock)
 
     def set_fd_off(self, reg: str, off: Term) -> None:
         self._put_reg(reg, off=off)
@@ -672,7 +794,7 @@ class Z3Dom:
 
     def clear(self, reg: str) -> None:
         self._put_reg(reg, **{f: reg_default(self.sysm.reg_kind[reg], f, b)
-                              for f, b in REG_FIELDS[self.sysm.reg_kind[reg]]})
+                              for f, b in self.sysm.kind_fields(self.sysm.reg_kind[reg])})
 
     # -- payloads
     def payload_len(self, name: str) -> Term:
@@ -685,7 +807,8 @@ class Z3Dom:
     def create(self) -> Term:
         self.created = True
         ino = self.fs.nino
-        self._put_fs(replace(self.fs, size=z3.Store(self.fs.size, ino, 0), nino=ino + 1))
+        link = None if self.fs.link is None else z3.Store(self.fs.link, ino, -1)
+        self._put_fs(replace(self.fs, size=z3.Store(self.fs.size, ino, 0), nino=ino + 1, link=link))
         return ino
 
     def bind(self, path: Path, ino: Term) -> None:
@@ -696,6 +819,62 @@ class Z3Dom:
 
     def unbind(self, path: Path) -> None:
         self.bind(path, -1)
+
+    def dir_exists(self, path: str) -> Term:
+        return self.fs.dirs[path]
+
+    def add_dir(self, path: str) -> None:
+        self._put_fs(replace(self.fs, dirs={**self.fs.dirs, path: TRUE}))
+
+    def create_link(self, target: Path) -> Term:
+        if self.fs.link is None:
+            raise ProgramError(f"symlink({target}, ...) in a system whose features are {sorted(self.features)}")
+        self.created = True
+        ino = self.fs.nino
+        # A symlink's size is its target name's length (spec.fs); it has no bytes.
+        self._put_fs(replace(self.fs, size=z3.Store(self.fs.size, ino, len(target.name)), nino=ino + 1,
+                             link=z3.Store(self.fs.link, ino, self.sysm.link_targets.index(target.name))))
+        return ino
+
+    def _link_index(self, ino: Term) -> Term:
+        assert self.fs.link is not None
+        return self.fs.link[ino]
+
+    def is_link(self, ino: Term) -> Term:
+        if self.fs.link is None:
+            return FALSE  # no program makes one
+        return _and(ino >= 0, self._link_index(ino) >= 0)
+
+    def _by_target(self, ino: Term, value: Callable[[str], Term], otherwise: Term) -> Term:
+        """``value(t)`` for symlink ``ino``'s target name t."""
+        k, out = self._link_index(ino), _lift(otherwise)
+        for j in range(len(self.sysm.link_targets) - 1, -1, -1):
+            out = _ite(k == j, _lift(value(self.sysm.link_targets[j])), out)
+        return out
+
+    def link_target(self, ino: Term) -> Term:
+        if self.fs.link is None:
+            return z3.IntVal(-1)
+        return _ite(self.is_link(ino), self._by_target(ino, lambda t: self.fs.names[t], -1), -1)
+
+    def bind_target(self, link: Term, ino: Term) -> None:
+        k = self._link_index(link)
+        names = {**self.fs.names}
+        for j, t in enumerate(self.sysm.link_targets):
+            names[t] = _ite(k == j, _lift(ino), names[t])
+        self._put_fs(replace(self.fs, names=names))
+
+    def link_text(self, ino: Term) -> SymBuf:
+        if self.fs.link is None:
+            return SymBuf(z3.IntVal(0), TRUE)  # never used: no inode is a symlink
+        return SymBuf(self._by_target(ino, lambda t: z3.IntVal(len(t)), 0), TRUE)  # a name holds no zero byte
+
+    def lock_state(self, ino: Term) -> Term:
+        return z3.IntVal(0) if self.fs.lock is None else self.fs.lock[ino]
+
+    def set_lock(self, ino: Term, state: Term) -> None:
+        assert self.fs.lock is not None, "flock in a system without the locks feature"
+        self._put_fs(replace(self.fs, lock=z3.Store(self.fs.lock, ino, _lift(state))))
 
     def file_size(self, ino: Term) -> Term:
         return self.fs.size[ino]
@@ -708,6 +887,9 @@ class Z3Dom:
         self._put_fs(replace(self.fs, size=z3.Store(self.fs.size, ino, n), data=data))
 
     def write(self, ino: Term, at: Term, payload: str, first: Term, count: Term) -> None:
+        if S.APPEND in self.features:
+            self._write_run(ino, at, payload, first, _lift(count))
+            return
         # Byte granularity: ``count`` is 0 or 1.  A write of no bytes
         # changes nothing, even past the end; one byte grows the file to
         # cover it, zero-filling a hole before it.
@@ -716,6 +898,15 @@ class Z3Dom:
         grown = self.sysm.bytes.zero_fill(self.fs.data, ino, old, size)
         wrote = replace(self.fs, size=z3.Store(self.fs.size, ino, size),
                         data=z3.Store(grown, ino, at, self.kind.payload(payload).data[first]))
+        self._under(_and(self.live, count > 0), lambda: self._put_fs(wrote))
+
+    def _write_run(self, ino: Term, at: Term, payload: str, first: Term, count: Term) -> None:
+        """A write of ``count`` bytes in one step (an O_APPEND write lands
+        whole): the file grows to cover them, zero-filling a hole before
+        them; a write of no bytes changes nothing."""
+        old = self.fs.size[ino]
+        data = self.sysm.bytes.write_run(self.fs.data, ino, old, at, count, self.kind.payload(payload).data, first)
+        wrote = replace(self.fs, size=z3.Store(self.fs.size, ino, _max(old, at + count)), data=data)
         self._under(_and(self.live, count > 0), lambda: self._put_fs(wrote))
 
     def _no_zero(self, ino: Term, start: Term, n: Term) -> Term:
@@ -790,8 +981,9 @@ def case_step(sysm: SymSystem, s: SymState, p: Term, fault: Term, ki: int, pc: i
     d = Z3Dom(sysm, k, loc, s.fs, fault, s.pub)
     S.step(k.program, pc, d)
     loc2 = d.loc
+    waits = [] if is_false(d.blocked) else [z3.Not(d.blocked)]  # a process waiting for a lock cannot step
     enabled = z3.And(sysm.kind_of[p] == ki, loc.pc == pc, loc.st == RUN_CODE,
-                     z3.Implies(fault, fault_allowed(sysm, k, k.program.code[pc])))
+                     z3.Implies(fault, fault_allowed(sysm, k, k.program.code[pc])), *waits)
     ok_now = z3.And(loc.st != OK_CODE, loc2.st == OK_CODE) if k.program.role is Role.WRITER else FALSE
     pub_path = {n: z3.Or(v, ok_now) if any(pp.name == n for pp, _ in k.program.publishes) else v
                 for n, v in s.pub_path.items()}
