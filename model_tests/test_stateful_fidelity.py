@@ -23,6 +23,7 @@ import errno
 import os
 import shutil
 import tempfile
+from typing import Callable
 
 import pytest
 from hypothesis import Phase, event, settings, strategies as st
@@ -32,17 +33,22 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 from reference.lockstep import difference
 from reference.osworld import OSWorld, Snapshot, project
 from spec import fs as F
-from spec.machine import faults, initial, step
+from spec.machine import enabled, faults, initial, step
 from spec.ops import (
     Chtimes,
     Close,
     Data,
+    Fdatasync,
+    Flock,
     Fstat,
     Fsync,
     Ftruncate,
     Instr,
     Length,
+    Link,
+    LockOp,
     MapRead,
+    Mkdir,
     Mmap,
     Open,
     OpenFlags,
@@ -51,10 +57,12 @@ from spec.ops import (
     Program,
     PWrite,
     Read,
+    Readlink,
     Rename,
     Return,
     Role,
     Stat,
+    Symlink,
     Unlink,
     Write,
 )
@@ -62,9 +70,19 @@ from spec.state import Status, World
 from spec.system import Process, System
 
 PAYLOAD = b"xyz"  # no zero byte, so a hole is always visible
+# Names.  Files (and a symlink's targets) at the root and under directories
+# that a program names (``Program.dirs``) or makes (mkdir); symlinks only
+# ever at the link names, and only files are their targets, so no link
+# points at a link (see ABSTRACTIONS); private names, at the root and under
+# a directory.
 SHARED = (Path("a"), Path("b"))
+NESTED = (Path("d/c"), Path("e/f/g"))
+FILES = (*SHARED, *NESTED)
+LINKS = (Path("l"), Path("d/l"))
 PRIVATE = Path("t", private=True)
-PATHS = (*SHARED, PRIVATE)
+PRIVATES = (PRIVATE, Path("d/t", private=True))
+PATHS = (*FILES, *LINKS, *PRIVATES)
+DIRS = (Path("d"), Path("e"), Path("e/f"))
 FDS = ("f", "g")
 
 # Disagreements this machine found, all fixed, each pinned by a test below:
@@ -79,7 +97,8 @@ STATS: dict[str, int] = {"examples": 0, "steps": 0}
 
 def _flags() -> st.SearchStrategy[OpenFlags]:
     rw = st.sampled_from([OpenFlags.READ, OpenFlags.WRITE, OpenFlags.READ | OpenFlags.WRITE])
-    extras = st.lists(st.sampled_from([OpenFlags.CREAT, OpenFlags.TRUNC, OpenFlags.EXCL]), unique=True)
+    extras = st.lists(st.sampled_from([OpenFlags.CREAT, OpenFlags.TRUNC, OpenFlags.EXCL, OpenFlags.APPEND,
+                                       OpenFlags.NOFOLLOW]), unique=True)
 
     def combine(base: OpenFlags, more: list[OpenFlags]) -> OpenFlags:
         for f in more:
@@ -101,6 +120,18 @@ def _length(least: int = -2) -> st.SearchStrategy[Length]:
 fd = st.sampled_from(FDS)
 path = st.sampled_from(PATHS)
 shared = st.sampled_from(SHARED)
+files = st.sampled_from(FILES)
+links = st.sampled_from(LINKS)
+not_a_link = st.sampled_from((*FILES, *PRIVATES))
+dirs = st.sampled_from(DIRS)
+lock_op = st.sampled_from(list(LockOp))
+
+
+def _moves(make: Callable[[Path, Path], Instr]) -> st.SearchStrategy[Instr]:
+    """rename or link: a file may go anywhere, a link name only to a link
+    name (a symlink never lands where a link may point)."""
+    return st.builds(make, not_a_link, path) | st.builds(make, links, links)
+
 
 INSTRUCTIONS: st.SearchStrategy[Instr] = st.one_of(
     st.builds(Open, path, _flags(), fd),
@@ -109,30 +140,46 @@ INSTRUCTIONS: st.SearchStrategy[Instr] = st.one_of(
     st.builds(Read, _length(0), fd, st.just("buf")),
     st.builds(Ftruncate, _length(), fd),
     st.builds(Fsync, fd),
+    st.builds(Fdatasync, fd),
     st.builds(Close, fd),
     st.builds(Stat, path, st.just("st")),
     st.builds(Fstat, fd, st.just("st")),
     st.builds(Unlink, path),
-    st.builds(Rename, path, path),
+    _moves(lambda a, b: Rename(a, b)),
+    _moves(lambda a, b: Rename(a, b, noreplace=True)),
+    _moves(Link),
+    st.builds(Mkdir, dirs),
+    st.builds(Symlink, files, links),
+    st.builds(Readlink, path, st.just("lbuf")),
+    st.builds(Flock, lock_op, fd),
     st.builds(Chtimes, path),
     st.builds(Mmap, fd, st.just("st"), st.just("map")),
     st.builds(MapRead, st.just("map"), st.just("mbuf")),
 )
 
 
-def _program(body: list[Instr], n: int) -> Program:
-    return Program(f"arbitrary-{n}", Role.WRITER, (*body, Return(Outcome.OK)))
+def _program(body: list[Instr], n: int, dirs: tuple[str, ...] = ()) -> Program:
+    return Program(f"arbitrary-{n}", Role.WRITER, (*body, Return(Outcome.OK)), dirs=dirs)
 
 
 # Snippets that make the corners likely: random ops alone mostly meet
 # missing files and closed descriptors, and never a mapping whose file
 # shrinks under it (SIGBUS) - so some chunks create and fill a file, or map
-# one, the way the protocols do.
+# one, the way the protocols do; make a directory and a file in it; make a
+# symlink and open through it; take a lock and write under it; append.
+RW_CREAT = OpenFlags.READ | OpenFlags.WRITE | OpenFlags.CREAT
 SNIPPETS: st.SearchStrategy[list[Instr]] = st.one_of(
-    st.builds(lambda p, d, f: [Open(p, OpenFlags.READ | OpenFlags.WRITE | OpenFlags.CREAT, f), Write(d, f)], path, _data(), fd),
+    st.builds(lambda p, d, f: [Open(p, RW_CREAT, f), Write(d, f)], path, _data(), fd),
     st.builds(lambda p, m, d, f: [Open(p, m | OpenFlags.CREAT, f), Write(d, f), Fstat(f, "st"), Mmap(f, "st", "map")],
               path, st.sampled_from([OpenFlags.READ | OpenFlags.WRITE, OpenFlags.WRITE]), _data(), fd),
     st.builds(lambda f, n: [Ftruncate(Length(None, n), f), MapRead("map", "mbuf")], fd, st.integers(0, 2)),
+    st.builds(lambda p, d, f: [Mkdir(Path("e")), Mkdir(Path("e/f")), Open(p, RW_CREAT, f), Write(d, f)],
+              st.sampled_from([Path("e/f/g"), Path("d/c"), Path("d/t", private=True)]), _data(), fd),
+    st.builds(lambda t, ln, m, f: [Symlink(t, ln), Open(ln, m, f)], files, links, _flags(), fd),
+    st.builds(lambda p, op, d, f: [Open(p, RW_CREAT, f), Flock(op, f), Write(d, f), Flock(LockOp.UNLOCK, f)],
+              st.sampled_from([Path("a"), Path("l")]), lock_op, _data(), fd),
+    st.builds(lambda p, d, f: [Open(p, OpenFlags.WRITE | OpenFlags.CREAT | OpenFlags.APPEND, f), Write(d, f)],
+              st.sampled_from([Path("a"), Path("l")]), _data(), fd),
 )
 CHUNKS = INSTRUCTIONS.map(lambda i: [i]) | SNIPPETS
 
@@ -142,6 +189,8 @@ def _flatten(chunks: list[list[Instr]]) -> list[Instr]:
 
 
 programs = st.lists(st.lists(CHUNKS, min_size=3, max_size=10).map(_flatten), min_size=1, max_size=3)
+# The directories that exist from the start (Program.dirs), per example.
+start_dirs = st.sampled_from([(), ("d",), ("e/f",), ("d", "e")])
 
 
 class Fidelity(RuleBasedStateMachine):
@@ -156,11 +205,12 @@ class Fidelity(RuleBasedStateMachine):
         self.last = ""
         STATS["examples"] += 1
 
-    @initialize(bodies=programs, granularity=st.sampled_from(["byte", "write"]))
-    def start(self, bodies: list[list[Instr]], granularity: str) -> None:
+    @initialize(bodies=programs, granularity=st.sampled_from(["byte", "write"]), dirs=start_dirs)
+    def start(self, bodies: list[list[Instr]], granularity: str, dirs: tuple[str, ...]) -> None:
         """One process per generated program, all at their first operation;
-        a write lands a byte a step, or whole (a fault: its first k bytes)."""
-        procs = tuple(Process(_program(b, n), (("p", PAYLOAD),)) for n, b in enumerate(bodies))
+        a write lands a byte a step, or whole (a fault: its first k bytes);
+        the first program names the directories that exist at the start."""
+        procs = tuple(Process(_program(b, n, dirs if n == 0 else ()), (("p", PAYLOAD),)) for n, b in enumerate(bodies))
         self.system = System(procs, 2, 0, granularity)
         self.model = initial(self.system)
         self.os = OSWorld(self.system, self.root)
@@ -177,8 +227,8 @@ class Fidelity(RuleBasedStateMachine):
         assert self.system is not None and self.model is not None and self.os is not None
         i %= len(self.model.procs)
         p = self.model.procs[i]
-        if p.status != Status.RUNNING:
-            return
+        if not self._enabled(i):
+            return  # it has ended, or it waits for a lock
         options = faults(self.system, self.model, i)
         f = options[fault % len(options)] if fault >= 0 and options else None
         ins = self.system.kinds[p.kind].program.code[p.pc]
@@ -202,6 +252,15 @@ class Fidelity(RuleBasedStateMachine):
         for _ in range(n):
             self.step_process(i, -1)
             self.linux_agrees_with_the_model()
+
+    def _enabled(self, i: int) -> bool:
+        """Can process ``i`` step now?  Linux and the model must agree."""
+        assert self.system is not None and self.model is not None and self.os is not None
+        model, real = enabled(self.system, self.model, i), self.os.enabled(i)
+        if model != real:
+            raise AssertionError(f"model and Linux disagree after {self.last}: process {i} "
+                                 f"can step {'in the model only' if model else 'on Linux only'}")
+        return model
 
     @invariant()
     def linux_agrees_with_the_model(self) -> None:
@@ -229,10 +288,10 @@ def test_a_broken_model_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
                                                               phases=(Phase.explicit, Phase.generate)))
 
 
-def _lockstep_once(body: tuple[Instr, ...], steps: int = 1) -> tuple[Snapshot, Snapshot]:
+def _lockstep_once(body: tuple[Instr, ...], steps: int = 1, dirs: tuple[str, ...] = ()) -> tuple[Snapshot, Snapshot]:
     """Run one process's first ``steps`` steps (whole writes) in both
     interpreters; both snapshots."""
-    system = System((Process(_program(list(body), 0), (("p", PAYLOAD),)),), 0, 0, "write")
+    system = System((Process(_program(list(body), 0, dirs), (("p", PAYLOAD),)),), 0, 0, "write")
     root = tempfile.mkdtemp(prefix="idemwrite-fidelity-")
     try:
         with OSWorld(system, root) as osw:
@@ -293,3 +352,4 @@ def test_mmap_of_a_write_only_descriptor_is_eacces() -> None:
     real, model = _lockstep_once(body, 4)
     assert real.procs[0].last == "EACCES"
     assert real == model, difference(real, model)
+
