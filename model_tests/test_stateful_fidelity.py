@@ -66,7 +66,7 @@ from spec.ops import (
     Unlink,
     Write,
 )
-from spec.state import Status, World
+from spec.state import Size, Status, World
 from spec.system import Process, System
 
 PAYLOAD = b"xyz"  # no zero byte, so a hole is always visible
@@ -353,3 +353,21 @@ def test_mmap_of_a_write_only_descriptor_is_eacces() -> None:
     assert real.procs[0].last == "EACCES"
     assert real == model, difference(real, model)
 
+
+def test_a_failed_stat_or_readlink_is_one_enoent_whichever_name_is_missing() -> None:
+    """Found by this machine: ``stat(d/t)`` with ``d`` there and ``t`` not
+    set the size register to -1 in the model, but the OS interpreter left
+    it unset - because the model left it unset when ``d`` was missing, and
+    Linux answers ENOENT either way, so the interpreter could not tell the
+    two apart (``reference.outcomes`` takes the first ENOENT's effects).
+    Fixed in spec/semantics.py: ``_walk`` takes the operation's own
+    ENOENT effects (a failed stat's size is -1, a failed readlink leaves
+    no buffer, whichever name was missing)."""
+    for dirs in ((), ("d",)):
+        real, model = _lockstep_once((Stat(Path("d/c"), "st"), Fsync("g")), 1, dirs)
+        assert real.procs[0].last == "ENOENT" and model.procs[0].regs[0] == Size(-1)
+        assert real == model, difference(real, model)
+        body = (Symlink(Path("a"), Path("l")), Readlink(Path("l"), "lbuf"), Readlink(Path("d/l"), "lbuf"), Fsync("g"))
+        real, model = _lockstep_once(body, 3, dirs)
+        assert real.procs[0].last == "ENOENT" and model.procs[0].regs[0] == ()
+        assert real == model, difference(real, model)

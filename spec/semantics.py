@@ -340,10 +340,12 @@ def features(programs: Iterable[Program]) -> frozenset[str]:
     return frozenset(out)
 
 
-def _walk(m: Dom, path: Path) -> None:
-    """Path resolution: every directory above the name must exist."""
+def _walk(m: Dom, path: Path, then: Callable[[], None] | None = None) -> None:
+    """Path resolution: every directory above the name must exist.  ``then``:
+    the effects of the operation's own ENOENT, which a missing directory
+    has too (the caller sees one ENOENT, whichever name was missing)."""
     for d in path.parents():
-        m.check(m.not_(m.dir_exists(d)), F.ENOENT)
+        m.check(m.not_(m.dir_exists(d)), F.ENOENT, then)
 
 
 def _follow(m: Dom, named: V, nofollow: bool) -> V:
@@ -470,7 +472,7 @@ def _close(ins: Close, m: Dom) -> None:
 
 def _stat(ins: Stat, m: Dom) -> None:
     """stat(path): its size, or -1 and ENOENT (through a symlink)."""
-    _walk(m, ins.path)
+    _walk(m, ins.path, lambda: m.set_size(ins.into, -1))
     ino = _follow(m, m.lookup(ins.path), False)
     m.check(ino < 0, F.ENOENT, lambda: m.set_size(ins.into, -1))
     m.set_size(ins.into, m.file_size(ino))
@@ -534,7 +536,7 @@ def _symlink(ins: Symlink, m: Dom) -> None:
 
 def _readlink(ins: Readlink, m: Dom) -> None:
     """readlink(path): the target's name (a failed readlink leaves no buffer)."""
-    _walk(m, ins.path)
+    _walk(m, ins.path, lambda: m.clear(ins.into))
     named = m.lookup(ins.path)
     m.check(named < 0, F.ENOENT, lambda: m.clear(ins.into))
     m.check(m.not_(m.is_link(named)), F.EINVAL, lambda: m.clear(ins.into))
