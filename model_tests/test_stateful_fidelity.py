@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import errno
 import os
+import pathlib
 import shutil
 import tempfile
 from typing import Callable
@@ -67,7 +68,7 @@ from spec.ops import (
     Write,
 )
 from spec.state import Size, Status, World
-from spec.system import Process, System
+from spec.system import Process, SetupError, System
 
 PAYLOAD = b"xyz"  # no zero byte, so a hole is always visible
 # Names.  Files (and a symlink's targets) at the root and under directories
@@ -210,6 +211,9 @@ class Fidelity(RuleBasedStateMachine):
         """One process per generated program, all at their first operation;
         a write lands a byte a step, or whole (a fault: its first k bytes);
         the first program names the directories that exist at the start."""
+        # A symlink's target lies in a directory there from the start
+        # (spec.system: the model does not walk a target's directories).
+        dirs = tuple(sorted({*dirs, *(d for b in bodies for i in b if isinstance(i, Symlink) for d in i.target.parents())}))
         procs = tuple(Process(_program(b, n, dirs if n == 0 else ()), (("p", PAYLOAD),)) for n, b in enumerate(bodies))
         self.system = System(procs, 2, 0, granularity)
         self.model = initial(self.system)
@@ -371,3 +375,23 @@ def test_a_failed_stat_or_readlink_is_one_enoent_whichever_name_is_missing() -> 
         real, model = _lockstep_once(body, 3, dirs)
         assert real.procs[0].last == "ENOENT" and model.procs[0].regs[0] == ()
         assert real == model, difference(real, model)
+
+
+def test_a_symlinks_target_lies_in_a_directory_there_from_the_start(tmp_path: pathlib.Path) -> None:
+    """Found by this machine: ``open(l, O_WRONLY|O_CREAT|O_APPEND)`` with
+    ``l`` a dangling symlink to ``e/f/g`` and ``e/f`` missing made
+    ``e/f/g`` in the model (inside no directory), where Linux answers
+    ENOENT: the model does not walk the directories above a link's target
+    (the target is an inode's content, not a name the open knows).  Fixed
+    in spec/system.py: a system whose symlink targets lie under a directory
+    that is not there from the start (``Program.dirs``) is refused."""
+    link = Symlink(Path("e/f/g"), Path("l"))
+    prog = _program([link, Open(Path("l"), OpenFlags.WRITE | OpenFlags.CREAT, "f")], 0)
+    with pytest.raises(SetupError, match="'e' above the target must exist from the start"):
+        System((Process(prog, (("p", PAYLOAD),)),))
+    os.symlink("e/f/g", tmp_path / "l")  # Linux's side
+    with pytest.raises(FileNotFoundError):
+        os.open(tmp_path / "l", os.O_WRONLY | os.O_CREAT)
+    real, model = _lockstep_once((link, Open(Path("l"), OpenFlags.WRITE | OpenFlags.CREAT, "f"), Fsync("g")), 2, ("e/f",))
+    assert dict(real.files)["e/f/g"] == b"" and real.procs[0].last == ""
+    assert real == model, difference(real, model)
