@@ -395,3 +395,17 @@ def test_a_symlinks_target_lies_in_a_directory_there_from_the_start(tmp_path: pa
     real, model = _lockstep_once((link, Open(Path("l"), OpenFlags.WRITE | OpenFlags.CREAT, "f"), Fsync("g")), 2, ("e/f",))
     assert dict(real.files)["e/f/g"] == b"" and real.procs[0].last == ""
     assert real == model, difference(real, model)
+
+
+def test_an_append_of_no_bytes_leaves_the_offset() -> None:
+    """Found by this machine: ``write(f, p[0:-3])`` (no bytes) on an
+    O_APPEND descriptor at offset 0 of a 3-byte file moved the model's
+    offset to 3; Linux leaves it at 0 (generic_write_checks returns before
+    placing a write of no bytes at the end, and the position is only
+    updated when the write returns > 0).  Fixed in spec/semantics.py
+    ``_write``: the offset moves to the end only when a byte lands."""
+    body = (Open(Path("a"), OpenFlags.WRITE | OpenFlags.CREAT, "g"), Write(Data("p"), "g"),
+            Open(Path("a"), OpenFlags.WRITE | OpenFlags.APPEND, "f"), Write(Data("p", 0, -3), "f"), Fsync("g"))
+    real, model = _lockstep_once(body, 4)
+    assert model.procs[0].regs[1][:3] == ("fd", 2, 0)
+    assert real == model, difference(real, model)

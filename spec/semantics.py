@@ -422,12 +422,14 @@ def _write(ins: Write | PWrite, m: Dom) -> None:
     if APPEND in m.features:
         # O_APPEND: the whole write lands at the end of file as it is now,
         # in one step (the inode's lock is held for all of it), even a
-        # pwrite (Linux ignores its offset); the offset moves to the end.
+        # pwrite (Linux ignores its offset); the offset moves to the end -
+        # but only when a byte lands (Linux returns before it places a
+        # write of no bytes, and keeps a failed write's position).
         app, end = m.fd_append(ins.fd), m.file_size(ino)
         first, start = m.ite(app, 0, first), m.ite(app, end, start)
         count = m.ite(app, m.ite(faulted, m.fault_bytes() if m.granularity == "write" else 0, n), count)
         done = m.or_(app, done)
-        off = m.ite(m.and_(app, at is None), end, off)
+        off = m.ite(m.and_(app, at is None, count > 0), end, off)
     m.write(ino, start, ins.data.payload, lo + first, count)
     if at is None:
         m.set_fd_off(ins.fd, off + count)
