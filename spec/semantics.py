@@ -380,7 +380,10 @@ def _open(ins: Open, m: Dom) -> None:
     if OpenFlags.TRUNC in flags:
         m.resize(ino, 0)  # Linux truncates even with O_RDONLY|O_TRUNC
     # A register still holding a descriptor is overwritten (the old
-    # description is gone; the OS interpreter closes it).
+    # description is gone, and its flock with it; the OS interpreter
+    # closes it).
+    if LOCKS in m.features:
+        _unlock(m, ins.fd)
     m.set_fd(ins.fd, ino, 0, _mode(flags), OpenFlags.APPEND in flags)
 
 
