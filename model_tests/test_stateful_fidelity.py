@@ -79,7 +79,7 @@ PAYLOAD = b"xyz"  # no zero byte, so a hole is always visible
 SHARED = (Path("a"), Path("b"))
 NESTED = (Path("d/c"), Path("e/f/g"))
 FILES = (*SHARED, *NESTED)
-LINKS = (Path("l"), Path("d/l"))
+LINKS = (Path("l"), Path("m"), Path("d/l"))
 PRIVATE = Path("t", private=True)
 PRIVATES = (PRIVATE, Path("d/t", private=True))
 PATHS = (*FILES, *LINKS, *PRIVATES)
@@ -128,10 +128,16 @@ dirs = st.sampled_from(DIRS)
 lock_op = st.sampled_from(list(LockOp))
 
 
+def _same_dir(pair: tuple[Path, Path]) -> bool:
+    return pair[0].parents() == pair[1].parents()
+
+
 def _moves(make: Callable[[Path, Path], Instr]) -> st.SearchStrategy[Instr]:
-    """rename or link: a file may go anywhere, a link name only to a link
-    name (a symlink never lands where a link may point)."""
-    return st.builds(make, not_a_link, path) | st.builds(make, links, links)
+    """rename or link: a file may go anywhere; a link name only to a link
+    name (a symlink never lands where a link may point), in its own
+    directory (see ABSTRACTIONS)."""
+    link_pairs = st.tuples(links, links).filter(_same_dir)
+    return st.builds(make, not_a_link, path) | link_pairs.map(lambda ab: make(*ab))
 
 
 INSTRUCTIONS: st.SearchStrategy[Instr] = st.one_of(
@@ -179,6 +185,10 @@ SNIPPETS: st.SearchStrategy[list[Instr]] = st.one_of(
     st.builds(lambda t, ln, m, f: [Symlink(t, ln), Open(ln, m, f)], files, links, _flags(), fd),
     st.builds(lambda p, op, d, f: [Open(p, RW_CREAT, f), Flock(op, f), Write(d, f), Flock(LockOp.UNLOCK, f)],
               st.sampled_from([Path("a"), Path("l")]), lock_op, _data(), fd),
+    # Held across steps, and converted: processes meet on the lock.
+    st.builds(lambda p, ops, d, f: [Open(p, RW_CREAT, f), *[Flock(op, f) for op in ops], Write(d, f), Close(f)],
+              st.sampled_from([Path("a"), Path("l")]),
+              st.lists(st.sampled_from([LockOp.SHARED, LockOp.EXCLUSIVE]), min_size=1, max_size=3), _data(), fd),
     st.builds(lambda p, d, f: [Open(p, OpenFlags.WRITE | OpenFlags.CREAT | OpenFlags.APPEND, f), Write(d, f)],
               st.sampled_from([Path("a"), Path("l")]), _data(), fd),
 )
@@ -434,3 +444,4 @@ def test_an_open_over_a_locked_descriptor_drops_its_lock() -> None:
             assert osw.enabled(0) and enabled(system, model, 0)
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
