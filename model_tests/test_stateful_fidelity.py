@@ -445,3 +445,17 @@ def test_an_open_over_a_locked_descriptor_drops_its_lock() -> None:
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
+
+@pytest.mark.parametrize("noreplace", [False, True])
+def test_rename_between_two_names_of_one_inode_does_nothing(noreplace: bool) -> None:
+    """Found by this machine: ``rename(a, b)`` with ``b`` a hard link to
+    ``a``'s inode removed ``a`` in the model; Linux does nothing and
+    succeeds (rename(2); vfs_rename returns at once when source == target).
+    renameat2(RENAME_NOREPLACE) is EEXIST first, as for any existing name.
+    Fixed in spec/semantics.py ``_rename``."""
+    body = (Open(Path("a"), OpenFlags.WRITE | OpenFlags.CREAT, "f"), Write(Data("p"), "f"), Link(Path("a"), Path("b")),
+            Rename(Path("a"), Path("b"), noreplace), Fsync("g"))
+    real, model = _lockstep_once(body, 4)
+    assert real.procs[0].last == ("EEXIST" if noreplace else "")
+    assert dict(real.files)["a"] == dict(real.files)["b"] == PAYLOAD and real.same == (("a", "b"),)
+    assert real == model, difference(real, model)

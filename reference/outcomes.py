@@ -176,7 +176,7 @@ class _Recorder(NoFlow):
     granularity = "write"  # a call is the whole operation
     # Every rule's checks, whatever a system uses: the table is per
     # instruction, and a check a system never reaches is never asked for.
-    features = frozenset({S.LINKS, S.LOCKS, S.APPEND})
+    features = frozenset({S.LINKS, S.LOCKS, S.APPEND, S.HARDLINKS})
 
     def __init__(self, mode: str, k: int = -1) -> None:
         self.mode, self.k = mode, k

@@ -323,16 +323,18 @@ def _allows(m: Dom, fd: str, bit: int) -> V:
 # What a system's programs use (:func:`features`): the rules for each are
 # only run where the programs can need them, so a system without symlinks
 # explores, proves and translates exactly as before they existed.
-LINKS, LOCKS, APPEND = "links", "locks", "append"
+LINKS, LOCKS, APPEND, HARDLINKS = "links", "locks", "append", "hardlinks"
 
 
 def features(programs: Iterable[Program]) -> frozenset[str]:
-    """The features ``programs`` use: symlinks, flock, O_APPEND."""
+    """The features ``programs`` use: symlinks, flock, O_APPEND, hard links."""
     out: set[str] = set()
     for prog in programs:
         for ins in prog.code:
             if isinstance(ins, Symlink):
                 out.add(LINKS)
+            elif isinstance(ins, Link):
+                out.add(HARDLINKS)
             elif isinstance(ins, Flock):
                 out.add(LOCKS)
             elif isinstance(ins, Open) and OpenFlags.APPEND in ins.flags:
@@ -507,8 +509,17 @@ def _rename(ins: Rename, m: Dom) -> None:
     _walk(m, ins.dst)
     if ins.noreplace:
         m.check(m.lookup(ins.dst) >= 0, F.EEXIST)
-    m.unbind(ins.src)
-    m.bind(ins.dst, ino)
+    if HARDLINKS in m.features:
+        # Two names of one inode: rename does nothing, and succeeds
+        # (vfs_rename: source == target).  Only link makes such names.
+        m.when(m.lookup(ins.dst) != ino, lambda: _move(m, ins.src, ins.dst, ino), None)
+    else:
+        _move(m, ins.src, ins.dst, ino)
+
+
+def _move(m: Dom, src: Path, dst: Path, ino: V) -> None:
+    m.unbind(src)
+    m.bind(dst, ino)
 
 
 def _link(ins: Link, m: Dom) -> None:
