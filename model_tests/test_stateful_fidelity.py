@@ -459,3 +459,33 @@ def test_rename_between_two_names_of_one_inode_does_nothing(noreplace: bool) -> 
     assert real.procs[0].last == ("EEXIST" if noreplace else "")
     assert dict(real.files)["a"] == dict(real.files)["b"] == PAYLOAD and real.same == (("a", "b"),)
     assert real == model, difference(real, model)
+
+
+def test_a_conversion_that_must_wait_lets_go_of_the_shared_lock() -> None:
+    """Found by this machine: with two processes holding LOCK_SH, one's
+    LOCK_EX waited in the model still holding its shared lock; on Linux it
+    lets go first (fs/locks.c flock_lock_inode drops the old lock before it
+    looks for conflicts), so the other can take LOCK_EX meanwhile: two
+    sharers who both upgrade deadlocked in the model, and one wins on
+    Linux.  Fixed in spec/semantics.py ``_flock``: the drop is a step of its
+    own, then the request waits as any other."""
+    rw = OpenFlags.READ | OpenFlags.WRITE | OpenFlags.CREAT
+    body = [Open(Path("a"), rw, "f"), Flock(LockOp.SHARED, "f"), Flock(LockOp.EXCLUSIVE, "f"), Write(Data("p"), "f"),
+            Close("f")]
+    system = System(tuple(Process(_program(body, n), (("p", PAYLOAD),)) for n in range(2)), 0, 0, "write")
+    root = tempfile.mkdtemp(prefix="idemwrite-fidelity-")
+    try:
+        with OSWorld(system, root) as osw:
+            model = initial(system)
+            # Both share; 1 asks for LOCK_EX (lets go, waits); 0 upgrades, writes, closes; 1 goes on.
+            for i in (0, 0, 1, 1, 1, 0, 0, 0, 1, 1, 1):
+                assert osw.enabled(i) == enabled(system, model, i), f"process {i}"
+                if not enabled(system, model, i):
+                    continue
+                model = step(system, model, i)
+                osw.step(i)
+                real, proj = osw.snapshot(), project(system, model)
+                assert real == proj, difference(real, proj)
+            assert [p.status for p in model.procs] == [Status.OK, Status.OK]
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

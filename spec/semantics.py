@@ -563,7 +563,10 @@ def _flock(ins: Flock, m: Dom) -> None:
     """flock(fd, op): the lock belongs to the open description.  A
     conflicting request waits (the process is not enabled) until the
     holder drops it; taking a lock the description holds in the other mode
-    converts it."""
+    converts it - by dropping the old lock first, as Linux does
+    (fs/locks.c flock_lock_inode): a shared lock that must wait to become
+    exclusive waits without it, so the drop is a step of its own and the
+    request goes on at the next, as any other."""
     m.check(m.not_(m.held(ins.fd)), F.EBADF)
     if ins.op is LockOp.UNLOCK:
         _unlock(m, ins.fd)
@@ -574,8 +577,10 @@ def _flock(ins: Flock, m: Dom) -> None:
         m.block(m.and_(state == -1, mine != -1))  # another holds it exclusively
         new, want = m.ite(mine == 1, state, m.ite(mine == -1, 1, state + 1)), 1
     else:
-        m.block(m.ite(mine == -1, False, m.ite(mine == 1, state > 1, state != 0)))  # others hold it
-        new, want = -1, -1
+        drops = m.and_(mine == 1, state > 1)  # others share it: let go of ours, then wait
+        m.block(m.and_(mine == 0, state != 0))  # others hold it
+        new, want = m.ite(drops, state - 1, -1), m.ite(drops, 0, -1)
+        m.complete(m.or_(m.faulted(), m.not_(drops)))
     m.fault_point()  # ENOLCK
     m.set_lock(ino, new)
     m.set_fd_lock(ins.fd, want)
