@@ -227,7 +227,14 @@ def _flatten(chunks: list[list[Instr]]) -> list[Instr]:
     return [ins for chunk in chunks for ins in chunk]
 
 
-programs = st.lists(st.lists(CHUNKS, min_size=3, max_size=10).map(_flatten), min_size=1, max_size=3)
+bodies = st.lists(CHUNKS, min_size=3, max_size=10).map(_flatten)
+# Processes that meet on one lock: each starts by locking ``a`` (shared or
+# exclusive, converting), writes under it, and goes on arbitrarily.
+LOCKED = st.lists(st.sampled_from([LockOp.SHARED, LockOp.EXCLUSIVE]), min_size=1, max_size=3)
+locking = st.builds(lambda ops, d, f, rest: [Open(Path("a"), RW_CREAT, f), *[Flock(op, f) for op in ops], Write(d, f),
+                                             *rest], LOCKED, _data(), fd, st.lists(CHUNKS, max_size=5).map(_flatten))
+programs = (st.lists(bodies, min_size=1, max_size=3) | st.lists(bodies, min_size=1, max_size=3)
+            | st.lists(bodies, min_size=1, max_size=3) | st.lists(locking, min_size=2, max_size=3))
 # The directories that exist from the start (Program.dirs), per example.
 start_dirs = st.sampled_from([(), ("d",), ("e/f",), ("d", "e")])
 
@@ -517,6 +524,33 @@ def test_a_conversion_that_must_wait_lets_go_of_the_shared_lock() -> None:
                 real, proj = osw.snapshot(), project(system, model)
                 assert real == proj, difference(real, proj)
             assert [p.status for p in model.procs] == [Status.OK, Status.OK]
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_a_fault_on_a_flock_that_let_go_ends_it() -> None:
+    """Found by this machine (an interpreter bug): two sharers; one asks for
+    LOCK_EX and lets go (a step: progress 1); the other ends; then ENOLCK
+    strikes the request.  The model ends the operation (progress 0); the
+    OS interpreter's path for a fault before any effect kept progress 1.
+    Fixed in reference/osworld.py."""
+    rw = OpenFlags.READ | OpenFlags.WRITE | OpenFlags.CREAT
+    first = [Open(Path("a"), rw, "f"), Flock(LockOp.SHARED, "f"), Flock(LockOp.EXCLUSIVE, "f"), Write(Data("p"), "f")]
+    second = [Open(Path("a"), rw, "f"), Flock(LockOp.SHARED, "f"), Fsync("f")]
+    system = System((Process(_program(first, 0), (("p", PAYLOAD),)), Process(_program(second, 1), (("p", PAYLOAD),))),
+                    1, 0, "byte")
+    root = tempfile.mkdtemp(prefix="idemwrite-fidelity-")
+    try:
+        with OSWorld(system, root) as osw:
+            model = initial(system)
+            for i, fault in ((0, None), (0, None), (1, None), (1, None), (0, None), (1, None), (0, ("ENOLCK", 0))):
+                if fault is not None:
+                    assert model.procs[0].progress == 1 and osw.enabled(0)  # it let go; the other has ended
+                model = step(system, model, i, fault)
+                osw.step(i, fault)
+                real, proj = osw.snapshot(), project(system, model)
+                assert real == proj, difference(real, proj)
+            assert model.procs[0].last == "ENOLCK" and model.procs[0].progress == 0
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

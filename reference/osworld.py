@@ -422,6 +422,7 @@ class OSWorld:
         if fault is not None and probe.where == "before":
             p.last = fault[0]
             lay.apply(env, out.fault or (), None)
+            p.progress = 0  # the operation ends here (a flock that had let go of its lock, too)
             return True
         env[_CHUNK], env[_START] = probe.chunk or b"", probe.start
         try:
