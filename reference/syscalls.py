@@ -192,8 +192,9 @@ def flock_would_wait(fd: int, op: int) -> bool:
 
 
 def link(old: str, new: str) -> None:
-    """link(2): a symlink ``old`` is linked itself (os.link follows it by
-    default, as linkat with AT_SYMLINK_FOLLOW)."""
+    """link(2): a symlink ``old`` is linked itself (linkat without
+    AT_SYMLINK_FOLLOW; said outright, as os.link's default leaves it to
+    the platform's link())."""
     os.link(old, new, follow_symlinks=False)
 
 
