@@ -30,7 +30,17 @@ test: $(STAMP)
 test-deep: $(STAMP)
 	HYPOTHESIS_PROFILE=deep $(BIN)/python -m pytest -q $(PYTEST_JOBS)
 
-bench: $(STAMP)
+# The bench extra (matplotlib, for the plots) on top of the test install:
+# `make bench` on a fresh machine installs it itself.  The full run takes
+# tens of minutes (docs/BENCHMARKS.md says how long it took).
+BENCH_STAMP := $(VENV)/.bench-installed
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[test,bench]' --config-settings editable_mode=compat \
+	  || $(BIN)/pip install --quiet -e '.[test,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench
 
 clean:

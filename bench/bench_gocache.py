@@ -16,6 +16,15 @@ the garbage collector is off while timing.
 
     .venv/bin/python -m bench.bench_gocache [--runs 5] [--rounds 60] [--batch 40] [--size 4096] [--json]
 
+Throughput (``--throughput``, and the document's figure): puts, then gets
+of what was put, with 1, 2, 4 and 8 processes at once, each on actions of
+its own (fresh ones in every run, so every put writes); operations per
+second over all processes, from the moment they are released together to
+the last one's finish (a process makes ``--ops`` puts, and reads its
+entries ``GET_PASSES`` times).  Baseline: the same hand-written put and get, with
+as many processes, in the same run; the ratio is the baseline's ops/s over
+GoCache's (the time an operation takes, relative to the hand-written one).
+
 Not a test: nothing fails unless ``--strict`` is given.
 """
 
@@ -25,13 +34,15 @@ import argparse
 import gc
 import hashlib
 import json
+import multiprocessing
 import os
 import statistics
 import sys
 import tempfile
 import time
-from typing import Callable
+from typing import Any, Callable
 
+from bench import figure
 from reference.gocache import ENTRY_SIZE, GoCache, format_entry
 
 LIMIT = 1.15
@@ -49,6 +60,29 @@ def _hand_write(path: str, data: bytes) -> None:
     os.utime(path)
 
 
+def _hand_put(hand_dir: str, aid: bytes, data: bytes) -> tuple[bytes, int]:
+    out = hashlib.sha256(data).digest()
+    o, a = out.hex(), aid.hex()
+    _hand_write(f"{hand_dir}/{o[:2]}/{o}-d", data)
+    _hand_write(f"{hand_dir}/{a[:2]}/{a}-a", format_entry(aid, out, len(data), time.time_ns()))
+    return out, len(data)
+
+
+def _hand_get(hand_dir: str, aid: bytes) -> tuple[bytes, int] | None:
+    h = aid.hex()
+    fd = os.open(f"{hand_dir}/{h[:2]}/{h}-a", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        raw = os.read(fd, ENTRY_SIZE + 1)
+        os.fstat(fd)  # GoCache's markUsed needs the mtime
+    finally:
+        os.close(fd)
+    # The least a correct reader checks: the length and that the entry
+    # is this action's; then the output ID and size.
+    if len(raw) != ENTRY_SIZE or raw[3:67] != h.encode():
+        return None
+    return bytes.fromhex(raw[68:132].decode()), int(raw[133:153])
+
+
 def cases(dir: str, size: int) -> dict[str, tuple[str, Callable[[], object]]]:
     """name -> (baseline name, one call).  Baselines name themselves."""
     cache = GoCache(os.path.join(dir, "gocache"))
@@ -63,24 +97,10 @@ def cases(dir: str, size: int) -> dict[str, tuple[str, Callable[[], object]]]:
         return f"{hand_dir}/{h[:2]}/{h}-{key}"
 
     def hand_put() -> tuple[bytes, int]:
-        out = hashlib.sha256(data).digest()
-        _hand_write(name(out, "d"), data)
-        _hand_write(name(AID, "a"), format_entry(AID, out, len(data), time.time_ns()))
-        return out, len(data)
+        return _hand_put(hand_dir, AID, data)
 
     def hand_get() -> tuple[bytes, int] | None:
-        h = AID.hex()
-        fd = os.open(f"{hand_dir}/{h[:2]}/{h}-a", os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            raw = os.read(fd, ENTRY_SIZE + 1)
-            os.fstat(fd)  # GoCache's markUsed needs the mtime
-        finally:
-            os.close(fd)
-        # The least a correct reader checks: the length and that the entry
-        # is this action's; then the output ID and size.
-        if len(raw) != ENTRY_SIZE or raw[3:67] != h.encode():
-            return None
-        return bytes.fromhex(raw[68:132].decode()), int(raw[133:153])
+        return _hand_get(hand_dir, AID)
 
     def hand_get_file() -> str | None:
         got = hand_get()
@@ -132,6 +152,92 @@ def report(times: dict[str, list[float]], baselines: dict[str, str]) -> list[dic
     return rows
 
 
+# ------------------------------------------------------------ throughput
+
+PROCESSES = (1, 2, 4, 8)
+HAND = "by hand"
+GET_PASSES = 10  # a get is ~100x cheaper than a put: each process reads its entries this many times
+
+
+def _keys(run: int, proc: int, ops: int) -> list[bytes]:
+    return [hashlib.sha256(b"%d/%d/%d" % (run, proc, i)).digest() for i in range(ops)]
+
+
+def _worker(op: str, impl: str, root: str, keys: list[bytes], size: int, barrier: Any, finished: Any) -> None:
+    """Runs in a forked process: prepare, wait for the others, time nothing
+    (the parent does), report the finish time (perf_counter is the
+    system-wide monotonic clock, comparable between processes)."""
+    base = os.urandom(max(size - 32, 0))
+    if impl == HAND:
+        if op == "put":
+            calls: list[Callable[[], object]] = [
+                (lambda k=k: _hand_put(root, k, base + k)) for k in keys]  # type: ignore[misc]
+        else:
+            calls = [(lambda k=k: _hand_get(root, k)) for k in keys * GET_PASSES]  # type: ignore[misc]
+    else:
+        cache = GoCache(root)
+        if op == "put":
+            calls = [(lambda k=k: cache.put(k, base + k)) for k in keys]  # type: ignore[misc]
+        else:
+            calls = [(lambda k=k: cache.get(k)) for k in keys * GET_PASSES]  # type: ignore[misc]
+    gc.disable()
+    barrier.wait()
+    for call in calls:
+        call()
+    finished.put(time.perf_counter())
+
+
+def _ops_per_second(op: str, impl: str, root: str, run: int, procs: int, ops: int, size: int) -> float:
+    ctx = multiprocessing.get_context("fork")  # the workers' closures need no pickling
+    barrier, finished = ctx.Barrier(procs + 1), ctx.Queue()
+    workers = [ctx.Process(target=_worker, args=(op, impl, root, _keys(run, p, ops), size, barrier, finished))
+               for p in range(procs)]
+    for w in workers:
+        w.start()
+    barrier.wait()
+    started = time.perf_counter()
+    ends = [float(finished.get(timeout=600)) for _ in workers]
+    for w in workers:
+        w.join()
+        if w.exitcode != 0:
+            raise RuntimeError(f"a {impl} {op} worker failed ({w.exitcode})")
+    return procs * ops * (GET_PASSES if op == "get" else 1) / (max(ends) - started)
+
+
+def throughput(runs: int, ops: int, size: int, processes: tuple[int, ...] = PROCESSES) -> dict[str, Any]:
+    """Puts then gets with each number of processes, GoCache against the
+    same syscalls by hand (see the module doc)."""
+    samples: dict[tuple[str, str, int], list[float]] = {}
+    with tempfile.TemporaryDirectory() as d:
+        roots = {HAND: os.path.join(d, "hand"), "GoCache": os.path.join(d, "gocache")}
+        for i in range(256):
+            os.makedirs(os.path.join(roots[HAND], f"{i:02x}"))
+        GoCache(roots["GoCache"])
+        for run in range(runs):
+            for procs in processes:
+                # Alternate which goes first: the page cache and the
+                # journal favour one or the other.
+                for impl in (HAND, "GoCache") if run % 2 == 0 else ("GoCache", HAND):
+                    for op in ("put", "get"):  # the gets read this run's puts
+                        rate = _ops_per_second(op, impl, roots[impl], run * 100 + procs, procs, ops, size)
+                        samples.setdefault((op, impl, procs), []).append(rate)
+    rows = []
+    for (op, impl, procs), rates in samples.items():
+        base = samples[(op, HAND, procs)]
+        rows.append({"op": op, "impl": impl, "processes": procs, "ops_per_s": figure(rates), "baseline": HAND,
+                     "ratio": statistics.median(b / r for b, r in zip(base, rates))})
+    rows.sort(key=lambda r: (r["op"] != "put", r["impl"] != HAND, r["processes"]))
+    return {"runs": runs, "ops_per_process": ops, "size": size, "processes": list(processes), "rows": rows}
+
+
+def collect(quick: bool) -> dict[str, Any]:
+    """The document's throughput section (quick: 1 and 2 processes, 50
+    operations each, one run)."""
+    if quick:
+        return throughput(1, 50, 4096, (1, 2))
+    return throughput(5, 500, 4096)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--runs", type=int, default=5)
@@ -140,7 +246,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", type=int, default=4096, help="output size in bytes")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--strict", action="store_true", help=f"exit 1 when a GoCache case is over {LIMIT:.2f}x")
+    ap.add_argument("--throughput", action="store_true", help="ops/s of put and get with 1, 2, 4, 8 processes")
+    ap.add_argument("--ops", type=int, default=500, help="throughput: puts per process")
     args = ap.parse_args(argv or [])
+    if args.throughput:
+        data = throughput(args.runs, args.ops, args.size)
+        if args.json:
+            print(json.dumps(data, indent=2))
+            return 0
+        print(f"{'op':<4} {'impl':<8} {'procs':>5} {'median ops/s':>13} {'min':>9} {'max':>9} {'ratio':>6}")
+        for r in data["rows"]:
+            f = r["ops_per_s"]
+            print(f"{r['op']:<4} {r['impl']:<8} {r['processes']:>5} {f['median']:>13,.0f} {f['min']:>9,.0f} "
+                  f"{f['max']:>9,.0f} {r['ratio']:>6.2f}")
+        return 0
     with tempfile.TemporaryDirectory() as d:
         named = cases(d, args.size)
         times = measure({k: fn for k, (_, fn) in named.items()}, args.runs, args.rounds, args.batch)

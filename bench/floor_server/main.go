@@ -8,8 +8,14 @@
 //	floor_server -table FILE  answer each get from a table loaded at start:
 //	                          no work per request at all (the protocol floor)
 //
-// It knows only the requests of a warm build: get and close (it announces
-// no put, so the go command never sends one); anything else is an Err.
+//	floor_server -put ...     also announce put, for a cold build: with DIR,
+//	                          store each output and its index entry in DIR
+//	                          in Go's format (open, write, truncate, close:
+//	                          the work of the Python server's put); with
+//	                          -table, read the body and throw it away
+//	                          (the protocol floor of a put)
+//
+// It knows get, close and (with -put) put; anything else is an Err.
 // Not part of idemwrite: a measuring instrument.
 package main
 
@@ -18,6 +24,8 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
+	"fmt"
 	"os"
 	"strconv"
 	"time"
@@ -26,39 +34,65 @@ import (
 var (
 	getMiddle   = []byte(`,"Command":"get","ActionID":"`)
 	closeSuffix = []byte(`,"Command":"close"}`)
+	putMiddle   = []byte(`,"Command":"put"`)
 	idPrefix    = []byte(`{"ID":`)
 )
+
+// store keeps one put (action ID, output ID, body) and returns the
+// output's absolute path, or an error message.
+type store func(actionID, outputID, body []byte) (string, string)
 
 // answer is the part of a hit response after its ID, or "" for a miss.
 type answer func(actionID []byte) string
 
 func main() {
 	var look answer
+	var keep store // nil: put is not announced
+	args := os.Args[1:]
+	put := len(args) > 0 && args[0] == "-put"
+	if put {
+		args = args[1:]
+	}
 	switch {
-	case len(os.Args) == 3 && os.Args[1] == "-table":
-		look = tableAnswer(os.Args[2])
-	case len(os.Args) == 2:
-		look = diskAnswer(os.Args[1])
+	case len(args) == 2 && args[0] == "-table":
+		look = tableAnswer(args[1])
+		if put {
+			keep = nullStore
+		}
+	case len(args) == 1:
+		look = diskAnswer(args[0])
+		if put {
+			keep = diskStore(args[0])
+		}
 	default:
-		os.Stderr.WriteString("usage: floor_server DIR | floor_server -table FILE\n")
+		os.Stderr.WriteString("usage: floor_server [-put] DIR | floor_server [-put] -table FILE\n")
 		os.Exit(2)
 	}
-	serve(look)
+	serve(look, keep)
 }
 
-func serve(look answer) {
+func serve(look answer, keep store) {
 	br := bufio.NewReaderSize(os.Stdin, 1<<16)
 	bw := bufio.NewWriterSize(os.Stdout, 1<<16)
-	bw.WriteString(`{"ID":0,"KnownCommands":["get","close"]}` + "\n")
+	if keep != nil {
+		bw.WriteString(`{"ID":0,"KnownCommands":["get","put","close"]}` + "\n")
+	} else {
+		bw.WriteString(`{"ID":0,"KnownCommands":["get","close"]}` + "\n")
+	}
 	bw.Flush()
 	for {
 		line, err := br.ReadSlice('\n')
-		if err != nil {
+		if err != nil { // end of input (a request line is far below 64 KiB)
 			bw.Flush()
 			return
 		}
 		line = bytes.TrimSpace(line)
-		if len(line) > 0 && !respond(bw, line, look) {
+		if keep != nil && bytes.Contains(line, putMiddle) {
+			if !putRequest(br, bw, line, keep) {
+				bw.Flush()
+				return
+			}
+		} else if len(line) > 0 && !respond(bw, line, look) {
 			bw.Flush()
 			return
 		}
@@ -66,6 +100,83 @@ func serve(look answer) {
 			bw.Flush()
 		}
 	}
+}
+
+// putRequest reads a put (and its body line, if BodySize > 0), stores it
+// and answers; false if the input ended or was malformed.
+func putRequest(br *bufio.Reader, bw *bufio.Writer, line []byte, keep store) bool {
+	var req struct {
+		ID       int64
+		ActionID []byte
+		OutputID []byte
+		BodySize int64
+	}
+	if err := json.Unmarshal(line, &req); err != nil {
+		bw.WriteString(`{"ID":0,"Err":"floor_server: bad put"}` + "\n")
+		return false
+	}
+	var body []byte
+	if req.BodySize > 0 {
+		var raw []byte
+		for len(bytes.TrimSpace(raw)) == 0 { // the go command ends a request with an empty line
+			var err error
+			if raw, err = br.ReadBytes('\n'); err != nil {
+				return false
+			}
+		}
+		if err := json.Unmarshal(raw, &body); err != nil || int64(len(body)) != req.BodySize {
+			fmt.Fprintf(bw, `{"ID":%d,"Err":"floor_server: bad body"}`+"\n", req.ID)
+			return true
+		}
+	}
+	path, msg := keep(req.ActionID, req.OutputID, body)
+	if msg != "" {
+		fmt.Fprintf(bw, `{"ID":%d,"Err":%q}`+"\n", req.ID, "floor_server: "+msg)
+		return true
+	}
+	fmt.Fprintf(bw, `{"ID":%d,"DiskPath":%q}`+"\n", req.ID, path)
+	return true
+}
+
+// nullStore keeps nothing: the floor of a put is reading its request.
+func nullStore(_, _, _ []byte) (string, string) { return "/dev/null", "" }
+
+// diskStore writes DIR/xx/<output>-d and DIR/xx/<action>-a as Go's
+// DiskCache lays them out, each with open, write, truncate, close.
+func diskStore(dir string) store {
+	for i := 0; i < 256; i++ {
+		os.MkdirAll(fmt.Sprintf("%s/%02x", dir, i), 0o777)
+	}
+	return func(aid, oid, body []byte) (string, string) {
+		if len(aid) != 32 || len(oid) != 32 {
+			return "", "bad IDs"
+		}
+		ah, oh := hex.EncodeToString(aid), hex.EncodeToString(oid)
+		out := dir + "/" + oh[:2] + "/" + oh + "-d"
+		if err := writeThenTruncate(out, body); err != nil {
+			return "", err.Error()
+		}
+		entry := fmt.Sprintf("v1 %s %s %20d %20d\n", ah, oh, len(body), time.Now().UnixNano())
+		if err := writeThenTruncate(dir+"/"+ah[:2]+"/"+ah+"-a", []byte(entry)); err != nil {
+			return "", err.Error()
+		}
+		return out, ""
+	}
+}
+
+func writeThenTruncate(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE, 0o666)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Truncate(int64(len(data)))
+	}
+	if err1 := f.Close(); err == nil {
+		err = err1
+	}
+	return err
 }
 
 // respond answers one request line; false after close.
