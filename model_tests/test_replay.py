@@ -209,8 +209,8 @@ def _appender() -> Program:
         Close(), Return(Outcome.OK), Label("cf"), Close(), Label("fail"), Return(Outcome.FAIL)), publishes=((ENTRY, "entry"),))
 
 
-def _new(writer: Program, reader: Program | None = None, **bounds: int) -> System:
-    return System.of(Protocol(writer), 2, 1 if reader else 0, reader, **bounds)
+def _new(writer: Program, reader: Program | None = None, faults: int = 0) -> System:
+    return System.of(Protocol(writer), 2, 1 if reader else 0, reader, faults=faults)
 
 
 @pytest.mark.parametrize("system,prop", [
