@@ -24,11 +24,14 @@ from typing import Callable, Sequence
 import pytest
 
 from spec import semantics as S
-from spec.machine import Fault, PyDom, faults, initial, step
+from spec import fs as F
+from spec.machine import Blocked, Fault, PyDom, enabled, faults, initial, step
 from spec.ops import (
     ENTRY,
+    O_APPEND,
     O_CREAT,
     O_EXCL,
+    O_NOFOLLOW,
     O_RDONLY,
     O_RDWR,
     O_TRUNC,
@@ -39,27 +42,36 @@ from spec.ops import (
     Cond,
     Data,
     Failed,
+    Fdatasync,
+    Flock,
     Fstat,
     Fsync,
     Ftruncate,
+    Goto,
     If,
     Instr,
     Invalid,
     Label,
     Length,
+    Link,
+    LockOp,
     MapRead,
+    Mkdir,
     Mmap,
     Open,
     Outcome,
+    Path,
     Program,
     ProgramError,
     PWrite,
     Read,
+    Readlink,
     Rename,
     Return,
     Role,
     SizeIs,
     Stat,
+    Symlink,
     Unlink,
     Write,
 )
@@ -68,6 +80,7 @@ from spec.state import UNSET, Began, Buf, Proc, Reg, Size, Status, World
 from spec.system import Kind, Process, System
 from reference import syscalls
 from reference.osrun import compiled, resolve_paths, run
+from reference.lockstep import difference
 from reference.osworld import OSWorld, Snapshot, project
 
 OK, FAIL, HIT = Return(Outcome.OK), Return(Outcome.FAIL), Return(Outcome.HIT)
@@ -535,3 +548,206 @@ def test_paths_from_a_directory_or_a_mapping(tmp_path: pathlib.Path) -> None:
 def test_run_with_a_mapping_leaves_no_temp_file(tmp_path: pathlib.Path) -> None:
     got = run(CATALOGUE["rename-into-place"].program, {"entry": b"abc"}, {"entry": tmp_path / "e"})
     assert got.outcome is Outcome.OK and os.listdir(tmp_path) == ["e"]
+
+
+# ------------------------------------------------------------ the new operations
+#
+# link, mkdir, O_APPEND, symlink/readlink/O_NOFOLLOW, flock, fdatasync,
+# renameat2(RENAME_NOREPLACE): the protocols real tools build from them,
+# in lockstep (only a process that can step steps: a flock may wait), and
+# whole, by the production runner.
+
+ERR = Failed()
+OBJ = Path("objects/ab/entry")
+
+
+def _git_publish() -> Program:
+    """git's loose object: an exclusive temp in the object's directory
+    (made on ENOENT), link to publish (EEXIST: another wrote it), unlink."""
+    tmp = Path("objects/ab/tmp", private=True)
+    return prog("git-link", Label("again"), Open(tmp, O_WRONLY | O_CREAT | O_EXCL), If(Failed(frozenset({"ENOENT"})), "mkdir"),
+                If(ERR, "fail"), Write(Data("entry")), If(ERR, "cu"), Fdatasync(), If(ERR, "cu"), Close(), If(ERR, "u"),
+                Link(tmp, OBJ), If(Failed(frozenset({"EEXIST"})), "u_ok"), If(ERR, "u"), Unlink(tmp), OK,
+                Label("u_ok"), Unlink(tmp), OK,
+                Label("mkdir"), Mkdir(Path("objects/ab")), If(Failed(frozenset({"EEXIST"})), "again"), If(ERR, "fail"),
+                Goto("again"),
+                Label("cu"), Close(), Label("u"), Unlink(tmp), Label("fail"), FAIL)
+
+
+def _read(path: Path, name: str = "read") -> Program:
+    return prog(name, Open(path, O_RDONLY), If(ERR, "miss"), Read(), Close(), If(Invalid("entry"), "miss"), HIT,
+                Label("miss"), Return(Outcome.MISS), role=Role.READER)
+
+
+def _appender() -> Program:
+    return prog("append", Open(ENTRY, O_WRONLY | O_CREAT | O_APPEND), If(ERR, "fail"), Write(Data("entry")), Close(), OK,
+                Label("fail"), FAIL)
+
+
+def _symlink_publish() -> Program:
+    """The output by temp and renameat2(RENAME_NOREPLACE), then a symlink
+    from the entry to it; EEXIST means another writer won."""
+    tmp = Path("output.tmp", private=True)
+    return prog("symlink-publish", Open(tmp, O_WRONLY | O_CREAT | O_EXCL), If(ERR, "fail"), Write(Data("entry")),
+                If(ERR, "cu"), Close(), If(ERR, "u"), Rename(tmp, OUTPUT, noreplace=True), If(ERR, "u"),
+                Symlink(OUTPUT, ENTRY), If(Failed(frozenset({"EEXIST"})), "done"), If(ERR, "fail"), Readlink(ENTRY, "lnk"),
+                Label("done"), OK, Label("u"), Unlink(tmp), Label("fail"), FAIL, Label("cu"), Close(), Goto("u"))
+
+
+def _locked_writer() -> Program:
+    return prog("locked-write", Open(ENTRY, O_RDWR | O_CREAT), If(ERR, "fail"), Flock(LockOp.SHARED), Flock(LockOp.EXCLUSIVE),
+                If(ERR, "cf"), Ftruncate(Length(None, 0)), Write(Data("entry")), If(ERR, "cf"), Flock(LockOp.UNLOCK), Close(),
+                OK, Label("cf"), Close(), Label("fail"), FAIL)
+
+
+def _locked_reader() -> Program:
+    return prog("locked-read", Open(ENTRY, O_RDONLY | O_NOFOLLOW), If(ERR, "miss"), Flock(LockOp.SHARED), Read(), Close(),
+                If(Invalid("entry"), "miss"), HIT, Label("miss"), Return(Outcome.MISS), role=Role.READER)
+
+
+NEW_SYSTEMS: dict[str, tuple[tuple[Program, ...], tuple[str, ...]]] = {
+    "git-link": ((_git_publish(), _git_publish(), _read(OBJ)), ("objects",)),
+    "append": ((_appender(), _appender(), _read(ENTRY)), ()),
+    "symlink-publish": ((_symlink_publish(), _symlink_publish(), _read(ENTRY)), ()),
+    "flock": ((_locked_writer(), _locked_writer(), _locked_reader()), ()),
+}
+
+
+def _new_system(name: str, granularity: str, faults_: int = 2) -> System:
+    progs, dirs = NEW_SYSTEMS[name]
+    first = Program(progs[0].name, progs[0].role, progs[0].source, dirs=dirs)
+    return System(tuple(proc(p) for p in (first, *progs[1:])), faults_, 0, granularity)
+
+
+@pytest.mark.parametrize("name", sorted(NEW_SYSTEMS))
+def test_new_protocols_random_interleavings_agree(tmp_path: pathlib.Path, name: str) -> None:
+    """Seeded random schedules with faults over the protocols built from
+    the new operations: the model and the kernel agree on which process
+    can step, and on every state."""
+    for seed in range(6):
+        for granularity in ("byte", "write"):
+            system = _new_system(name, granularity)
+            rnd = random.Random(f"{name}/{seed}/{granularity}")
+            world = initial(system)
+            sandbox = tmp_path / f"{seed}-{granularity}"
+            sandbox.mkdir()
+            with OSWorld(system, sandbox) as real:
+                assert real.snapshot() == project(system, world)
+                while live := [i for i, p in enumerate(world.procs) if p.status == Status.RUNNING]:
+                    can = [i for i in live if enabled(system, world, i)]
+                    assert can == [i for i in live if real.enabled(i)], (seed, granularity)
+                    assert can, "no process can step: a deadlock"
+                    i = rnd.choice(can)
+                    allowed = faults(system, world, i)
+                    f = rnd.choice(allowed) if allowed and rnd.random() < 0.3 else None
+                    world = step(system, world, i, f)
+                    real.step(i, f)
+                    got, want = real.snapshot(), project(system, world)
+                    assert got == want, f"{seed} {granularity}: " + difference(got, want)
+
+
+def test_a_process_that_waits_cannot_step_in_either(tmp_path: pathlib.Path) -> None:
+    """Both say so, and stepping it raises Blocked having changed nothing."""
+    system = _new_system("flock", "write")
+    world = initial(system)
+    with OSWorld(system, tmp_path) as real:
+        for i in (0, 0, 0, 2):  # W1 opens, shares, converts (alone: at once); R1 opens
+            world = step(system, world, i)
+            real.step(i)
+        before = real.snapshot()
+        assert not enabled(system, world, 2) and not real.enabled(2)
+        with pytest.raises(Blocked):
+            step(system, world, 2)
+        for fault in (None, ("ENOLCK", 0)):
+            with pytest.raises(Blocked):
+                real.step(2, fault)
+        assert real.snapshot() == before == project(system, world)
+
+
+@pytest.mark.parametrize("name", sorted(NEW_SYSTEMS))
+def test_whole_new_program_run_matches_the_model(tmp_path: pathlib.Path, name: str) -> None:
+    """``run`` of each writer alone, twice, then its reader: as the model
+    run alone - the same statuses, names, links and bytes."""
+    progs, dirs = NEW_SYSTEMS[name]
+    system = _new_system(name, "write", 0)
+    world = initial(system)
+    for i in range(len(progs)):
+        while world.procs[i].status == Status.RUNNING:
+            world = step(system, world, i)
+    got = [run(p if i else system.kinds[0].program, {"entry": b"abc", "output": b"XYZ"}, tmp_path)
+           for i, p in enumerate(progs)]
+    assert [g.status for g in got] == [p.status for p in world.procs]
+    real = {}
+    for top, subdirs, names in os.walk(tmp_path):
+        for n in names:
+            full = pathlib.Path(top) / n
+            real[str(full.relative_to(tmp_path))] = (os.readlink(full) if full.is_symlink() else full.read_bytes())
+    model = {n: (c.target if isinstance(c := world.fs.contents[i], F.Symlink) else c) for n, i in world.fs.names}
+    assert real == model
+
+
+def test_run_makes_the_directories_a_program_names(tmp_path: pathlib.Path) -> None:
+    p = Program("nested", Role.WRITER, (Open(Path("d/e/x"), O_WRONLY | O_CREAT), Write(Data("entry")), Close(), OK),
+                dirs=("d/e",))
+    assert run(p, {"entry": b"abc"}, tmp_path).outcome is Outcome.OK
+    assert (tmp_path / "d" / "e" / "x").read_bytes() == b"abc"
+    assert run(p, {"entry": b"abc"}, tmp_path).outcome is Outcome.OK, "made again: they stay"
+    with pytest.raises(ProgramError, match="give a directory as the root"):
+        run(p, {"entry": b"abc"}, {"d/e/x": tmp_path / "x"})
+
+
+def test_a_symlink_holds_its_target_relative_to_its_directory_and_readlink_maps_it_back(tmp_path: pathlib.Path) -> None:
+    """So the tree can move: ``d/l`` -> ``a`` is the text ``../a``; readlink
+    gives the model's name, ``a``."""
+    p = prog("links", Open(Path("a"), O_WRONLY | O_CREAT), Write(Data("entry")), Close(), Symlink(Path("a"), Path("d/l")),
+             Readlink(Path("d/l")), HIT)
+    p = Program(p.name, p.role, p.source, dirs=("d",))
+    got = run(p, {"entry": b"abc"}, tmp_path / "one")
+    assert got.value == b"a" and os.readlink(tmp_path / "one" / "d" / "l") == "../a"
+    os.rename(tmp_path / "one", tmp_path / "two")
+    assert (tmp_path / "two" / "d" / "l").read_bytes() == b"abc"
+
+
+def test_production_flock_waits_for_the_holder(tmp_path: pathlib.Path) -> None:
+    """The production runner's flock blocks, as the program's would: a
+    locked writer finishes only once another description lets go."""
+    import fcntl
+    import threading
+
+    (tmp_path / "entry").write_bytes(b"old")
+    holder = os.open(tmp_path / "entry", os.O_RDONLY)
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    done: list[Outcome | None] = []
+    t = threading.Thread(target=lambda: done.append(run(_locked_writer(), {"entry": b"abc"}, tmp_path).outcome))
+    t.start()
+    t.join(0.3)
+    assert t.is_alive() and not done, "it waits for the lock"
+    os.close(holder)  # drops it
+    t.join(10)
+    assert done == [Outcome.OK] and (tmp_path / "entry").read_bytes() == b"abc"
+
+
+@pytest.mark.parametrize("op", [Fdatasync(), Flock(LockOp.SHARED), Flock(LockOp.UNLOCK)])
+def test_an_unset_descriptor_is_the_kernels_ebadf(tmp_path: pathlib.Path, op: Instr) -> None:
+    """os.fdatasync(-1) and fcntl.flock(-1) are Python's ValueError; the
+    bindings ask for the kernel's EBADF, as the model says."""
+    _, snap = lockstep(tmp_path, [proc(prog("t", op, Stat(ENTRY), OK))], [(0, None)])
+    assert snap.procs[0].last == "EBADF"
+
+
+def test_renameat2_noreplace_is_the_kernels(tmp_path: pathlib.Path) -> None:
+    (tmp_path / "a").write_bytes(b"1")
+    (tmp_path / "b").write_bytes(b"2")
+    with pytest.raises(FileExistsError):
+        syscalls.rename_noreplace(str(tmp_path / "a"), str(tmp_path / "b"))
+    syscalls.rename_noreplace(str(tmp_path / "a"), str(tmp_path / "c"))
+    assert sorted(os.listdir(tmp_path)) == ["b", "c"]
+
+
+def test_lockstep_catches_a_link_that_follows_the_symlink(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A known-bad twin: a link binding that follows the symlink (linkat
+    with AT_SYMLINK_FOLLOW) links the target, not the symlink."""
+    monkeypatch.setattr(syscalls, "link", lambda old, new: os.link(os.path.realpath(old), new))
+    p = prog("t", Open(Path("a"), O_WRONLY | O_CREAT), Symlink(Path("a"), Path("l")), Link(Path("l"), Path("m")), Stat(ENTRY), OK)
+    with pytest.raises(AssertionError, match=r"step 3 \(P1"):
+        lockstep(tmp_path, [proc(p)], [(0, None)] * 3, granularity="write")

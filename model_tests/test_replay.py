@@ -4,7 +4,9 @@ The explorer's shortest counterexample is a schedule; ``replay_trace`` forces
 that schedule on real files.  The real shared files after every step must
 equal the model's (``spec.trace.files``), and the failure the model predicts
 must be *seen* on disk: ``write-file``'s entry empty or torn after
-publication, ``go-index-entry``'s entry removed by the failing writer.
+publication, ``go-index-entry``'s entry removed by the failing writer; and
+for protocols built on the new operations, an entry emptied under flock
+and one grown by O_APPEND.
 """
 
 from __future__ import annotations
@@ -14,8 +16,31 @@ import pathlib
 import pytest
 
 from spec.explore import explore
-from spec.ops import O_TRUNC, Open
-from spec.protocols import CATALOGUE
+from spec.ops import (
+    ENTRY,
+    O_APPEND,
+    O_CREAT,
+    O_RDONLY,
+    O_TRUNC,
+    O_WRONLY,
+    Close,
+    Data,
+    Failed,
+    Fdatasync,
+    Flock,
+    If,
+    Invalid,
+    Label,
+    LockOp,
+    Open,
+    Outcome,
+    Program,
+    Read,
+    Return,
+    Role,
+    Write,
+)
+from spec.protocols import CATALOGUE, Protocol
 from spec.system import System
 from spec.trace import Trace, TraceError, TraceStep, files, from_exploration, replay
 from reference import syscalls
@@ -156,3 +181,50 @@ def test_a_power_loss_is_refused_and_the_steps_before_it_replay(tmp_path: pathli
     files_, stopped = replay_until_crash(trace, tmp_path / "until")
     assert files_ == model_files(before) and stopped is not None and stopped.step == n
     assert replay_until_crash(before, tmp_path / "clean")[1] is None
+
+
+# ------------------------------------------------------------ the new operations
+
+ERR = Failed()
+
+
+def _locked_write_file() -> Program:
+    """write-file's O_TRUNC race under an exclusive flock."""
+    return Program("locked-write-file", Role.WRITER, (
+        Open(ENTRY, O_WRONLY | O_CREAT), If(ERR, "fail"), Flock(LockOp.EXCLUSIVE), If(ERR, "close_fail"),
+        Open(ENTRY, O_WRONLY | O_CREAT | O_TRUNC, "g"), If(ERR, "close_fail"), Write(Data("entry"), "g"),
+        If(ERR, "close_fail"), Close("g"), Close(), Return(Outcome.OK),
+        Label("close_fail"), Close(), Label("fail"), Return(Outcome.FAIL)), publishes=((ENTRY, "entry"),))
+
+
+def _locked_reader() -> Program:
+    return Program("locked-read", Role.READER, (
+        Open(ENTRY, O_RDONLY), If(ERR, "miss"), Flock(LockOp.SHARED), Read(), Close(), If(Invalid("entry"), "miss"),
+        Return(Outcome.HIT), Label("miss"), Return(Outcome.MISS)))
+
+
+def _appender() -> Program:
+    return Program("append", Role.WRITER, (
+        Open(ENTRY, O_WRONLY | O_CREAT | O_APPEND), If(ERR, "fail"), Write(Data("entry")), If(ERR, "cf"), Fdatasync(),
+        Close(), Return(Outcome.OK), Label("cf"), Close(), Label("fail"), Return(Outcome.FAIL)), publishes=((ENTRY, "entry"),))
+
+
+def _new(writer: Program, reader: Program | None = None, faults: int = 0) -> System:
+    return System.of(Protocol(writer), 2, 1 if reader else 0, reader, faults=faults)
+
+
+@pytest.mark.parametrize("system,prop", [
+    (_new(_locked_write_file(), _locked_reader()), STAYS),  # the lock orders readers; it does not stop O_TRUNC
+    (_new(_appender(), CATALOGUE["go-read-entry"].program), HITS),  # two appends: the entry grows past its length
+    (_new(_appender(), faults=1), STAYS),
+])
+def test_counterexamples_with_the_new_operations_replay(tmp_path: pathlib.Path, system: System, prop: str) -> None:
+    """Counterexamples of protocols built on flock and O_APPEND: every
+    state agrees on real files, and what the model predicts is seen."""
+    trace = counterexample(system, prop)
+    worlds = replay(trace)[1:]
+    snaps = replay_snapshots(trace, tmp_path)
+    assert snaps == [project(system, w) for w in worlds]
+    entry = dict(snaps[-1].files)["entry"]
+    assert entry != system.kinds[0].payload("entry"), "the published entry is not the payload any more"
+

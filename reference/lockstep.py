@@ -6,12 +6,15 @@ Hypothesis ``RuleBasedStateMachine``: it starts writer and reader
 processes, steps them one operation at a time (one byte, for a write at
 byte granularity) in the model (``spec.machine.step``) and on real files in
 a fresh temporary directory (``reference.osworld.OSWorld.step``), sometimes
-with an injected fault, and after every step checks that
+with an injected fault - only a process that can step (one waiting for a
+flock cannot, and the model and the kernel must agree on which) - and
+after every step checks that
 
 - the real sandbox equals the model's projection
   (``reference.osworld.project``): every path's existence, size and bytes,
   each process's pc, status, errno, write progress and registers, each open
-  descriptor's mode, offset and file; and
+  descriptor's mode, offset, file, O_APPEND and flock, the directories,
+  symlinks, hard links and locks; and
 - every property that all the running writers claim at the faults used so
   far (``spec.protocols.Claim``) holds in the model, as do the properties
   the caller names whatever the claims say (a known-bad twin's).
@@ -35,12 +38,14 @@ import tempfile
 from typing import TYPE_CHECKING, Iterable, Sequence
 
 from spec.fs import FileSystem
+from spec.machine import enabled as model_enabled
 from spec.machine import faults as model_faults
 from spec.machine import start as model_start
 from spec.machine import step as model_step
 from spec.ops import Program, Role
 from spec.properties import PROPERTIES, Property, get_property
 from spec.protocols import Protocol
+from spec.semantics import LOCKS
 from spec.state import Status, World, published
 from spec.system import ENTRY_BYTES, OUTPUT_BYTES, Process, SetupError, System
 
@@ -91,6 +96,10 @@ def difference(real: Snapshot, model: Snapshot) -> str:
         out.append(f"files: real {real.files} model {model.files}")
     if real.private != model.private:
         out.append(f"private files: real {real.private} model {model.private}")
+    for field in ("dirs", "links", "same", "locks"):
+        a, b = getattr(real, field), getattr(model, field)
+        if a != b:
+            out.append(f"{field}: real {a} model {b}")
     for i, (a, b) in enumerate(zip(real.procs, model.procs)):
         if a != b:
             out.append(f"process {i}: real {a} model {b}")
@@ -126,6 +135,7 @@ def lockstep(writers: Sequence[Runnable], readers: Sequence[Runnable] = (), *, e
     writer_names = tuple(dict.fromkeys(_program(w).name for w in writers))
     reader_names = tuple(dict.fromkeys(_program(r).name for r in readers))
     forced = tuple(get_property(p) for p in properties or ())
+    waits = LOCKS in system.features  # only a flock can wait: without one, a running process can step
     checked = tuple(p for p in PROPERTIES.values() if not p.after_crash)  # no power loss here
     if max_procs < 1:
         raise SetupError(f"max_procs must be >= 1, not {max_procs}")
@@ -140,7 +150,7 @@ def lockstep(writers: Sequence[Runnable], readers: Sequence[Runnable] = (), *, e
             super().__init__()
             self.root = tempfile.mkdtemp(prefix="idemwrite-lockstep-")
             self.os = OSWorld(system, self.root, processes=())
-            self.model = World(FileSystem(), (), 0)
+            self.model = World(FileSystem(dirs=system.dirs), (), 0)
             self.history: list[str] = []
             self.stats["examples"] += 1
 
@@ -186,11 +196,13 @@ def lockstep(writers: Sequence[Runnable], readers: Sequence[Runnable] = (), *, e
         @precondition(lambda self: any(p.status is Status.RUNNING for p in self.model.procs))
         @rule(k=st.integers(0, max_procs - 1))
         def step_running(self, k: int) -> None:
-            """The ``k``-th still running process (cyclically) takes its next
-            step: unlike ``step_process`` it never picks one that has ended,
-            so examples reach the late interleavings, after publication."""
-            running = [i for i, p in enumerate(self.model.procs) if p.status is Status.RUNNING]
-            self._step(running[k % len(running)], None)
+            """The ``k``-th process that can step (cyclically) takes its next
+            step: unlike ``step_process`` it never picks one that has ended
+            or waits, so examples reach the late interleavings, after
+            publication."""
+            running = [i for i in range(len(self.model.procs)) if self._enabled(i)]
+            if running:
+                self._step(running[k % len(running)], None)
 
         @rule(i=processes, choice=st.integers(0, 3))
         def inject_fault(self, i: int, choice: int) -> None:
@@ -199,9 +211,21 @@ def lockstep(writers: Sequence[Runnable], readers: Sequence[Runnable] = (), *, e
             if options:
                 self._step(i, options[choice % len(options)])
 
-        def _step(self, i: int, fault: tuple[str, int] | None) -> None:
+        def _enabled(self, i: int) -> bool:
+            """Can process ``i`` step?  The model and the kernel must agree."""
             if self.model.procs[i].status is not Status.RUNNING:
-                return
+                return False
+            if not waits:
+                return True
+            model, real = model_enabled(system, self.model, i), self.os.enabled(i)
+            if model != real:
+                raise AssertionError(f"process {i} can step in the {'model' if model else 'kernel'} only, after: "
+                                     + "; ".join(self.history[-3:]))
+            return model
+
+        def _step(self, i: int, fault: tuple[str, int] | None) -> None:
+            if not self._enabled(i):
+                return  # it has ended, or it waits for a lock
             self.history.append(f"process {i} steps" + (f" with fault {fault}" if fault else ""))
             self.model = model_step(system, self.model, i, fault)
             self.os.step(i, fault)

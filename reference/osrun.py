@@ -40,13 +40,13 @@ from typing import Any, Callable, Mapping, NamedTuple, Sequence, Union
 
 from spec import fs as F
 from spec import semantics as S
-from spec.ops import Data, Instr, Length, Outcome, Path, Program, ProgramError, PWrite
+from spec.ops import Data, Instr, Length, LockOp, Outcome, Path, Program, ProgramError, PWrite
 from spec.state import RegKind, Status
 
 from .mapping import Killed
 from .outcomes import Effect, Effects, NoFlow, outcomes
-from .syscalls import (BINDINGS, UNSET, Arg, Bound, Call, Const, Env, Get, Len, Slot, Unheld, closure, errno_name,
-                       is_set, release, write_all)
+from .syscalls import (BINDINGS, LOCK_OPS, UNSET, Arg, Bound, Call, Const, Env, Get, Len, Slot, Unheld, closure,
+                       errno_name, is_set, release, write_all)
 
 # ------------------------------------------------------------ layout
 
@@ -348,6 +348,9 @@ class RunOperands:
 
     def offset(self, ins: PWrite) -> Arg:
         return Const(ins.offset)
+
+    def lock(self, op: LockOp) -> Arg:
+        return Const(LOCK_OPS[op])  # a conflict waits, as the program would
 
     def length(self, n: Length) -> Arg:
         v = S.length(self.stage, n)
@@ -754,6 +757,17 @@ def resolve_paths(program: Program, root: Root) -> dict[Path, str]:
     return out
 
 
+def make_dirs(program: Program, root: Root) -> None:
+    """Make the directories ``program`` needs to exist before it runs
+    (``Program.dirs``, with their parents) under directory ``root``; those
+    that exist stay.  A mapping of names says nothing of where they go: a
+    ProgramError."""
+    if isinstance(root, Mapping):
+        raise ProgramError(f"{program.name}: needs directories {list(program.dirs)}; give a directory as the root")
+    for d in program.dirs:
+        os.makedirs(os.path.join(os.fspath(root), d), exist_ok=True)
+
+
 # ------------------------------------------------------------ running
 
 
@@ -779,7 +793,10 @@ def run(program: Program, payloads: Mapping[str, bytes], root: Root) -> RunResul
     """Run ``program`` to its end on real files, as one process.
 
     ``payloads`` gives the bytes of each payload the program names;
-    ``root`` says where its paths are (see :func:`resolve_paths`).
+    ``root`` says where its paths are (see :func:`resolve_paths`); the
+    directories it needs (``Program.dirs``) are made there first
+    (:func:`make_dirs`).  A flock that conflicts waits, as the program
+    would.
     Descriptors and mappings still open at the end are released, as exit
     would.  Raises ProgramError for a missing payload or unmapped path;
     every OS error is data in the result, never an exception."""
@@ -788,5 +805,7 @@ def run(program: Program, payloads: Mapping[str, bytes], root: Root) -> RunResul
     if missing:
         raise ProgramError(f"{program.name}: no payload {missing[0]!r} (given: {sorted(payloads)})")
     real = resolve_paths(program, root)
+    if program.dirs:
+        make_dirs(program, root)
     status, value, first = c.execute([real[p] for p in c.paths], [payloads[n] for n in c.payload_names])
     return RunResult(status, value, c.error(first, real))

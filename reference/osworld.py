@@ -21,8 +21,18 @@ bytes that land first), or whether the kernel must refuse first (its errno
 is reported); the bytes a write lands in this step; and what the call does
 to the registers.  Every other errno is the real kernel's.
 
-Path mapping.  A shared ``Path`` is ``<root>/<name>``; a private one is
-``<root>/<name>.<process name>.<random hex>``, the process's own.
+Path mapping.  A shared ``Path`` is ``<root>/<name>`` (``d/x`` under the
+real directory ``<root>/d``); a private one is
+``<root>/<name>.<process name>.<random hex>``, the process's own.  A
+symlink holds its target relative to its own directory, and readlink maps
+it back to the model's name (``reference.syscalls``).  The directories the
+programs need (``System.dirs``) are made when the world is.
+
+Waiting.  A flock that conflicts makes the process not enabled, as in the
+model: :meth:`OSWorld.enabled` asks the kernel (the request with LOCK_NB,
+what the description held put back), and :meth:`OSWorld.step` of a process
+that must wait raises ``spec.machine.Blocked`` having changed nothing (the
+kernel answered EWOULDBLOCK to the LOCK_NB request).
 
 Where the world knowingly differs from the model (edges no catalogue
 program reaches; the tests pin the ones that matter): ``Proc.private`` is
@@ -33,14 +43,16 @@ model's would be projected.
 
 from __future__ import annotations
 
+import fcntl
 import os
+import stat
 from typing import Any, Callable, NamedTuple, Sequence
 
 from spec import fs as F
 from spec import semantics as S
 from spec.fs import FileSystem
-from spec.machine import Fault, current, local_faults
-from spec.ops import Instr, Path, PWrite, Role
+from spec.machine import Blocked, Fault, current, local_faults
+from spec.ops import Instr, LockOp, Path, PWrite, Role
 from spec.state import UNSET as NOTHING
 from spec.state import Began, Buf, Desc, Mapped, Proc, RegKind, Size, Status, World, published
 from spec.system import Kind, System
@@ -48,8 +60,9 @@ from spec.trace import files as trace_files
 
 from .mapping import Killed
 from .osrun import Layout, RunOperands, last_failed
-from .outcomes import Probe, mode_bits, outcomes
-from .syscalls import BINDINGS, UNSET, Arg, Call, Env, Slot, Unheld, closure, errno_name, is_set, read_full
+from .outcomes import Probe, flock_holders, mode_bits, outcomes
+from .syscalls import (BINDINGS, LOCK_OPS, UNSET, WAITS, Arg, Call, Const, Env, Slot, Unheld, closure, errno_name,
+                       held_lock, is_set, read_full, readlink)
 
 # ------------------------------------------------------------ snapshots
 
@@ -58,7 +71,8 @@ class ProcView(NamedTuple):
     """One process as a snapshot shows it, for the model and the OS alike.
 
     regs: per register (program order): a descriptor as
-    ``("fd", mode bits, offset, bytes of its file)``, a mapping as
+    ``("fd", mode bits, offset, bytes of its file, O_APPEND, the flock its
+    open description holds: 0, 1 shared, -1 exclusive)``, a mapping as
     ``("map", length, bytes of its file)``, a size ``Size(n)``, a buffer
     ``Buf(bytes)``, unset ``()``."""
 
@@ -74,42 +88,62 @@ class Snapshot(NamedTuple):
     """The whole sandbox at one instant, in a shape both interpreters share.
 
     files:   the shared files exactly as ``spec.trace.files`` shows them
-             (entry first, then the rest by name; missing: None).  A stray
-             file in the sandbox shows up here under its own name.
+             (entry first, then the rest by name; missing: None; a
+             symlink shows what opening it reads).  A stray file in the
+             sandbox shows up here under its own name.
     private: per process, its private files as sorted (model name, bytes).
-    procs:   per process, a :class:`ProcView`."""
+    procs:   per process, a :class:`ProcView`.
+    dirs:    the directories, sorted.
+    links:   every symlink as sorted (name, the model name it points at);
+             a private name is ``<process index>:<name>``, here and below.
+    same:    the names that share one inode (hard links), sorted groups.
+    locks:   each name whose inode is under flock, with its state (n > 0
+             shared by n, -1 exclusive), sorted."""
 
     files: tuple[tuple[str, bytes | None], ...]
     private: tuple[tuple[tuple[str, bytes], ...], ...]
     procs: tuple[ProcView, ...]
+    dirs: tuple[str, ...] = ()
+    links: tuple[tuple[str, str], ...] = ()
+    same: tuple[tuple[str, ...], ...] = ()
+    locks: tuple[tuple[str, int], ...] = ()
 
 
 def _model_reg(v: object, fs: FileSystem) -> tuple[object, ...]:
     if isinstance(v, Desc):
-        return ("fd", v.mode, v.off, fs.contents[v.ino])
+        return ("fd", v.mode, v.off, fs.contents[v.ino], v.append, v.lock)
     if isinstance(v, Mapped):
         return ("map", v.length, fs.contents[v.ino])
     assert isinstance(v, tuple)
     return v  # Size, Buf, or unset
 
 
+Private = Sequence[tuple[tuple[str, int], ...]]
+
+
+def _snapshot_of(fs: FileSystem, private: Private,
+          procs: tuple[ProcView, ...]) -> Snapshot:
+    """The snapshot of a file system in the model's shape - the model's
+    own, or one read off the sandbox - with each process's private names
+    (name, inode) and its view: one rendering for both interpreters."""
+    named = [(n, i) for n, i in fs.names] + [(f"{k}:{n}", i) for k, names in enumerate(private) for n, i in names]
+    groups: dict[int, list[str]] = {}
+    for n, i in named:
+        groups.setdefault(i, []).append(n)
+    links = tuple(sorted((n, c.target) for n, i in named if isinstance(c := fs.contents[i], F.Symlink)))
+    files = tuple(tuple(sorted((n, c if isinstance(c := fs.contents[i], bytes) else b"") for n, i in names))
+                  for names in private)
+    return Snapshot(trace_files(fs), files, procs, fs.dirs, links,
+                    tuple(sorted(tuple(sorted(g)) for g in groups.values() if len(g) > 1)),
+                    tuple(sorted((n, fs.lock(i)) for n, i in named if fs.lock(i))))
+
+
 def project(system: System, world: World) -> Snapshot:
     """A model World in the shape of :meth:`OSWorld.snapshot`."""
     fs = world.fs
-    procs: list[ProcView] = []
-    private: list[tuple[tuple[str, bytes], ...]] = []
-    for p in world.procs:
-        regs = tuple(_model_reg(v, fs) for v in p.regs)
-        procs.append(ProcView(p.pc, p.status, p.last, p.progress, p.began, regs))
-        private.append(tuple(sorted((n, fs.contents[i] or b"") for n, i in p.private)))
-    return Snapshot(trace_files(fs), tuple(private), tuple(procs))
-
-
-def _shared_files(present: dict[str, bytes]) -> tuple[tuple[str, bytes | None], ...]:
-    """``spec.trace.files`` of the real shared files."""
-    names = sorted(present)
-    fs = FileSystem(tuple((n, j) for j, n in enumerate(names)), tuple(present[n] for n in names))
-    return trace_files(fs)
+    procs = tuple(ProcView(p.pc, p.status, p.last, p.progress, p.began, tuple(_model_reg(v, fs) for v in p.regs))
+                  for p in world.procs)
+    return _snapshot_of(fs, [p.private for p in world.procs], procs)
 
 
 def _file_bytes(path: str) -> bytes:
@@ -120,18 +154,28 @@ def _file_bytes(path: str) -> bytes:
         os.close(fd)
 
 
+def _content(path: str, name: str, link: bool) -> F.Content:
+    """A real file's bytes, or a symlink as the model holds it (its target
+    as the model names it: ``reference.syscalls.readlink``)."""
+    if link:
+        return F.Symlink(os.fsdecode(readlink(path, name)))
+    return _file_bytes(path)
+
+
 def _fd_bytes(fd: int) -> bytes:
     """The bytes of the file ``fd`` holds, even unlinked, without moving
     its offset: reopen it through /proc (Linux-specific)."""
     return _file_bytes(f"/proc/self/fd/{fd}")
 
 
-def _os_reg(kind: RegKind, v: Any) -> tuple[object, ...]:
-    """A real register as :class:`ProcView` shows it."""
+def _os_reg(kind: RegKind, v: Any, locks: bool) -> tuple[object, ...]:
+    """A real register as :class:`ProcView` shows it (``locks``: ask the
+    kernel for its flock; a system that never locks holds none)."""
     if not is_set(kind, v):
         return NOTHING
     if kind is RegKind.FD:
-        return ("fd", mode_bits(v), os.lseek(v, 0, os.SEEK_CUR), _fd_bytes(v))
+        append = bool(fcntl.fcntl(v, fcntl.F_GETFL) & os.O_APPEND)
+        return ("fd", mode_bits(v), os.lseek(v, 0, os.SEEK_CUR), _fd_bytes(v), append, held_lock(v) if locks else 0)
     if kind is RegKind.MAP:
         return ("map", v.length, _fd_bytes(v.dup))
     return Size(int(v)) if kind is RegKind.SIZE else Buf(v)
@@ -155,6 +199,9 @@ class _StepOperands(RunOperands):
         at = ins.offset  # the semantics stopped before placing it (a refused pwrite)
         return lambda env: at if env[_START] is None else env[_START]
 
+    def lock(self, op: LockOp) -> Arg:
+        return Const(LOCK_OPS[op] | fcntl.LOCK_NB)  # a conflict: EWOULDBLOCK, the process is not enabled
+
 
 class _Program:
     """What the world derives once per kind: where its operands sit, and
@@ -166,6 +213,9 @@ class _Program:
         operands = _StepOperands(self.layout)
         self.calls: dict[Instr, Call] = {
             ins: closure(BINDINGS[type(ins)](ins, operands)) for ins in kind.program.code if type(ins) in S.OPS}
+        # Would the call wait? (for the operations that can: flock)
+        self.waits: dict[Instr, Call] = {
+            ins: closure(WAITS[type(ins)](ins, operands)) for ins in kind.program.code if type(ins) in WAITS}
 
 
 class _Process:
@@ -246,9 +296,11 @@ class OSWorld:
     ``system.names``), as ``spec.machine.initial(system)`` does;
     ``processes=()`` starts none, and :meth:`start` starts one more (as
     ``spec.machine.start``).  The sandbox ``root`` must be an existing,
-    empty directory, as the model's file system starts empty.
-    :meth:`step` is ``spec.machine.step``; :meth:`faults` is
-    ``spec.machine.faults``.  Deterministic: one Python process, one call
+    empty directory, as the model's file system starts empty but for
+    ``system.dirs``, which are made here.
+    :meth:`step` is ``spec.machine.step`` (``Blocked`` for a process that
+    must wait); :meth:`enabled` is ``spec.machine.enabled``; :meth:`faults`
+    is ``spec.machine.faults``.  Deterministic: one Python process, one call
     per step, no threads.
 
     Use as a context manager (or call :meth:`close`) to release every
@@ -269,6 +321,9 @@ class OSWorld:
         if not os.path.isdir(self.root) or os.listdir(self.root):
             raise ValueError(f"{self.root}: the sandbox must be an existing, empty directory (the model starts empty)")
         self.faults_used = 0
+        for d in system.dirs:  # sorted: a parent before its children
+            os.mkdir(os.path.join(self.root, d))
+        self._locks = S.LOCKS in system.features
         self._programs = tuple(_Program(k) for k in system.kinds)
         self._procs: list[_Process] = []
         if processes is None:
@@ -323,6 +378,17 @@ class OSWorld:
         """The operation process ``i`` runs next, or None when it ended."""
         return current(self.system, self.proc(i))
 
+    def enabled(self, i: int) -> bool:
+        """Can process ``i`` take a step now (running, and not waiting for
+        a lock: the kernel is asked), as ``spec.machine.enabled``."""
+        p = self._procs[i]
+        ins = self.current(i)
+        return ins is not None and not self._waits(p, ins)
+
+    def _waits(self, p: _Process, ins: Instr) -> bool:
+        wait = self._programs[p.kind].waits.get(ins)
+        return wait is not None and bool(wait(p.env))
+
     def published(self) -> bool:
         """Has some writer returned success?"""
         return published(World(FileSystem(), tuple(p.as_proc() for p in self._procs), self.faults_used))
@@ -337,6 +403,8 @@ class OSWorld:
             raise ValueError(f"{p.name} has ended ({p.status.value})")
         if fault is not None and fault not in local_faults(self.system, p.as_proc(), True):
             raise ValueError(f"{p.name}: {ins} cannot suffer {fault}")
+        if fault is not None and self._waits(p, ins):
+            raise Blocked(f"{p.name}: {ins} must wait")  # no move at all, faulty or not (the fault is not made)
         step = _Step(self, p, fault)
         S.step(step.prog.kind.program, p.pc, step)
         self.faults_used += 1 if fault else 0
@@ -349,10 +417,12 @@ class OSWorld:
         regs = {r: (k, env[lay.reg[r]]) for r, k in lay.kinds.items()}
         payloads = {n: env[lay.payload[n]] for n in lay.payloads}
         probe = Probe(self.system.granularity, regs, payloads, p.progress, fault,
-                      lambda path: str(env[lay.path[path]])).run(ins)
+                      lambda path: str(env[lay.path[path]]), lambda d: os.path.join(self.root, d),
+                      self.system.features).run(ins)
         if fault is not None and probe.where == "before":
             p.last = fault[0]
             lay.apply(env, out.fault or (), None)
+            p.progress = 0  # the operation ends here (a flock that had let go of its lock, too)
             return True
         env[_CHUNK], env[_START] = probe.chunk or b"", probe.start
         try:
@@ -362,6 +432,16 @@ class OSWorld:
                 raise
             self._finish(p, prog, out.dies, None)
             return True
+        except BlockingIOError:
+            if ins not in prog.waits:
+                raise
+            if probe.done is not False:
+                raise Blocked(f"{p.name}: {ins} must wait") from None  # the kernel changed nothing
+            # A flock conversion that must wait: the kernel dropped the
+            # description's lock first, and the semantics say this is a
+            # step of its own; the operation goes on at the next.
+            p.last, p.progress = "", p.progress + 1
+            return False
         except OSError as e:
             p.last = errno_name(e)
             if isinstance(e, Unheld):  # nothing to ask the kernel: the semantics answer
@@ -399,29 +479,47 @@ class OSWorld:
         return self.snapshot().files
 
     def snapshot(self) -> Snapshot:
-        """Every file in the sandbox and every process's state; compare
-        with :func:`project` of the model's World."""
+        """Every file, symlink and directory in the sandbox, the flocks on
+        them, and every process's state; compare with :func:`project` of
+        the model's World."""
         owner: dict[str, tuple[int, str]] = {}
         for i, p in enumerate(self._procs):
             lay = self._programs[p.kind].layout
             for path, s in lay.path.items():
                 if path.private:
                     owner[p.env[s]] = (i, path.name)
-        present: dict[str, bytes] = {}
-        private: list[dict[str, bytes]] = [{} for _ in self._procs]
-        for entry in os.listdir(self.root):
-            full = os.path.join(self.root, entry)
-            if full in owner:
-                i, name = owner[full]
-                private[i][name] = _file_bytes(full)
-            else:
-                present[entry] = _file_bytes(full)
+        names: list[tuple[str, int]] = []
+        private: list[list[tuple[str, int]]] = [[] for _ in self._procs]
+        contents: list[F.Content] = []
+        dirs: list[str] = []
+        locks: list[tuple[int, int]] = []
+        inodes: dict[tuple[int, int], int] = {}
+        todo = [""]
+        while todo:
+            rel = todo.pop()
+            for entry in os.scandir(os.path.join(self.root, rel)):
+                name = os.path.join(rel, entry.name)
+                st = entry.stat(follow_symlinks=False)
+                if stat.S_ISDIR(st.st_mode):
+                    dirs.append(name)
+                    todo.append(name)
+                    continue
+                k, model = owner.get(entry.path, (-1, name))
+                j = inodes.get((st.st_dev, st.st_ino))
+                if j is None:
+                    j = inodes[(st.st_dev, st.st_ino)] = len(contents)
+                    contents.append(_content(entry.path, model, stat.S_ISLNK(st.st_mode)))
+                    state = flock_holders(st.st_dev, st.st_ino) if self._locks else 0
+                    if state:
+                        locks.append((j, state))
+                (names if k < 0 else private[k]).append((model, j))
+        fs = FileSystem(tuple(sorted(names)), tuple(contents), (), tuple(sorted(dirs)), tuple(locks))
         procs = tuple(self._view(p) for p in self._procs)
-        return Snapshot(_shared_files(present), tuple(tuple(sorted(d.items())) for d in private), procs)
+        return _snapshot_of(fs, [tuple(sorted(n)) for n in private], procs)
 
     def _view(self, p: _Process) -> ProcView:
         lay = self._programs[p.kind].layout
-        regs = tuple(_os_reg(k, p.env[lay.reg[r]]) for r, k in lay.kinds.items())
+        regs = tuple(_os_reg(k, p.env[lay.reg[r]], self._locks) for r, k in lay.kinds.items())
         return ProcView(p.pc, p.status, p.last, p.progress, p.began, regs)
 
     def close(self) -> None:

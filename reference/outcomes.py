@@ -33,6 +33,7 @@ from __future__ import annotations
 import fcntl
 import functools
 import os
+import stat
 from typing import Any, Callable, Mapping, NamedTuple
 
 from spec import fs as F
@@ -40,7 +41,7 @@ from spec import semantics as S
 from spec.ops import Instr, Path, ProgramError
 from spec.state import READ_BIT, WRITE_BIT, RegKind, Status
 
-from .syscalls import is_set
+from .syscalls import held_lock, is_set
 
 # ------------------------------------------------------------ outcomes
 
@@ -173,6 +174,9 @@ class _Recorder(NoFlow):
     certainly holds."""
 
     granularity = "write"  # a call is the whole operation
+    # Every rule's checks, whatever a system uses: the table is per
+    # instruction, and a check a system never reaches is never asked for.
+    features = frozenset({S.LINKS, S.LOCKS, S.APPEND, S.HARDLINKS})
 
     def __init__(self, mode: str, k: int = -1) -> None:
         self.mode, self.k = mode, k
@@ -236,6 +240,21 @@ class _Recorder(NoFlow):
             self._guarded -= 1
         return ANY
 
+    def branch(self, cond: object, then: Callable[[], None], other: Callable[[], None]) -> None:
+        t = _truth(cond)
+        if t is not None:
+            (then if t else other)()
+            return
+        self._guarded += 1  # both ways, as under m.when: no register effect may depend on it
+        try:
+            then()
+            other()
+        finally:
+            self._guarded -= 1
+
+    def block(self, cond: object) -> None:
+        pass  # waiting is the kernel's (the call does not return until it may)
+
     def die(self, cond: object, status: Status) -> None:
         if cond is not DIED:
             raise ProgramError(f"the OS interpreter can only die of what its call reports, not of {cond!r}")
@@ -254,7 +273,7 @@ class _Recorder(NoFlow):
     def fd_ino(self, reg: str) -> object:
         return ANY
 
-    fd_off = fd_mode = size_of = map_ino = map_len = fd_ino
+    fd_off = fd_mode = size_of = map_ino = map_len = fd_append = fd_lock = fd_ino
 
     def valid(self, reg: str, length: object) -> object:
         return ANY
@@ -272,11 +291,14 @@ class _Recorder(NoFlow):
         else:
             raise ProgramError(f"register {reg!r} is set to {value!r}, which the OS interpreter cannot know")
 
-    def set_fd(self, reg: str, ino: object, off: object, mode: int) -> None:
+    def set_fd(self, reg: str, ino: object, off: object, mode: int, append: bool = False) -> None:
         self._effect("result", reg)  # the descriptor the call returned
 
     def set_fd_off(self, reg: str, off: object) -> None:
         pass  # the kernel keeps the offset
+
+    def set_fd_lock(self, reg: str, lock: object) -> None:
+        pass  # and the description's lock
 
     def set_size(self, reg: str, n: object) -> None:
         self._set(reg, n)
@@ -304,6 +326,33 @@ class _Recorder(NoFlow):
         pass
 
     def unbind(self, path: Path) -> None:
+        pass
+
+    def dir_exists(self, path: str) -> object:
+        return ANY
+
+    def add_dir(self, path: str) -> None:
+        pass
+
+    def create_link(self, target: Path) -> object:
+        return ANY
+
+    def is_link(self, ino: object) -> object:
+        return ANY
+
+    def link_target(self, ino: object) -> object:
+        return ANY
+
+    def bind_target(self, link: object, ino: object) -> None:
+        pass
+
+    def link_text(self, ino: object) -> object:
+        return RESULT  # readlink's buffer is what the call returns
+
+    def lock_state(self, ino: object) -> object:
+        return ANY
+
+    def set_lock(self, ino: object, state: object) -> None:
         pass
 
     def file_size(self, ino: object) -> object:
@@ -351,23 +400,48 @@ def mode_bits(fd: int) -> int:
     return _MODE_BITS[fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE]
 
 
+def flock_holders(dev: int, ino: int) -> int:
+    """Inode (``dev``, ``ino``)'s flock state from /proc/locks, as the
+    model spells it: 0 free, n > 0 shared by n, -1 exclusive (a waiting
+    request, ``->``, holds nothing)."""
+    key = f" {os.major(dev):02x}:{os.minor(dev):02x}:{ino} ".encode()
+    shared = 0
+    with open("/proc/locks", "rb") as f:
+        for line in f:
+            if key in line and b" FLOCK " in line and b"->" not in line:
+                if b" WRITE " in line:
+                    return -1
+                shared += 1
+    return shared
+
+
 class Probe(S.PyLogic, NoFlow):
     """The value domain of ``spec.semantics.probe`` for one step of one
     process on real files: registers are the real ones (a descriptor is
-    held when set, its mode from fcntl), payloads and lengths concrete.
+    held when set, its mode, O_APPEND and flock from the kernel), names
+    looked up with lstat, payloads and lengths concrete.  An inode is its
+    real inode number (-1: none).
 
     After :meth:`run`: ``where`` (``"refused"``, ``"before"``, ``"after"``
-    or ``"none"``), ``refused`` (the refusing check's errno), and for a
-    write ``chunk``/``start`` (the bytes that land in this step, and for a
-    pwrite where) and ``done`` (does this step complete it)."""
+    or ``"none"``), ``refused`` (the refusing check's errno), ``blocked``
+    (the semantics say the step must wait), and for a write
+    ``chunk``/``start`` (the bytes that land in this step, and for a pwrite
+    where) and ``done`` (does this step complete the operation: a
+    byte-granular write, a flock conversion that must wait)."""
 
     def __init__(self, granularity: str, regs: Mapping[str, tuple[RegKind, Any]], payloads: Mapping[str, bytes],
-                 progress: int, fault: tuple[str, int] | None, real: Callable[[Path], str]) -> None:
-        self.granularity = granularity
+                 progress: int, fault: tuple[str, int] | None, real: Callable[[Path], str],
+                 real_dir: Callable[[str], str] | None = None, features: frozenset[str] = frozenset()) -> None:
+        self.granularity, self.features = granularity, features
         self._regs, self._payloads, self._progress, self._fault, self._real = regs, payloads, progress, fault, real
+        self._real_dir = real_dir
         self._effects = False
+        # What the probe learnt of each inode it met: (dev, is a symlink,
+        # a real path naming it or None, a descriptor holding it or -1).
+        self._seen: dict[int, tuple[int, bool, str | None, int]] = {}
         self.where = ""
         self.refused: str | None = None
+        self.blocked = False
         self.chunk: bytes | None = None
         self.start: int | None = None
         self.done: bool | None = None
@@ -394,6 +468,9 @@ class Probe(S.PyLogic, NoFlow):
     def die(self, cond: object, status: Status) -> None:
         self._effects = True
 
+    def block(self, cond: object) -> None:
+        self.blocked = bool(cond)  # the world asks the kernel itself (reference.syscalls.flock_would_wait)
+
     def progress(self) -> int:
         return self._progress
 
@@ -409,14 +486,30 @@ class Probe(S.PyLogic, NoFlow):
         kind, v = self._regs[reg]
         return is_set(kind, v)
 
+    def _fd(self, reg: str) -> int:
+        return int(self._value(reg, RegKind.FD)) if self.held(reg) else -1
+
     def fd_ino(self, reg: str) -> int:
-        return int(self._value(reg, RegKind.FD))  # a stand-in: only the kernel knows the inode
+        fd = self._fd(reg)
+        if fd < 0:
+            return -1
+        st = os.fstat(fd)
+        self._seen[st.st_ino] = (st.st_dev, False, None, fd)
+        return st.st_ino
 
     def fd_off(self, reg: str) -> int:
         return os.lseek(self._value(reg, RegKind.FD), 0, os.SEEK_CUR) if self.held(reg) else 0
 
     def fd_mode(self, reg: str) -> int:
         return mode_bits(self._value(reg, RegKind.FD)) if self.held(reg) else 0
+
+    def fd_append(self, reg: str) -> bool:
+        fd = self._fd(reg)
+        return fd >= 0 and bool(fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_APPEND)
+
+    def fd_lock(self, reg: str) -> int:
+        fd = self._fd(reg)
+        return held_lock(fd) if fd >= 0 else 0
 
     def size_of(self, reg: str) -> int:
         return int(self._value(reg, RegKind.SIZE))
@@ -432,10 +525,13 @@ class Probe(S.PyLogic, NoFlow):
     def valid(self, reg: str, length: int) -> bool:
         return F.valid(self._value(reg, RegKind.BUF), length)
 
-    def set_fd(self, reg: str, ino: object, off: object, mode: int) -> None:
+    def set_fd(self, reg: str, ino: object, off: object, mode: int, append: bool = False) -> None:
         self._effects = True
 
     def set_fd_off(self, reg: str, off: object) -> None:
+        self._effects = True
+
+    def set_fd_lock(self, reg: str, lock: object) -> None:
         self._effects = True
 
     def set_size(self, reg: str, n: object) -> None:
@@ -454,20 +550,65 @@ class Probe(S.PyLogic, NoFlow):
     def payload_len(self, name: str) -> int:
         return len(self._payloads[name])
 
-    def lookup(self, path: Path) -> int:
+    def _name(self, real: str) -> int:
+        """The inode real name ``real`` names (not following a symlink), or -1."""
         try:
-            return os.stat(self._real(path)).st_ino
+            st = os.lstat(real)
         except OSError:
             return -1
+        self._seen[st.st_ino] = (st.st_dev, stat.S_ISLNK(st.st_mode), real, -1)
+        return st.st_ino
+
+    def lookup(self, path: Path) -> int:
+        return self._name(self._real(path))
+
+    def dir_exists(self, path: str) -> bool:
+        assert self._real_dir is not None, "a probe of an operation under a directory needs real_dir"
+        return os.path.isdir(self._real_dir(path))
+
+    def is_link(self, ino: int) -> bool:
+        return ino >= 0 and self._seen[ino][1]
+
+    def link_target(self, ino: int) -> int:
+        if not self.is_link(ino):
+            return -1
+        link = self._seen[ino][2]
+        assert link is not None
+        return self._name(os.path.join(os.path.dirname(link), os.readlink(link)))
+
+    def link_text(self, ino: object) -> bytes:
+        return b""
+
+    def lock_state(self, ino: int) -> int:
+        return flock_holders(self._seen[ino][0], ino) if ino >= 0 else 0
+
+    def file_size(self, ino: int) -> int:
+        if ino < 0:
+            return 0
+        _, _, real, fd = self._seen[ino]
+        return os.fstat(fd).st_size if fd >= 0 else os.lstat(real).st_size if real is not None else 0
 
     def create(self) -> int:
+        self._effects = True
+        return -1
+
+    def create_link(self, target: Path) -> int:
         self._effects = True
         return -1
 
     def bind(self, path: Path, ino: object) -> None:
         self._effects = True
 
+    def bind_target(self, link: object, ino: object) -> None:
+        self._effects = True
+
     def unbind(self, path: Path) -> None:
+        self._effects = True
+
+    def add_dir(self, path: str) -> None:
+        self._effects = True
+
+    def set_lock(self, ino: object, state: object) -> None:
         self._effects = True
 
     def resize(self, ino: object, n: object) -> None:
@@ -475,9 +616,6 @@ class Probe(S.PyLogic, NoFlow):
 
     def sync(self, ino: object) -> None:
         self._effects = True
-
-    def file_size(self, ino: object) -> int:
-        return 0
 
     def write(self, ino: object, at: int, payload: str, first: int, count: int) -> None:
         self._effects = True

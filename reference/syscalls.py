@@ -25,6 +25,8 @@ buffer bytes (None when unset), a mapping a ``reference.mapping.Region``
 from __future__ import annotations
 
 import errno as errno_mod
+import fcntl
+import functools
 import os
 from typing import Any, Callable, NamedTuple, Protocol, Union
 
@@ -32,19 +34,26 @@ from spec.ops import (
     Chtimes,
     Close,
     Data,
+    Fdatasync,
+    Flock,
     Fstat,
     Fsync,
     Ftruncate,
     Length,
+    Link,
+    LockOp,
     MapRead,
+    Mkdir,
     Mmap,
     Open,
     OpenFlags,
     Path,
     PWrite,
     Read,
+    Readlink,
     Rename,
     Stat,
+    Symlink,
     Unlink,
     Write,
 )
@@ -75,6 +84,10 @@ def os_flags(flags: OpenFlags) -> int:
         n |= os.O_TRUNC
     if OpenFlags.EXCL in flags:
         n |= os.O_EXCL
+    if OpenFlags.APPEND in flags:
+        n |= os.O_APPEND
+    if OpenFlags.NOFOLLOW in flags:
+        n |= os.O_NOFOLLOW
     return n | os.O_CLOEXEC
 
 
@@ -112,12 +125,124 @@ def pwrite_all(fd: int, data: bytes, at: int) -> None:
         done += os.pwrite(fd, data[done:], at + done)
 
 
+def _ebadf() -> OSError:
+    return OSError(errno_mod.EBADF, os.strerror(errno_mod.EBADF))
+
+
 def fsync(fd: int) -> None:
     """os.fsync, except that an unset descriptor (-1) gets the kernel's
     EBADF rather than Python's ValueError (os.fsync checks before the call)."""
     if fd < 0:
-        raise OSError(errno_mod.EBADF, os.strerror(errno_mod.EBADF))
+        raise _ebadf()
     os.fsync(fd)
+
+
+def fdatasync(fd: int) -> None:
+    """os.fdatasync, with the kernel's EBADF for -1 (as :func:`fsync`)."""
+    if fd < 0:
+        raise _ebadf()
+    os.fdatasync(fd)
+
+
+def flock(fd: int, op: int) -> None:
+    """fcntl.flock, with the kernel's EBADF for -1 (Python refuses a
+    negative descriptor before the call).  With LOCK_NB a conflict is
+    EWOULDBLOCK (:class:`BlockingIOError`); without it the call waits."""
+    if fd < 0:
+        raise _ebadf()
+    fcntl.flock(fd, op)
+
+
+# flock's operation for each LockOp.
+LOCK_OPS = {LockOp.SHARED: fcntl.LOCK_SH, LockOp.EXCLUSIVE: fcntl.LOCK_EX, LockOp.UNLOCK: fcntl.LOCK_UN}
+
+
+def held_lock(fd: int) -> int:
+    """The flock the open description of ``fd`` holds, as the model spells
+    it: 0 none, 1 shared, -1 exclusive (its ``lock:`` lines in
+    /proc/self/fdinfo, Linux 4.14 and later)."""
+    with open(f"/proc/self/fdinfo/{fd}", "rb") as f:
+        for line in f:
+            if line.startswith(b"lock:") and b"FLOCK" in line:
+                return -1 if b" WRITE " in line else 1
+    return 0
+
+
+def flock_would_wait(fd: int, op: int) -> bool:
+    """Would flock(fd, op) wait?  Asked of the kernel: the request is made
+    with LOCK_NB and what the description held is put back.  A request
+    the kernel answers EWOULDBLOCK after dropping the description's own
+    lock (a conversion: fs/locks.c drops the old lock before it looks for
+    conflicts) changed something, so it does not wait: it is a step."""
+    if fd < 0 or op == fcntl.LOCK_UN:
+        return False
+    before = held_lock(fd)
+    try:
+        fcntl.flock(fd, op | fcntl.LOCK_NB)
+    except BlockingIOError:
+        if held_lock(fd) == before:
+            return True
+    except OSError:
+        return False  # another error: the step fails with it
+    # Put back what it held (no other process runs in between: the
+    # description's own lock, or none, is always free to take back).
+    back = {0: fcntl.LOCK_UN, 1: fcntl.LOCK_SH, -1: fcntl.LOCK_EX}[before]
+    fcntl.flock(fd, back | fcntl.LOCK_NB)
+    return False
+
+
+def link(old: str, new: str) -> None:
+    """link(2): a symlink ``old`` is linked itself (linkat without
+    AT_SYMLINK_FOLLOW; said outright, as os.link's default leaves it to
+    the platform's link())."""
+    os.link(old, new, follow_symlinks=False)
+
+
+def mkdir(path: str) -> None:
+    os.mkdir(path, 0o777)
+
+
+def link_text(target: str, link: str) -> str:
+    """What symlink ``link`` (a model name) holds to point at ``target``
+    (a model name): the target relative to the link's directory, so the
+    tree can move."""
+    return os.path.relpath(target, os.path.dirname(link) or ".")
+
+
+def symlink(text: str, path: str) -> None:
+    os.symlink(text, path)
+
+
+def readlink(path: str, name: str) -> bytes:
+    """readlink(2) of symlink ``path`` (model name ``name``): the target as
+    the model names it, relative to the root (the link holds it relative
+    to its own directory, :func:`link_text`)."""
+    text = os.readlink(path)
+    return os.fsencode(os.path.normpath(os.path.join(os.path.dirname(name), text)))
+
+
+AT_FDCWD, RENAME_NOREPLACE = -100, 1
+
+
+@functools.cache
+def _renameat2() -> Any:
+    """The C library's renameat2 (glibc 2.28), typed; loaded on first use."""
+    import ctypes
+
+    fn = ctypes.CDLL(None, use_errno=True).renameat2
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+def rename_noreplace(src: str, dst: str) -> None:
+    """renameat2(AT_FDCWD, src, AT_FDCWD, dst, RENAME_NOREPLACE): EEXIST
+    from the kernel when ``dst`` exists (Python has no binding)."""
+    if _renameat2()(AT_FDCWD, os.fsencode(src), AT_FDCWD, os.fsencode(dst), RENAME_NOREPLACE) != 0:
+        import ctypes
+
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e), src, None, dst)
 
 
 def close_quietly(fd: int) -> None:
@@ -239,6 +364,10 @@ class Operands(Protocol):
     def length(self, n: Length) -> Arg:
         """A length's value."""
 
+    def lock(self, op: LockOp) -> Arg:
+        """flock's operation argument (the step-wise world adds LOCK_NB:
+        there a conflict is a process that is not enabled)."""
+
 
 def stat_size(path: str) -> int:
     return os.stat(path).st_size
@@ -289,7 +418,31 @@ def _unlink(ins: Unlink, o: Operands) -> Bound:
 
 
 def _rename(ins: Rename, o: Operands) -> Bound:
-    return Bound(os.rename, (Slot(o.path(ins.src)), Slot(o.path(ins.dst))))
+    return Bound(rename_noreplace if ins.noreplace else os.rename, (Slot(o.path(ins.src)), Slot(o.path(ins.dst))))
+
+
+def _fdatasync(ins: Fdatasync, o: Operands) -> Bound:
+    return Bound(fdatasync, (Slot(o.reg(ins.fd)),))
+
+
+def _link(ins: Link, o: Operands) -> Bound:
+    return Bound(link, (Slot(o.path(ins.old)), Slot(o.path(ins.new))))
+
+
+def _mkdir(ins: Mkdir, o: Operands) -> Bound:
+    return Bound(mkdir, (Slot(o.path(ins.path)),))
+
+
+def _symlink(ins: Symlink, o: Operands) -> Bound:
+    return Bound(symlink, (Const(link_text(ins.target.name, ins.path.name)), Slot(o.path(ins.path))))
+
+
+def _readlink(ins: Readlink, o: Operands) -> Bound:
+    return Bound(readlink, (Slot(o.path(ins.path)), Const(ins.path.name)))
+
+
+def _flock(ins: Flock, o: Operands) -> Bound:
+    return Bound(flock, (Slot(o.reg(ins.fd)), o.lock(ins.op)))
 
 
 def _chtimes(ins: Chtimes, o: Operands) -> Bound:
@@ -318,7 +471,23 @@ BINDINGS: dict[type, Binder] = {
     Fstat: _fstat,
     Unlink: _unlink,
     Rename: _rename,
+    Fdatasync: _fdatasync,
+    Link: _link,
+    Mkdir: _mkdir,
+    Symlink: _symlink,
+    Readlink: _readlink,
+    Flock: _flock,
     Chtimes: _chtimes,
     Mmap: _mmap,
     MapRead: _map_read,
 }
+
+
+def _flock_waits(ins: Flock, o: Operands) -> Bound:
+    return Bound(flock_would_wait, (Slot(o.reg(ins.fd)), Const(LOCK_OPS[ins.op])))
+
+
+# For the operations that can wait (the semantics' ``m.block``), the
+# question the step-wise world asks the kernel: would the call wait now?
+# (The production runner just makes the call, and it waits.)
+WAITS: dict[type, Binder] = {Flock: _flock_waits}

@@ -323,16 +323,18 @@ def _allows(m: Dom, fd: str, bit: int) -> V:
 # What a system's programs use (:func:`features`): the rules for each are
 # only run where the programs can need them, so a system without symlinks
 # explores, proves and translates exactly as before they existed.
-LINKS, LOCKS, APPEND = "links", "locks", "append"
+LINKS, LOCKS, APPEND, HARDLINKS = "links", "locks", "append", "hardlinks"
 
 
 def features(programs: Iterable[Program]) -> frozenset[str]:
-    """The features ``programs`` use: symlinks, flock, O_APPEND."""
+    """The features ``programs`` use: symlinks, flock, O_APPEND, hard links."""
     out: set[str] = set()
     for prog in programs:
         for ins in prog.code:
             if isinstance(ins, Symlink):
                 out.add(LINKS)
+            elif isinstance(ins, Link):
+                out.add(HARDLINKS)
             elif isinstance(ins, Flock):
                 out.add(LOCKS)
             elif isinstance(ins, Open) and OpenFlags.APPEND in ins.flags:
@@ -340,10 +342,12 @@ def features(programs: Iterable[Program]) -> frozenset[str]:
     return frozenset(out)
 
 
-def _walk(m: Dom, path: Path) -> None:
-    """Path resolution: every directory above the name must exist."""
+def _walk(m: Dom, path: Path, then: Callable[[], None] | None = None) -> None:
+    """Path resolution: every directory above the name must exist.  ``then``:
+    the effects of the operation's own ENOENT, which a missing directory
+    has too (the caller sees one ENOENT, whichever name was missing)."""
     for d in path.parents():
-        m.check(m.not_(m.dir_exists(d)), F.ENOENT)
+        m.check(m.not_(m.dir_exists(d)), F.ENOENT, then)
 
 
 def _follow(m: Dom, named: V, nofollow: bool) -> V:
@@ -378,7 +382,10 @@ def _open(ins: Open, m: Dom) -> None:
     if OpenFlags.TRUNC in flags:
         m.resize(ino, 0)  # Linux truncates even with O_RDONLY|O_TRUNC
     # A register still holding a descriptor is overwritten (the old
-    # description is gone; the OS interpreter closes it).
+    # description is gone, and its flock with it; the OS interpreter
+    # closes it).
+    if LOCKS in m.features:
+        _unlock(m, ins.fd)
     m.set_fd(ins.fd, ino, 0, _mode(flags), OpenFlags.APPEND in flags)
 
 
@@ -420,12 +427,14 @@ def _write(ins: Write | PWrite, m: Dom) -> None:
     if APPEND in m.features:
         # O_APPEND: the whole write lands at the end of file as it is now,
         # in one step (the inode's lock is held for all of it), even a
-        # pwrite (Linux ignores its offset); the offset moves to the end.
+        # pwrite (Linux ignores its offset); the offset moves to the end -
+        # but only when a byte lands (Linux returns before it places a
+        # write of no bytes, and keeps a failed write's position).
         app, end = m.fd_append(ins.fd), m.file_size(ino)
         first, start = m.ite(app, 0, first), m.ite(app, end, start)
         count = m.ite(app, m.ite(faulted, m.fault_bytes() if m.granularity == "write" else 0, n), count)
         done = m.or_(app, done)
-        off = m.ite(m.and_(app, at is None), end, off)
+        off = m.ite(m.and_(app, at is None, count > 0), end, off)
     m.write(ino, start, ins.data.payload, lo + first, count)
     if at is None:
         m.set_fd_off(ins.fd, off + count)
@@ -470,7 +479,7 @@ def _close(ins: Close, m: Dom) -> None:
 
 def _stat(ins: Stat, m: Dom) -> None:
     """stat(path): its size, or -1 and ENOENT (through a symlink)."""
-    _walk(m, ins.path)
+    _walk(m, ins.path, lambda: m.set_size(ins.into, -1))
     ino = _follow(m, m.lookup(ins.path), False)
     m.check(ino < 0, F.ENOENT, lambda: m.set_size(ins.into, -1))
     m.set_size(ins.into, m.file_size(ino))
@@ -500,8 +509,17 @@ def _rename(ins: Rename, m: Dom) -> None:
     _walk(m, ins.dst)
     if ins.noreplace:
         m.check(m.lookup(ins.dst) >= 0, F.EEXIST)
-    m.unbind(ins.src)
-    m.bind(ins.dst, ino)
+    if HARDLINKS in m.features:
+        # Two names of one inode: rename does nothing, and succeeds
+        # (vfs_rename: source == target).  Only link makes such names.
+        m.when(m.lookup(ins.dst) != ino, lambda: _move(m, ins.src, ins.dst, ino), None)
+    else:
+        _move(m, ins.src, ins.dst, ino)
+
+
+def _move(m: Dom, src: Path, dst: Path, ino: V) -> None:
+    m.unbind(src)
+    m.bind(dst, ino)
 
 
 def _link(ins: Link, m: Dom) -> None:
@@ -534,7 +552,7 @@ def _symlink(ins: Symlink, m: Dom) -> None:
 
 def _readlink(ins: Readlink, m: Dom) -> None:
     """readlink(path): the target's name (a failed readlink leaves no buffer)."""
-    _walk(m, ins.path)
+    _walk(m, ins.path, lambda: m.clear(ins.into))
     named = m.lookup(ins.path)
     m.check(named < 0, F.ENOENT, lambda: m.clear(ins.into))
     m.check(m.not_(m.is_link(named)), F.EINVAL, lambda: m.clear(ins.into))
@@ -545,7 +563,10 @@ def _flock(ins: Flock, m: Dom) -> None:
     """flock(fd, op): the lock belongs to the open description.  A
     conflicting request waits (the process is not enabled) until the
     holder drops it; taking a lock the description holds in the other mode
-    converts it."""
+    converts it - by dropping the old lock first, as Linux does
+    (fs/locks.c flock_lock_inode): a shared lock that must wait to become
+    exclusive waits without it, so the drop is a step of its own and the
+    request goes on at the next, as any other."""
     m.check(m.not_(m.held(ins.fd)), F.EBADF)
     if ins.op is LockOp.UNLOCK:
         _unlock(m, ins.fd)
@@ -556,8 +577,10 @@ def _flock(ins: Flock, m: Dom) -> None:
         m.block(m.and_(state == -1, mine != -1))  # another holds it exclusively
         new, want = m.ite(mine == 1, state, m.ite(mine == -1, 1, state + 1)), 1
     else:
-        m.block(m.ite(mine == -1, False, m.ite(mine == 1, state > 1, state != 0)))  # others hold it
-        new, want = -1, -1
+        drops = m.and_(mine == 1, state > 1)  # others share it: let go of ours, then wait
+        m.block(m.and_(mine == 0, state != 0))  # others hold it
+        new, want = m.ite(drops, state - 1, -1), m.ite(drops, 0, -1)
+        m.complete(m.or_(m.faulted(), m.not_(drops)))
     m.fault_point()  # ENOLCK
     m.set_lock(ino, new)
     m.set_fd_lock(ins.fd, want)

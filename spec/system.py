@@ -231,10 +231,17 @@ def _dirs(programs: list[Program]) -> tuple[str, ...]:
     """The directories that exist at the start (each program's ``dirs``,
     with their parents), after checking that no name is used both as a
     directory and as a file, and that no directory is private: the model
-    keeps the two apart (a directory is only ever made and lived in)."""
+    keeps the two apart (a directory is only ever made and lived in); and
+    that the directories above every symlink's target exist at the start.
+    (An open with O_CREAT through a dangling link makes its target, which
+    Linux refuses with ENOENT while a directory above it is missing; the
+    model does not walk the target's directories - the target is an
+    inode's content, not a name the operation knows - so a program may
+    only point links into directories that are always there.)"""
     start: set[str] = set()
     dirs: set[str] = set()
     files: set[str] = set()
+    targets: list[tuple[str, Symlink]] = []
     for prog in programs:
         for d in prog.dirs:
             p = Path(d)
@@ -248,11 +255,18 @@ def _dirs(programs: list[Program]) -> tuple[str, ...]:
                     dirs.add(path.name)
                 else:
                     files.add(path.name)
-            if isinstance(ins, Symlink) and ins.target.private:
-                raise SetupError(f"{prog.name}: {ins}: a symlink's target must be a shared name")
+            if isinstance(ins, Symlink):
+                if ins.target.private:
+                    raise SetupError(f"{prog.name}: {ins}: a symlink's target must be a shared name")
+                targets.append((prog.name, ins))
     both = (dirs | start) & files
     if both:
         raise SetupError(f"{sorted(both)[0]!r} is used both as a directory and as a file")
+    for name, link in targets:
+        missing = [d for d in link.target.parents() if d not in start]
+        if missing:
+            raise SetupError(f"{name}: {link}: directory {missing[0]!r} above the target must exist from the start "
+                             "(name it in Program.dirs)")
     return tuple(sorted(start))
 
 
