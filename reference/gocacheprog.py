@@ -401,7 +401,8 @@ class _UnnamedOutput:
             raise
 
     def _open(self) -> int:
-        if _TMPFILE:
+        # An unnamed file is named later through /proc's link to its fd.
+        if _TMPFILE and os.path.isdir("/proc/self/fd"):
             try:
                 return os.open(".", _TMPFILE | os.O_WRONLY | os.O_CLOEXEC, 0o666, dir_fd=self._dirfd)
             except OSError as e:
@@ -430,8 +431,9 @@ class _UnnamedOutput:
         except FileNotFoundError:
             pass
         if self._temp is None:
-            self._temp = _private_name(self.name)
-            os.link(f"/proc/self/fd/{self.fd}", self._temp, dst_dir_fd=self._dirfd, follow_symlinks=True)
+            temp = _private_name(self.name)
+            os.link(f"/proc/self/fd/{self.fd}", temp, dst_dir_fd=self._dirfd, follow_symlinks=True)
+            self._temp = temp
         os.rename(self._temp, self.name, src_dir_fd=self._dirfd, dst_dir_fd=self._dirfd)
         self._temp = None
 
@@ -440,6 +442,8 @@ class _UnnamedOutput:
         try:
             if self._temp is not None:
                 os.unlink(self._temp, dir_fd=self._dirfd)
+        except FileNotFoundError:
+            pass  # someone removed it (go clean): nothing left to do
         finally:
             os.close(self.fd)
             os.close(self._dirfd)
