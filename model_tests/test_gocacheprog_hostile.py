@@ -206,7 +206,8 @@ HIT_KEYS = {"ID", "OutputID", "Size", "Time", "DiskPath"}
 def check_ended_cleanly(s: Session, cache_dir: Path) -> list[dict[str, Any]]:
     """Exit status 0, no traceback, and every answer a well-formed response;
     returns the answers."""
-    assert s.status == 0 and b"Traceback" not in s.stderr, (s.status, s.stderr.decode(errors="replace")[-2000:])
+    assert s.status == 0 and b"Traceback" not in s.stderr, \
+        f"the session did not end cleanly: exit {s.status}, stderr {s.stderr.decode(errors='replace')[-2000:]}"
     answers = s.answers()
     for a in answers:
         assert isinstance(a.get("ID"), int), a
@@ -241,7 +242,7 @@ def check_disk_path(path: str, cache_dir: Path, output_id: bytes | None, size: i
 def check_follow_up(answers: list[dict[str, Any]], cache_dir: Path) -> None:
     """The put, get and close of FOLLOW_UP were answered as they should be."""
     put, got, closed = answers[-3:]
-    assert put["ID"] == 10**6 + 1 and "Err" not in put, answers[-4:]
+    assert put["ID"] == 10**6 + 1 and "Err" not in put, f"the valid put after the input was not served: {answers[-4:]}"
     assert Path(put["DiskPath"]).read_bytes() == CHECK_BODY
     assert got["ID"] == 10**6 + 2 and got.get("DiskPath") == put["DiskPath"] and got["Size"] == len(CHECK_BODY), got
     assert closed == {"ID": 10**6 + 3}
@@ -459,6 +460,7 @@ def fuzz(base: Path, tally: Counter[str], examples: int,
     one()
 
 
+TWIN_TIMEOUT_S = 2.5  # the hang twin waits this long, twice (the failing input is run again)
 FUZZ_EXAMPLES = 2000 if DEEP else 60  # the ci profile's count; each is two or three sessions
 
 
@@ -519,11 +521,12 @@ def never_consumes_a_long_line(self: gp.Server) -> None:
     """A server that does not skip a too-long line: it finds it again, for ever."""
 
 
-TWINS: dict[str, tuple[str, Callable[..., Any]]] = {
-    "crash": ("_handle", old_json_catch),
-    "escape": ("_put", path_from_request_text),
-    "lost-line": ("_body_line", drops_the_line_after_a_missing_body),
-    "hang": ("_too_long", never_consumes_a_long_line),
+# The bug, the method it replaces, and the words of the check that must catch it.
+TWINS: dict[str, tuple[str, Callable[..., Any], str]] = {
+    "crash": ("_handle", old_json_catch, "did not end cleanly"),
+    "escape": ("_put", path_from_request_text, "outside DIR"),
+    "lost-line": ("_body_line", drops_the_line_after_a_missing_body, "valid put after the input"),
+    "hang": ("_too_long", never_consumes_a_long_line, "the server hung"),
 }
 
 
@@ -533,11 +536,11 @@ def test_the_fuzzer_finds_a_reintroduced_bug(bug: str, fuzz_base: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """Each promise the fuzzer checks, broken on purpose, is found (the
     forked server inherits the patch)."""
-    name, bad = TWINS[bug]
+    name, bad, caught_by = TWINS[bug]
     monkeypatch.setattr(gp.Server, name, bad)
     tally: Counter[str] = Counter()
-    with pytest.raises(AssertionError):
-        fuzz(fuzz_base, tally, 400, phases=(Phase.explicit, Phase.generate), timeout=2.5)
+    with pytest.raises(AssertionError, match=caught_by):
+        fuzz(fuzz_base, tally, 400, phases=(Phase.explicit, Phase.generate), timeout=TWIN_TIMEOUT_S)
     print(f"\n{bug}: found at input {tally['inputs'] + 1}")
 
 
