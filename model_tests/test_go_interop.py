@@ -172,6 +172,32 @@ def test_go_build_through_the_server_prints_nothing(plain_gocache: Path, tmp_pat
     assert loud.returncode == 0 and "idemwrite gocacheprog:" in loud.stderr and " hits" in loud.stderr, loud.stderr
 
 
+def test_bodies_streamed_from_the_go_command(plain_gocache: Path, tmp_path: Path) -> None:
+    """The server's streaming path (bodies over STREAM_AT, 4 MiB, which few
+    outputs of a small build reach) with the go command's own encoding of
+    bodies: a server whose threshold is 512 bytes takes the program's
+    outputs through the unnamed-file path; then a plain ``GOCACHE=DIR go
+    build -x`` compiles nothing and the directory verifies."""
+    shared = tmp_path / "shared"
+    shutil.copytree(plain_gocache, shared)
+    prog = write_module(tmp_path / "hello", "example.com/hello", hello("streamed"))
+    env = go_env(tmp_path, tmp_path / "go-own-cache")
+    code = "import sys; from reference.gocacheprog import run; run(sys.argv[1], 'write-then-truncate', stream_at=512)"
+    env["GOCACHEPROG"] = f'"{sys.executable}" -c "{code}" "{shared}"'
+    before = set(shared.glob("??/*-d"))
+    first = go(["build", "-x", "-o", str(tmp_path / "a.bin"), "."], prog, env)
+    assert first.returncode == 0, first.stderr
+    assert len(compile_lines(first.stderr)) == 2
+    # Control: outputs over the threshold were put (so went the streaming way).
+    streamed = [p for p in set(shared.glob("??/*-d")) - before if p.stat().st_size > 512]
+    assert len(streamed) >= 2, streamed
+    assert GoCache(str(shared), create=False).verify().problems == []
+    second = go(["build", "-x", "-o", str(tmp_path / "b.bin"), "."], prog, go_env(tmp_path, shared))
+    assert second.returncode == 0 and compile_lines(second.stderr) == [], second.stderr
+    run = subprocess.run([str(tmp_path / "b.bin")], capture_output=True, text=True, timeout=60)
+    assert run.stderr.strip() == "streamed"
+
+
 # ------------------------------------------------------------ the seed's regression test
 
 CGO_PACKAGE = {"bar.go": 'package bar\n\nimport "C"\n'}
