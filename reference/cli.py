@@ -3,7 +3,9 @@
 ``idemwrite cache verify|stat|trim DIR`` looks at a Go build cache (a
 person's real GOCACHE included): ``verify`` and ``stat`` only read (no mtime
 is refreshed); ``trim`` removes what Go's own trim would.  ``idemwrite
-gocacheprog --dir DIR [--protocol P]`` runs the GOCACHEPROG server.
+gocacheprog --dir DIR [--protocol P] [--verbose]`` runs the GOCACHEPROG
+server (quiet on stderr unless something fails; ``--verbose`` or
+``IDEMWRITE_VERBOSE=1`` for its counts).
 
 Exit codes: 0 all well, 1 problems found (verify) or the server failed,
 2 bad usage.  ``--json`` prints data for machines; the default is a table
@@ -96,8 +98,8 @@ def _print_verify(report: VerifyReport, as_json: bool) -> None:
 
 
 def gocacheprog_main(argv: list[str]) -> int:
-    """``idemwrite gocacheprog --dir DIR [--protocol P]``: serve on
-    stdin/stdout until ``close`` or end of input."""
+    """``idemwrite gocacheprog --dir DIR [--protocol P] [--verbose]``:
+    serve on stdin/stdout until ``close`` or end of input."""
     from reference.gocacheprog import main  # the server module, only when serving
 
     return main(argv)
