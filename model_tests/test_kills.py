@@ -29,13 +29,15 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import resource
+import signal
 import time
 from pathlib import Path
 from typing import Callable
 
 import pytest
 
-from killload import HIT, MISS, SCALE, WRONG, Board, Tally, action_id, payloads, run_load
+from killload import HIT, MISS, SCALE, WRONG, Board, Tally, accepted_corruptions, action_id, payloads, run_load
 from reference.entry import read_entry, write_entry
 from reference.gocache import TRIM_LIMIT_S, GoCache
 from spec.protocols import CATALOGUE
@@ -52,8 +54,11 @@ MIN_SIZE, MAX_SIZE = 16 << 10, 512 << 10
 DEFAULT, WRITE_FILE = "write-then-truncate", "write-file"
 
 
-def report(tally: Tally) -> None:
+def report(tally: Tally, tmp: Path) -> None:
     print(tally.row())
+    wrong = tmp / "wrong.txt"
+    if wrong.exists():
+        print(wrong.read_text()[:600])
     assert tally.crashes == [], "\n".join(tally.crashes)
     assert tally.kills == KILLS and tally.kills_in_put > 0  # the kills did land inside writes
 
@@ -91,14 +96,14 @@ def entry_load(tmp: Path, protocol: str) -> Tally:
 
 def test_killed_write_entry_never_loses_or_tears_an_entry(tmp_path: Path) -> None:
     tally = entry_load(tmp_path, DEFAULT)
-    report(tally)
+    report(tally, tmp_path)
     assert tally.hits > 0
     assert (tally.wrong, tally.lost, tally.final_wrong, tally.final_lost) == (0, 0, 0, 0)
 
 
 def test_killed_write_entry_write_file_twin_is_caught(tmp_path: Path) -> None:
     tally = entry_load(tmp_path, WRITE_FILE)
-    report(tally)
+    report(tally, tmp_path)
     assert tally.wrong + tally.lost + tally.final_wrong + tally.final_lost > 0
 
 
@@ -110,20 +115,24 @@ class CacheStore:
     output), get_file (ditto) and the bytes at the path get_file returned.
 
     ``trimmed``: entries may go away (a trim runs), so an output that
-    vanishes between get_file and the read is a miss, noted as "vanished";
-    it also notes what the trim test needs to show it covered
+    vanishes between get_file and the read is a miss, noted "vanished", and
+    so is one that comes back shorter than its entry says, noted
+    "short_after_trim" (see test_a_hit_path_across_trim_and_a_killed_put).
+    It also notes what the trim test needs to show it covered
     golang/go#70600: "dangling" (get hits, the output is gone, get_file
     misses) and "naive_wrong" - what a lookup that trusted the index entry
     without checking its output (the known-bad twin of get_file) would have
     answered wrongly."""
 
-    def __init__(self, dir: Path, data: list[bytes], protocol: str, *, trimmed: bool = False) -> None:
+    def __init__(self, dir: Path, data: list[bytes], protocol: str, *, trimmed: bool = False,
+                 log: Path | None = None) -> None:
+        self.log = log  # where wrong answers are described, one line each
         self.cache = GoCache(str(dir), protocol=protocol, create=False)
         self.data = data
         self.ids = [action_id(a) for a in range(len(data))]
         self.outputs = [(hashlib.sha256(d).digest(), len(d)) for d in data]
         self.trimmed = trimmed
-        self.notes: dict[str, int] = {"vanished": 0, "dangling": 0, "naive_wrong": 0}
+        self.notes: dict[str, int] = {"vanished": 0, "short_after_trim": 0, "dangling": 0, "naive_wrong": 0}
 
     def put(self, a: int) -> None:
         self.cache.put(self.ids[a], self.data[a])
@@ -131,7 +140,7 @@ class CacheStore:
     def check(self, a: int) -> str:
         entry = self.cache.get(self.ids[a])
         if entry is not None and (entry.output_id, entry.size) != self.outputs[a]:
-            return WRONG
+            return self._wrong(a, f"get's entry names {entry!r}")
         if entry is not None and self.trimmed:
             self._naive(a, entry.output_id)
         hit = self.cache.get_file(self.ids[a])
@@ -141,16 +150,32 @@ class CacheStore:
             return MISS
         path, entry = hit
         if (entry.output_id, entry.size) != self.outputs[a]:
-            return WRONG
+            return self._wrong(a, f"get_file's entry names {entry!r}")
         try:
             with open(path, "rb") as f:
                 got = f.read()
         except FileNotFoundError:
             if not self.trimmed:
-                return WRONG  # a hit whose output cannot be read
+                return self._wrong(a, f"get_file's {path} is missing")
             self.notes["vanished"] += 1
             return MISS
-        return HIT if got == self.data[a] else WRONG
+        if self.trimmed and len(got) != entry.size:
+            # The output was trimmed after get_file looked and is being put
+            # again (a new file, not yet full): the bytes at a hit's path are
+            # only the output if the reader checks the length it read, as
+            # Go's GetMmap and GetBytes do.  With the check it is a miss.
+            self.notes["short_after_trim"] += 1
+            return MISS
+        if got != self.data[a]:
+            same = next((i for i, (x, y) in enumerate(zip(got, self.data[a])) if x != y), min(len(got), len(self.data[a])))
+            return self._wrong(a, f"get_file's {path} has {len(got)} bytes, not {len(self.data[a])}; equal up to byte {same}")
+        return HIT
+
+    def _wrong(self, a: int, why: str) -> str:
+        if self.log is not None:
+            with open(self.log, "a") as f:
+                f.write(f"pid {os.getpid()}, action {a}: {why}\n")
+        return WRONG
 
     def _naive(self, a: int, output_id: bytes) -> None:
         try:
@@ -164,35 +189,14 @@ class CacheStore:
 def cache_load(tmp: Path, protocol: str) -> Tally:
     data = payloads(2, ACTIONS, MIN_SIZE, MAX_SIZE)
     GoCache(str(tmp / "cache"))  # the 256 subdirectories, before the forks
-    return run_load(f"GoCache put/get_file, {protocol}", lambda: CacheStore(tmp / "cache", data, protocol),
+    return run_load(f"GoCache put/get_file, {protocol}", lambda: CacheStore(tmp / "cache", data, protocol, log=tmp / "wrong.txt"),
                     actions=ACTIONS, writers=WRITERS, readers=READERS, kills=KILLS, max_delay=MAX_DELAY,
                     tmp=tmp, seed=2, notes=("vanished",))
 
 
-def accepted_corruptions(dir: Path, data: dict[bytes, bytes] | None = None) -> list[str]:
-    """Every index entry in ``dir`` that get_file accepts but whose output's
-    bytes are not those its entry names (a SHA-256 mismatch: short, torn),
-    or, given ``data``, not the bytes put for that action."""
-    cache = GoCache(str(dir), create=False)
-    bad = []
-    for sub, name in cache.iter_files():
-        if not name.endswith("-a"):
-            continue
-        aid = bytes.fromhex(name[:-2])
-        hit = cache.get_file(aid)
-        if hit is None:
-            continue
-        path, entry = hit
-        with open(path, "rb") as f:
-            got = f.read()
-        if hashlib.sha256(got).digest() != entry.output_id or (data is not None and data.get(aid, got) != got):
-            bad.append(f"{sub}/{name}: get_file accepts {path}, whose {len(got)} bytes are not the output")
-    return bad
-
-
 def test_killed_gocache_put_never_loses_or_tears_an_entry(tmp_path: Path) -> None:
     tally = cache_load(tmp_path, DEFAULT)
-    report(tally)
+    report(tally, tmp_path)
     assert tally.hits > 0
     assert (tally.wrong, tally.lost, tally.final_wrong, tally.final_lost) == (0, 0, 0, 0)
     assert accepted_corruptions(tmp_path / "cache") == []
@@ -205,7 +209,7 @@ def test_killed_gocache_put_never_loses_or_tears_an_entry(tmp_path: Path) -> Non
 
 def test_killed_gocache_put_write_file_twin_is_caught(tmp_path: Path) -> None:
     tally = cache_load(tmp_path, WRITE_FILE)
-    report(tally)
+    report(tally, tmp_path)
     assert tally.wrong + tally.lost + tally.final_wrong + tally.final_lost > 0
 
 
@@ -251,11 +255,56 @@ def test_trim_under_concurrent_put_and_get_is_a_miss_never_a_wrong_hit(tmp_path:
     GoCache(str(dir))
     trimmers = tuple(trimmer(dir, data, 30 + i) for i in range(TRIMMERS))
     tally = run_load("GoCache put/get_file/trim, write-then-truncate",
-                     lambda: CacheStore(dir, data, DEFAULT, trimmed=True),
+                     lambda: CacheStore(dir, data, DEFAULT, trimmed=True, log=tmp_path / "wrong.txt"),
                      actions=ACTIONS, writers=WRITERS, readers=READERS, kills=KILLS, max_delay=MAX_DELAY,
-                     tmp=tmp_path, seed=3, others=trimmers, notes=("vanished", "dangling", "naive_wrong"))
-    report(tally)
+                     tmp=tmp_path, seed=3, others=trimmers, notes=("vanished", "short_after_trim", "dangling", "naive_wrong"))
+    tally.trimmed = True
+    report(tally, tmp_path)
     assert tally.wrong == 0 and tally.final_wrong == 0
     assert tally.extra["dangling"] > 0, "no index entry ever outlived its output: #70600 not covered"
     assert tally.extra["naive_wrong"] > 0, "the trusting lookup never went wrong: the checker is blind"
     assert accepted_corruptions(dir) == []
+
+
+def test_a_hit_path_across_trim_and_a_killed_put(tmp_path: Path) -> None:
+    """golang/go#70600 step by step, and what the trim test's readers see
+    when they lose the race.  An output is trimmed while its index entry
+    stays (get hits, get_file misses); a put of the same output dies half
+    way (RLIMIT_FSIZE stands in for the kill: the same half-written file,
+    every time); get_file still misses ("file incomplete"), never a short
+    hit.  A path that get_file returned *before* the trim now holds the
+    short file: a reader that checks the length it read (Go's GetMmap,
+    GetBytes) misses, one that does not is handed short bytes - the same
+    window as in Go's own cache, whose copyFile also writes in place.  A
+    whole put afterwards makes it a hit again."""
+    data = payloads(5, 1, 256 << 10, 256 << 10)[0]
+    aid = action_id(0)
+    cache = GoCache(str(tmp_path / "cache"))
+    cache.put(aid, data)
+    hit = cache.get_file(aid)
+    assert hit is not None
+    path, entry = hit
+    old = time.time_ns() - OLD_NS
+    os.utime(path, ns=(old, old))  # the output unused for 5 days, its index entry not
+    assert cache.trim(force=True).removed == 1
+    assert cache.get(aid) == entry and cache.get_file(aid) is None  # #70600: a miss, not a dangling hit
+
+    pid = os.fork()
+    if pid == 0:  # a put that dies half way through its output
+        try:
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (len(data) // 2, len(data) // 2))
+            GoCache(str(tmp_path / "cache"), create=False).put(aid, data)
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    assert os.path.getsize(path) == len(data) // 2
+    assert cache.get_file(aid) is None and cache.get_bytes(aid) is None
+    with open(path, "rb") as f:
+        got = f.read()
+    assert len(got) != entry.size  # the length check makes it a miss...
+    assert got == data[:len(got)]  # ...of what an unchecked reader of the old path gets
+
+    cache.put(aid, data)
+    assert cache.get_bytes(aid) == (data, cache.get(aid))
+    assert accepted_corruptions(tmp_path / "cache") == []
