@@ -42,7 +42,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Callable, Literal, Protocol
 
 from reference.gocache import GoCache
 
@@ -106,7 +106,7 @@ class Board:
         self.fields = self.READER_FIELDS + notes
         self.readers = [self._array("Q", len(self.fields)) for _ in range(readers)]
 
-    def _array(self, fmt: str, n: int) -> memoryview:
+    def _array(self, fmt: Literal["B", "Q"], n: int) -> memoryview[int]:
         m = mmap.mmap(-1, max(8, 8 * n))  # anonymous and MAP_SHARED: forks share it
         self._maps.append(m)
         return memoryview(m).cast(fmt)[:n]

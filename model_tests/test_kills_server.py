@@ -172,7 +172,7 @@ class ProtocolLoad:
                     with self.lock:
                         self.tally.puts += 1
                 status = conn.close()
-                if status != 0:
+                if status != 0 and not (conn.killed and status == -signal.SIGKILL):  # killed after its last put
                     with self.lock:
                         self.problems.append(f"a writer's server exited with status {status}")
             except ServerGone:
@@ -279,6 +279,12 @@ def test_killed_servers_never_lose_or_tear_an_entry(tmp_path: Path) -> None:
     assert accepted_corruptions(tmp_path / "cache") == []
     problems_left = GoCache(str(tmp_path / "cache"), create=False).verify().problems
     assert {p.kind for p in problems_left} <= {"corrupt-output", "corrupt-entry"}, problems_left
+    if GO is not None:  # and a plain go command builds in the directory the killed servers left
+        mod = write_module(tmp_path / "mod", "example.com/k", {})
+        write_round(mod, 0)
+        plain = go(["build", "./..."], mod, go_env(tmp_path, tmp_path / "cache"))
+        assert plain.returncode == 0, plain.stderr
+        assert accepted_corruptions(tmp_path / "cache") == []
 
 
 def test_killed_servers_write_file_twin_is_caught(tmp_path: Path) -> None:
@@ -371,11 +377,15 @@ def test_killed_servers_leave_a_cache_go_builds_from(tmp_path: Path) -> None:
     kills = 0
     span = 0.5  # seconds a go command's server lives, measured each round
     failed: list[str] = []
-    for r in range(GO_ROUNDS):
+    r = 0
+    # More rounds while no kill has landed (a loaded machine can finish
+    # builds before the delay ends): the test needs at least one.
+    while r < GO_ROUNDS or (kills == 0 and r < 3 * GO_ROUNDS):
         write_round(mod, r)
         k, span, f = go_round(tmp_path, mod, dir, r, rng, span)
         kills += k
         failed += f
+        r += 1
     assert failed == []
     assert kills > 0
     assert accepted_corruptions(dir) == []
@@ -391,6 +401,6 @@ def test_killed_servers_leave_a_cache_go_builds_from(tmp_path: Path) -> None:
     assert accepted_corruptions(dir) == []
     problems = GoCache(str(dir), create=False).verify().problems
     assert {p.kind for p in problems} <= {"corrupt-output", "corrupt-entry"}, problems
-    print(f"go load: {GO_ROUNDS} rounds x {GO_CONCURRENT} concurrent go builds, {kills} servers killed "
+    print(f"go load: {r} rounds x {GO_CONCURRENT} concurrent go builds, {kills} servers killed "
           f"mid-build, {len(failed)} other go commands failed; afterwards {len(problems)} files verify "
           f"reports (none a get accepts), plain and fresh-server builds ok")
