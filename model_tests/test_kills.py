@@ -35,8 +35,6 @@ import time
 from pathlib import Path
 from typing import Callable
 
-import pytest
-
 from killload import HIT, MISS, SCALE, WRONG, Board, Tally, accepted_corruptions, action_id, payloads, run_load
 from reference.entry import read_entry, write_entry
 from reference.gocache import TRIM_LIMIT_S, GoCache
