@@ -78,8 +78,9 @@ class BadSizeError(IdemwriteError, ValueError):
 _HINTS = {
     "ENOSPC": "free some space on the file system",
     "EDQUOT": "free some space or raise the disk quota",
+    "EFBIG": "the file would exceed the process's file-size limit (ulimit -f) or the file system's largest file",
     "EACCES": "check the permissions of the file and of its directory",
-    "EPERM": "check the permissions of the file and of its directory",
+    "EPERM": "check the permissions of the file and of its directory, and whether either is immutable (lsattr)",
     "EROFS": "the file system is read-only: write the entry somewhere writable",
     "ENOENT": "create the directory first",
     "ENOTDIR": "a component of the path is not a directory: fix the path",
