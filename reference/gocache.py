@@ -366,6 +366,7 @@ class GoCache:
         # Per subdirectory (by its byte, the IDs' first), 1 once it was found
         # to be a directory and not a link: get's check is one index.
         self._subdir_seen = bytearray(256)
+        self._ids = process_ids()  # who reads: get_file answers only outputs this process may read
         self._dir_b = os.fsencode(self.dir)
         if create:
             self._create()
@@ -509,12 +510,16 @@ class GoCache:
             return None
         kind = st.st_mode & _S_IFMT
         if kind == _S_IFREG:  # the common case
-            if st.st_size != got[1]:  # a short (or long) output: Go's "file incomplete"
+            # A short (or long) output is Go's "file incomplete"; one we may
+            # not read (another user's, 0600) would fail the go command.
+            # World-readable settles it at once (a mode that denies its
+            # owner what it grants everyone is not worth a branch here).
+            if st.st_size != got[1] or not (st.st_mode & 0o004 or may_read(st, self._ids)):
                 return None
             hit = path
         elif kind == _S_IFDIR:  # a cached executable: the one file inside
             inner = _executable(path)
-            if inner is None or inner[1] != got[1]:
+            if inner is None or inner[1].st_size != got[1] or not may_read(inner[1], self._ids):
                 return None
             hit = inner[0]
         else:  # a link, a FIFO, a device
@@ -786,7 +791,7 @@ class GoCache:
         referenced.add(entry.output_id)
         out = entry.output_id.hex()
         name = self.file_name(entry.output_id, "d")
-        size = _output_size(name)
+        size = _output_size(name) if self._subdir_ok(out[:2]) else None  # never through a linked subdirectory
         if size is None:
             why = "is not a regular file" if os.path.lexists(name) else "is missing"
             report.add(path, "dangling-entry", f"output {out} {why}")
@@ -841,7 +846,7 @@ class GoCache:
                 inner = _executable(path)
                 if inner is None:
                     continue
-                sizes["output_bytes"] += inner[1]
+                sizes["output_bytes"] += inner[1].st_size
             elif kind != "other":
                 sizes["entry_bytes" if kind == "entries" else "output_bytes"] += st.st_size
         last = _read_trim_txt(os.path.join(self.dir, "trim.txt"))
@@ -950,8 +955,8 @@ def _read_index(path: str) -> tuple[bytes, int] | str:
         os.close(fd)
 
 
-def _executable(name: str) -> tuple[str, int] | None:
-    """(path, size) of the one regular file in the directory ``name`` (a
+def _executable(name: str) -> tuple[str, os.stat_result] | None:
+    """(path, lstat) of the one regular file in the directory ``name`` (a
     cached executable), or None: not a real directory, not exactly one
     file in it, or that file a link or special file."""
     try:
@@ -964,7 +969,29 @@ def _executable(name: str) -> tuple[str, int] | None:
         st = os.lstat(path)
     except OSError:
         return None
-    return (path, st.st_size) if stat_mod.S_ISREG(st.st_mode) else None
+    return (path, st) if stat_mod.S_ISREG(st.st_mode) else None
+
+
+def process_ids() -> tuple[int, frozenset[int]]:
+    """This process's effective uid and its groups (for ``_readable``)."""
+    return os.geteuid(), frozenset((os.getegid(), *os.getgroups()))
+
+
+def may_read(st: os.stat_result, ids: tuple[int, frozenset[int]]) -> bool:
+    """Whether the permission bits let the reader ``ids`` (process_ids)
+    read the file: the owner's bits for its owner, else the group's for a
+    member, else the others'; root reads anything.  (ACLs are not looked at:
+    a file an ACL opens to us but its bits do not is a miss, which only
+    costs a rebuild.)"""
+    euid, gids = ids
+    mode = st.st_mode
+    if euid == 0:
+        return True
+    if st.st_uid == euid:
+        return bool(mode & 0o400)
+    if st.st_gid in gids:
+        return bool(mode & 0o040)
+    return bool(mode & 0o004)
 
 
 def _output_size(name: str) -> int | None:
@@ -977,7 +1004,7 @@ def _output_size(name: str) -> int | None:
     if stat_mod.S_ISREG(st.st_mode):
         return st.st_size
     inner = _executable(name)
-    return inner[1] if inner is not None else None
+    return inner[1].st_size if inner is not None else None
 
 
 def _read_up_to(fd: int, n: int) -> bytes:

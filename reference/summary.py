@@ -70,7 +70,7 @@ import errno
 import os
 import stat
 
-from reference.gocache import HEX_SIZE, MTIME_INTERVAL_NS, SUMMARY_NAME, TRIM_LIMIT_S
+from reference.gocache import HEX_SIZE, MTIME_INTERVAL_NS, SUMMARY_NAME, TRIM_LIMIT_S, may_read, process_ids
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -196,6 +196,7 @@ class Summary:
         self.stale: list[bytes] = []  # used keys whose index mtime is over an hour old
         self._dir_b = os.fsencode(dir)
         self._subdir_seen = bytearray(256)  # per subdirectory: 1 once found a directory, not a link
+        self._ids = process_ids()
 
     def facts_on_disk(self) -> int:
         """How many facts the file holds (from its size; 0 if none, or if
@@ -257,7 +258,8 @@ class Summary:
         the fact is forgotten): well formed (checked once for a fact read
         from the file; the server's own are), and its output
         ``DIR/xx/<hex>-d`` is a regular file - not a link - of the recorded
-        size, in a subdirectory that is not a link.  One lstat."""
+        size that this process may read, in a subdirectory that is not a
+        link.  One lstat."""
         if not self.loaded:
             f = self._pending.get(key)
         else:
@@ -286,7 +288,8 @@ class Summary:
                     return False
                 self._subdir_seen[i] = 1
             st = os.lstat(b"%s/%s/%s-d" % (self._dir_b, output_hex[:2], output_hex))
-            return stat.S_ISREG(st.st_mode) and st.st_size == int(size)
+            return (stat.S_ISREG(st.st_mode) and st.st_size == int(size)
+                    and bool(st.st_mode & 0o004 or may_read(st, self._ids)))
         except (OSError, ValueError):
             return False
 
