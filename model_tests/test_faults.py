@@ -479,7 +479,7 @@ def server_session(world: World, run: Runner, protocol: str = "write-then-trunca
         # The server's stderr lines go to a pipe (pytest's capture is a
         # file, which a file-size limit would fail).
         os.dup2(err_w, 2)
-        sys.stderr = open(2, "w", closefd=False)
+        sys.stderr = open(2, "w", buffering=1, closefd=False)  # line-buffered: the child ends with os._exit
         serve(str(world.cache), protocol, infd, out_w)
 
     try:
