@@ -491,6 +491,20 @@ def verify_misses(s: Scene, cache: GoCache) -> list[str]:
     return found
 
 
+def cli_verify_misses(s: Scene) -> list[str]:
+    """``idemwrite cache verify DIR --json``: exit 1, every planted file listed."""
+    import io
+    from contextlib import redirect_stdout
+
+    from reference.cli import cache_main
+
+    buf = io.StringIO()
+    with redirect_stdout(buf):
+        code = cache_main(["verify", str(s.dir), "--json"])
+    listed = {Path(p["path"]) for p in json.loads(buf.getvalue())["problem_files"]}
+    return [f"cli: exit {code}"] * (code != 1) + [f"cli: {p} not listed" for p in s.planted if p not in listed]
+
+
 # ------------------------------------------------------------ the tests
 
 
@@ -502,6 +516,7 @@ def test_a_hostile_directory_misses_refuses_and_names_every_file(tmp_path: Path)
     assert refused_writes(s, cache) == []
     assert verify_misses(s, GoCache(str(s.dir), create=False)) == []
     GoCache(str(s.dir), create=False).stat()  # does not crash either
+    assert cli_verify_misses(s) == []
     assert server_violations(s, load_summary_after=0) == []
     cache.trim(force=True)  # the server's own (daily) trim ran at its exit already
     assert not s.name(aid(5), "a").exists()  # trim did run: the old legitimate entry went

@@ -819,7 +819,8 @@ class GoCache:
             if _report_odd(report, path, st.st_mode):
                 return
         if st.st_size > VERIFY_HASH_LIMIT:
-            report.add(path, "huge", f"{st.st_size} bytes: not hashed (over {VERIFY_HASH_LIMIT}; no Go build output is this large)")
+            report.add(path, "huge",
+                       f"{st.st_size} bytes: not hashed (over {VERIFY_HASH_LIMIT}; no Go build output is this large)")
             return
         digest = _sha256_of(path)
         if isinstance(digest, str):
