@@ -678,7 +678,7 @@ PLANTS = st.lists(st.tuples(st.sampled_from(KINDS_AT), st.sampled_from(KINDS_AT)
                   min_size=len(ACTIONS), max_size=len(ACTIONS))
 
 
-@settings(max_examples=min(settings().max_examples, 40), suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=settings().max_examples * 2 // 3, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(plants=PLANTS)
 def test_random_plants_never_give_a_bad_answer(random_dir: tuple[Path, Path], plants: list[tuple[str, str, bytes]]) -> None:
     """Each action's index entry and output are, at random, legitimate,
