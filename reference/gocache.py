@@ -352,8 +352,8 @@ class GoCache:
 
     ``dir`` itself is the caller's choice and may be a link; below it, a
     subdirectory is used only if it is a directory and not a link, checked
-    at its first use by this object (and remembered: the check is then a
-    set lookup on every get).
+    when this object is made (``create``) or at its first use, and
+    remembered (when all 256 are real, a get checks nothing more).
     """
 
     def __init__(self, dir: str, *, protocol: str = DEFAULT_PROTOCOL, create: bool = True,
@@ -366,6 +366,7 @@ class GoCache:
         # Per subdirectory (by its byte, the IDs' first), 1 once it was found
         # to be a directory and not a link: get's check is one index.
         self._subdir_seen = bytearray(256)
+        self._all_real = False  # every subdirectory found real (at creation): get checks none
         self._ids = process_ids()  # who reads: get_file answers only outputs this process may read
         self._dir_b = os.fsencode(self.dir)
         if create:
@@ -389,10 +390,22 @@ class GoCache:
             except OSError:
                 pass
         for i in range(256):
+            # An lstat first (as many calls as Go's mkdir of an existing
+            # directory, and no exception to raise): the subdirectories
+            # found real now need no check on each get.
+            sub = f"{i:02x}"
             try:
-                os.mkdir(os.path.join(self.dir, f"{i:02x}"), 0o777)
-            except FileExistsError:
-                pass
+                real = stat_mod.S_ISDIR(os.lstat(f"{self.dir}/{sub}").st_mode)
+            except FileNotFoundError:
+                try:
+                    os.mkdir(f"{self.dir}/{sub}", 0o777)
+                except FileExistsError:  # made meanwhile, by another process
+                    pass
+                real = self._subdir_ok(sub)
+            except OSError:
+                real = False
+            self._subdir_seen[i] = real
+        self._all_real = all(self._subdir_seen)
 
     def _writer(self) -> Callable[..., None]:
         if self._write is None:
@@ -468,7 +481,7 @@ class GoCache:
         if len(action_id) != HASH_SIZE:
             raise BadID("action ID", action_id)
         hex_id = _hexlify(action_id)
-        if not self._subdir_seen[action_id[0]] and not self._subdir_ok(hex_id[:2].decode()):
+        if not (self._all_real or self._subdir_seen[action_id[0]] or self._subdir_ok(hex_id[:2].decode())):
             return None
         path = b"%s/%s/%s-a" % (self._dir_b, hex_id[:2], hex_id)
         try:
@@ -501,7 +514,7 @@ class GoCache:
         if got is None:
             return None
         h = got[0].hex()
-        if not self._subdir_seen[got[0][0]] and not self._subdir_ok(h[:2]):
+        if not (self._all_real or self._subdir_seen[got[0][0]] or self._subdir_ok(h[:2])):
             return None
         path = f"{self.dir}/{h[:2]}/{h}-d"
         try:
