@@ -17,7 +17,8 @@ Each kind is applied to one directory holding *published* state: a Go cache
 with action A put (index entry and output), a file P written by
 ``write_entry``, and the server's summary holding A's fact.  Then each write
 path runs under the fault - ``write_entry`` (rewriting P, writing a new
-file), ``GoCache.put`` (rewriting A, putting a new action), ``GoCache.trim``
+file), ``GoCache.put`` (rewriting A, putting a new action; its output is
+written first), ``GoCache.put_index`` (the index entry alone), ``GoCache.trim``
 (trim.txt), ``Summary.finish`` (the summary, rename-into-place) and the
 server (a put of A and of a new action, then a get of A) - and must either
 succeed (the fault does not reach it: rewriting the same bytes in place
@@ -378,6 +379,11 @@ def call_put_new(w: World) -> object:
     return GoCache(str(w.cache)).put(NEW, DATA_NEW)
 
 
+def call_put_index(w: World) -> object:
+    """The index-entry write on its own (put fails at the output first)."""
+    return GoCache(str(w.cache)).put_index(NEW, hashlib.sha256(DATA_NEW).digest(), len(DATA_NEW))
+
+
 def call_trim(w: World) -> object:
     return GoCache(str(w.trim_dir)).trim(force=True).removed
 
@@ -396,6 +402,7 @@ CALLS: dict[str, Callable[[World], object]] = {
     "write_entry (new file)": call_write_entry_new,
     "GoCache.put (rewrite)": call_put_rewrite,
     "GoCache.put (new action)": call_put_new,
+    "GoCache.put_index (new entry)": call_put_index,
     "GoCache.trim": call_trim,
     "Summary.finish": call_summary_finish,
 }
@@ -410,15 +417,18 @@ KINDS: dict[str, tuple[Env, dict[str, str | None], tuple[str | None, str | None]
     "EROFS (read-only bind mount)": (erofs, {c: "EROFS" for c in CALLS}, ("EROFS", "EROFS")),
     "EPERM (chattr +i)": (eperm, {c: "EPERM" for c in CALLS}, ("EPERM", "EPERM")),
     "ENOSPC (tmpfs full)": (enospc_blocks, {**ALL, "write_entry (new file)": "ENOSPC", "GoCache.put (new action)": "ENOSPC",
-                                            "Summary.finish": "ENOSPC"}, (None, "ENOSPC")),
+                                            "GoCache.put_index (new entry)": "ENOSPC", "Summary.finish": "ENOSPC"},
+                            (None, "ENOSPC")),
     "ENOSPC (tmpfs out of inodes)": (enospc_inodes, {**ALL, "write_entry (new file)": "ENOSPC",
-                                                     "GoCache.put (new action)": "ENOSPC", "Summary.finish": "ENOSPC"},
+                                                     "GoCache.put (new action)": "ENOSPC",
+                                                     "GoCache.put_index (new entry)": "ENOSPC", "Summary.finish": "ENOSPC"},
                                      (None, "ENOSPC")),
     "ENOTDIR (file for a directory)": (enotdir, {**ALL, "write_entry (new file)": "ENOTDIR",
                                                  "GoCache.put (new action)": "ENOTDIR", "Summary.finish": "ENOTDIR"},
                                        (None, "ENOTDIR")),
     "EISDIR (directory for a file)": (eisdir, {**ALL, "write_entry (new file)": "EISDIR", "GoCache.put (new action)": "EISDIR",
-                                               "GoCache.trim": "EISDIR", "Summary.finish": "EISDIR"}, (None, "EISDIR")),
+                                               "GoCache.put_index (new entry)": "EISDIR", "GoCache.trim": "EISDIR",
+                                               "Summary.finish": "EISDIR"}, (None, "EISDIR")),
 }
 
 

@@ -962,6 +962,8 @@ def _read_index(path: str) -> tuple[bytes, int] | str:
         what = describe_odd(path, st.st_mode)
         if what is not None or stat_mod.S_ISDIR(st.st_mode):
             return f"not a regular file but {what or 'a directory'}"
+        # One read of ENTRY_SIZE+1 to see a too-long file (Go's ReadFull;
+        # a regular file's read is short only at end of file).
         return os.read(fd, _READ_SIZE), st.st_mtime_ns
     except OSError as e:
         return e.strerror or str(e)
