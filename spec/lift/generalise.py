@@ -303,6 +303,8 @@ def slice_of(offset: int, count: int, payload: int) -> Data | None:
     they are not inside it."""
     if offset < 0 or offset + count > payload:
         return None
+    if offset == 0 and count == payload:
+        return Data("entry")
     if count == 0:
         return Data("entry", 0, 0)
     start = None if offset == 0 else _point(offset, payload)

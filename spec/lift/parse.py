@@ -111,7 +111,7 @@ def _timestamp(s: str | None) -> float | None:
 
 def _balanced(args: str) -> bool:
     """Do the arguments close every string and bracket they open?"""
-    rest = _OPAQUE.sub("", args)
+    rest = _OPAQUE.sub("", args) if '"' in args or "/*" in args else args
     if '"' in rest or "/*" in rest:
         return False
     return all(rest.count(a) == rest.count(b) for a, b in ("()", "[]", "{}"))
@@ -274,11 +274,14 @@ def _with_order(rec: Record, i: int) -> Record:
 
 _TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"(?:\.\.\.)?|/\*.*?\*/|[\[\]{}(),]|[^"\[\]{}(),/]+|/')
 _OPEN, _CLOSE = "[{(", "]})"
+_NESTED = re.compile(r'["\[{(/]')
 
 
 def split_args(args: str) -> list[str]:
     """The top-level arguments of a call, each stripped (strings, structs
     and arrays kept whole)."""
+    if not _NESTED.search(args):
+        return [a.strip() for a in args.split(",")] if args.strip() else []
     out: list[str] = []
     cur: list[str] = []
     depth = 0
