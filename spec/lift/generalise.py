@@ -582,15 +582,17 @@ def _payload(ep: Episode, events: list[Event], notes: list[str]) -> int:
         if sized:
             return sized[-1]
         return sum(e.count for e in reads)
+    # What it wrote, or tried to: a failed write's bytes count too.
+    end = max((e.offset + (e.count if e.ok else e.asked) for e in events if e.kind in ("write", "pwrite")), default=0)
     named = [e for e in ep.events if e.ok and ep.target in (e.path, e.path2) and e.ino >= 0]
     if named:
         ino = named[-1].ino
         sizes = [e.size for e in ep.events if e.ino == ino]
-        if sizes and sizes[-1] is not None:
+        if sizes and sizes[-1] is not None and sizes[-1] >= end:
             return sizes[-1]
-    end = max((e.offset + e.count for e in events if e.kind in ("write", "pwrite") and e.ok), default=0)
-    notes.append(f"the target's size before the log is unknown: the payload is taken to end where the last byte "
-                 f"written does ({end} bytes)")
+    notes.append(f"the log does not show the target holding the whole payload at the end (its size before the log "
+                 f"is unknown, or a write failed): the payload is taken to end where the last byte written, or "
+                 f"meant to be, does ({end} bytes)")
     return end
 
 

@@ -114,7 +114,7 @@ def writes(e: Event) -> bool:
         return False
     if e.kind == "open":
         return bool(e.flags & _WRITE_FLAGS) and "O_DIRECTORY" not in e.flags
-    return e.kind in ("write", "pwrite", "ftruncate", "rename", "link", "truncate", "fallocate")
+    return e.kind in ("write", "pwrite", "ftruncate", "rename", "link", "truncate", "fallocate", "symlink", "mknod")
 
 
 class Tracker:
