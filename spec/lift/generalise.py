@@ -85,7 +85,7 @@ from ..ops import (
 )
 from .errors import CannotExpress, CutOffLine, LiftError
 from .parse import read_logs
-from .track import AMBIGUOUS, IGNORED, Event, Tracker, writes
+from .track import AMBIGUOUS, IGNORED, Event, Tracker, track, writes
 
 # ------------------------------------------------------------ results
 
@@ -761,7 +761,6 @@ def lift(logs: Sequence[tuple[str, str]], paths: Sequence[str] = ()) -> Lifted:
     Raises a :class:`~spec.lift.errors.LiftError` for bad input or a call
     the language cannot express."""
     records, notes = read_logs(logs)
-    tracker = Tracker()
-    events = tracker.run(records)
+    events, tracker = track(records)
     return lift_events(events, tracker, paths, tuple(name for name, _ in logs), notes)
 

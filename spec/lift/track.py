@@ -15,11 +15,14 @@ of its own; a call on a descriptor its process does not hold is taken to
 be on the descriptor of that number that another process holds, when
 exactly one does, and the two are then one process (``Tracker.process``;
 a child between fork and exec uses its parent's descriptors the same way).
+Two processes that each ran execve are never taken to be one.
 After execve a thread is a process of its own, holding the descriptions
 its old process held without O_CLOEXEC; when the last thread of a process
 exits, its descriptors close.  When several processes hold the descriptor,
-the call is ambiguous: an ``ambiguous`` event goes to each, and a lifted
-sequence that contains one is an error (nothing is guessed).
+the call is ambiguous; if the rest of the log shows which process the
+thread is in, a second pass (:func:`track`) starts from that knowledge;
+else an ``ambiguous`` event goes to each candidate, and a lifted sequence
+that contains one is an error (nothing is guessed).
 
 Sizes.  A file's size is known from when the log shows it: created with
 O_EXCL, or where the log showed the name missing, truncated, stat'ed;
@@ -36,6 +39,8 @@ from typing import Callable, Iterable
 from .parse import Call, Exit, Record, flag_names, int_arg, split_args, st_size, unquote
 
 AT_FDCWD = "AT_FDCWD"
+# Process labels from here up are processes that ran execve (below: thread ids).
+_EXECED = 1 << 40
 # Kinds of event that the instruction language expresses today; every
 # other kind names what it lacks (``spec.lift.generalise.OPERATIONS``).
 IGNORED = "ignored"
@@ -120,13 +125,16 @@ def writes(e: Event) -> bool:
 class Tracker:
     """The kernel's bookkeeping, as far as the log shows it (see the module doc)."""
 
-    def __init__(self) -> None:
+    def __init__(self, merged: dict[int, int] | None = None) -> None:
         # fd -> process -> (description, close-on-exec): each process's
         # descriptor table (close-on-exec belongs to the descriptor, not
         # to the description: dup3 without O_CLOEXEC makes one without).
         self.by_fd: dict[int, dict[int, tuple[Desc, bool]]] = {}
         self.label: dict[int, int] = {}  # thread -> its process (a label; a thread id at first)
-        self.merged: dict[int, int] = {}  # process -> the process it turned out to be
+        # process -> the process it turned out to be (given: what a first
+        # pass over the whole log found, so that a thread is known to be in
+        # its process from its first call on)
+        self.merged: dict[int, int] = dict(merged or {})
         self.alive: dict[int, set[int]] = {}  # process -> its threads not yet exited
         self.cwd: dict[int, str] = {}
         self.names: dict[str, Inode] = {}
@@ -134,6 +142,7 @@ class Tracker:
         self.directories: set[str] = set()
         self.events: list[Event] = []
         self._ids = 0
+        self._execs = 0
 
     # -- processes: threads that share a descriptor table
 
@@ -149,11 +158,19 @@ class Tracker:
         self.alive.setdefault(p, set()).add(tid)
         return p
 
+    def may_merge(self, a: int, b: int) -> bool:
+        """Could processes ``a`` and ``b`` be one?  Not two that each ran
+        execve: those are two programs."""
+        a, b = self.canon(a), self.canon(b)
+        return a == b or not (a >= _EXECED and b >= _EXECED)
+
     def _merge(self, a: int, b: int) -> None:
         """Processes ``a`` and ``b`` are one: their threads share descriptors."""
         a, b = self.canon(a), self.canon(b)
         if a == b:
             return
+        if a >= _EXECED:
+            a, b = b, a  # the label of the process that ran execve stays
         self.merged[a] = b
         self.alive.setdefault(b, set()).update(self.alive.pop(a, set()))
         for table in self.by_fd.values():
@@ -173,7 +190,8 @@ class Tracker:
         """``tid`` ran execve: it is a process of its own now, holding the
         descriptions its old process held without O_CLOEXEC."""
         old = self.process(tid)
-        new = (1 << 40) + self._new_id()
+        self._execs += 1
+        new = _EXECED + self._execs  # the same label in every pass over the log
         self.label[tid] = new
         self.alive[old].discard(tid)
         self.alive[new] = {tid}
@@ -214,14 +232,15 @@ class Tracker:
         p = self.process(c.pid)
         if p in table:
             return table[p][0]
-        if len(table) == 1:
-            (q, (d, _)), = table.items()
+        candidates = [(q, d) for q, (d, _) in table.items() if self.may_merge(p, q)]
+        if len(candidates) == 1:
+            q, d = candidates[0]
             self._merge(p, q)
             return d
-        for d, _ in table.values():
+        for _, d in candidates:
             if d.path is not None:
                 self.emit(AMBIGUOUS, c, path=d.path, desc=d,
-                          why=f"descriptor {fd} is open in {len(table)} processes and this thread is not known to be in any")
+                          why=f"descriptor {fd} is open in {len(candidates)} processes and this thread is not known to be in any")
         return None
 
     def release(self, tid: int, fd: int) -> Desc | None:
@@ -293,6 +312,18 @@ class Tracker:
             handler = CALLS.get(rec.name, _unknown)
             handler(self, rec, split_args(rec.args) if handler is not _skip else [])
         return self.events
+
+
+def track(records: list[Record]) -> tuple[list[Event], Tracker]:
+    """Every event of the log, and the tracker's final state.  When a
+    thread's call was ambiguous, the log is read again knowing from the
+    start which threads turned out to share descriptors."""
+    tracker = Tracker()
+    events = tracker.run(records)
+    if any(e.kind == AMBIGUOUS for e in events):
+        tracker = Tracker(tracker.merged)
+        events = tracker.run(records)
+    return events, tracker
 
 
 # ------------------------------------------------------------ the calls
