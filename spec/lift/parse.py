@@ -6,7 +6,8 @@ writes to a terminal), with or without timestamps (``-t``, ``-tt``,
 ``-ttt``, ``-r``), call times (``-T``) and descriptor paths (``-y``), at
 any string length (``-s``).  A call that strace splits in two under
 ``-f`` (``NAME(... <unfinished ...>`` then ``<... NAME resumed>...)``) is
-joined into one call at the line where it began.  Signals (``--- SIG``)
+joined into one call at the line where it began, and put in order where it
+returned (a close where it began: the descriptor is free from then on).  Signals (``--- SIG``)
 are skipped; exits (``+++ exited``) are kept, since a process that exits
 drops its descriptors.  Several files (``-ff -o LOG`` writes ``LOG.<pid>``
 with no process id on the lines) are merged by their timestamps when every
@@ -95,6 +96,11 @@ _UNFINISHED = "<unfinished ...>"
 # call's arguments must balance, or the line was cut off inside them.
 _OPAQUE = re.compile(r'"(?:[^"\\]|\\.)*"(?:\.\.\.)?|/\*.*?\*/')
 _FF_SUFFIX = re.compile(r"\.(\d+)$")
+# Calls whose effect on the descriptor table comes when they begin: a close
+# split by another thread's call releases the descriptor before that call
+# can be given the same number.  Every other call takes effect where it
+# returns.
+_AT_START = frozenset({"close", "close_range"})
 
 
 def _timestamp(s: str | None) -> float | None:
@@ -139,7 +145,10 @@ class _Reader:
         m = _FF_SUFFIX.search(file)
         self.file_pid = int(m.group(1)) if m else 0
         self.pending: dict[int, tuple[int, str, str, float | None]] = {}
-        self.out: list[Record] = []
+        # A call's place among the records: where it returns, but a close
+        # where it began (``_AT_START``); None holds a place until resumed.
+        self.out: list[Record | None] = []
+        self.slot: dict[int, int] = {}
         self.timed = True
 
     def read(self) -> list[Record]:
@@ -170,7 +179,7 @@ class _Reader:
             pid, (n, name, _, _) = min(self.pending.items(), key=lambda kv: kv[1][0])
             raise CutOffLine(self.file, n, f"the log ends before {name} (pid {pid}) finished: "
                              "was strace stopped before the program ended?")
-        return self.out
+        return [r for r in self.out if r is not None]
 
     def _line(self, n: int, pid: int, ts: float | None, body: str, *, cut: bool) -> bool:
         """Read one line's body; False when it is not strace's."""
@@ -189,6 +198,9 @@ class _Reader:
             return False
         if body.endswith(_UNFINISHED):
             self.pending[pid] = (n, m.group("name"), body[:-len(_UNFINISHED)], ts)
+            if m.group("name") in _AT_START:
+                self.slot[pid] = len(self.out)
+                self.out.append(None)
             return True
         self._complete(n, n, pid, ts, body, cut)
         return True
@@ -209,8 +221,15 @@ class _Reader:
         detail = after[r.end():].strip()
         e = _ERRNO.match(detail)
         errno = e.group("errno") if e and (ret is None or ret < 0) else None
-        self.out.append(Call(self.file, line, end, pid, name, head[len(name) + 1:-1], ret, errno, detail, head + " = " + after,
-                             ts, finished=ret is not None or errno is not None))
+        self._place(pid, Call(self.file, line, end, pid, name, head[len(name) + 1:-1], ret, errno, detail,
+                              head + " = " + after, ts, finished=ret is not None or errno is not None))
+
+    def _place(self, pid: int, call: Call) -> None:
+        i = self.slot.pop(pid, None)
+        if i is None:
+            self.out.append(call)
+        else:
+            self.out[i] = call
 
     def _resumed(self, n: int, pid: int, name: str, rest: str) -> None:
         if pid not in self.pending:
@@ -230,8 +249,8 @@ class _Reader:
             # The process ended inside the call: it has no result.
             line, name, head, pts = pending
             args = head[len(name) + 1:].rstrip().rstrip(",")
-            self.out.append(Call(self.file, line, n, pid, name, args, None, None, "never finished", head.rstrip() + " <never finished>",
-                                 pts, finished=False))
+            self._place(pid, Call(self.file, line, n, pid, name, args, None, None, "never finished",
+                                  head.rstrip() + " <never finished>", pts, finished=False))
         self.out.append(Exit(self.file, n, pid, ts, how))
 
 
@@ -300,6 +319,34 @@ def split_args(args: str) -> list[str]:
     if last or out:
         out.append(last)
     return out
+
+
+class Args:
+    """A call's arguments, split only when asked (most calls in a log are
+    on files nobody selected, and the descriptor comes first); an index
+    past the end is ""."""
+
+    __slots__ = ("text", "_all")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._all: list[str] | None = None
+
+    def all(self) -> list[str]:
+        if self._all is None:
+            self._all = split_args(self.text)
+        return self._all
+
+    def __getitem__(self, i: int) -> str:
+        if i == 0 and self._all is None:
+            head = self.text.split(",", 1)[0]
+            if not _NESTED.search(head):
+                return head.strip()
+        a = self.all()
+        return a[i] if i < len(a) else ""
+
+    def __len__(self) -> int:
+        return len(self.all())
 
 
 _ESCAPE = re.compile(r'\\(x[0-9a-fA-F]{2}|[0-7]{1,3}|.)')

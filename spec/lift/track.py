@@ -20,7 +20,10 @@ After execve a thread is a process of its own, holding the descriptions
 its old process held without O_CLOEXEC; when the last thread of a process
 exits, its descriptors close.  When several processes hold the descriptor,
 the call is ambiguous; if the rest of the log shows which process the
-thread is in, a second pass (:func:`track`) starts from that knowledge;
+thread is in (a later unambiguous call; one process alone held every
+descriptor the thread used when it used it; or, among those that did, the
+process whose exit_group the thread's exit comes with), a second pass
+(:func:`track`) starts from that knowledge;
 else an ``ambiguous`` event goes to each candidate, and a lifted sequence
 that contains one is an error (nothing is guessed).
 
@@ -34,9 +37,9 @@ from __future__ import annotations
 import posixpath
 import re
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Callable, Sequence
 
-from .parse import Call, Exit, Record, flag_names, int_arg, split_args, st_size, unquote
+from .parse import Args, Call, Exit, Record, flag_names, int_arg, st_size, unquote
 
 AT_FDCWD = "AT_FDCWD"
 # Process labels from here up are processes that ran execve (below: thread ids).
@@ -141,6 +144,12 @@ class Tracker:
         self.absent: set[str] = set()
         self.directories: set[str] = set()
         self.events: list[Event] = []
+        # thread label -> the processes that held each descriptor it used
+        # when its call was ambiguous (one set per such call)
+        self.held_by: dict[int, list[set[int]]] = {}
+        self.exits: list[tuple[int, int, int]] = []  # (order, thread, its process then)
+        self.last_call: dict[int, int] = {}  # thread -> order of its last call
+        self.leaders: set[int] = set()  # threads that ran execve
         self._ids = 0
         self._execs = 0
 
@@ -193,6 +202,7 @@ class Tracker:
         self._execs += 1
         new = _EXECED + self._execs  # the same label in every pass over the log
         self.label[tid] = new
+        self.leaders.add(tid)
         self.alive[old].discard(tid)
         self.alive[new] = {tid}
         for table in self.by_fd.values():
@@ -201,6 +211,36 @@ class Tracker:
                 table[new] = slot
         if not self.alive[old]:
             self._drop(old)
+
+    def deduced(self) -> dict[int, int]:
+        """Threads whose process the log shows only indirectly: the one
+        process that held every descriptor the thread used, each time it
+        used one that several held; or, of those, the process whose exit
+        the thread's exit comes with (exit_group ends every thread of a
+        process, the one that ran execve last)."""
+        out: dict[int, int] = {}
+        with_exit = self._exit_groups()
+        for p, sets in self.held_by.items():
+            if self.canon(p) != p:
+                continue  # its process became known another way
+            common = set.intersection(*({self.canon(q) for q in s} for s in sets)) - {p}
+            if len(common) == 1:
+                out[p] = common.pop()
+            elif with_exit.get(p) in common:
+                out[p] = with_exit[p]
+        return out
+
+    def _exit_groups(self) -> dict[int, int]:
+        """Each thread that exits after the last call of a thread that ran
+        execve and before that thread exits: that thread's process."""
+        out: dict[int, int] = {}
+        for i, (order, tid, _) in enumerate(self.exits):
+            for later, leader, process in self.exits[i + 1:]:
+                if leader in self.leaders:
+                    if self.last_call.get(leader, -1) < order and self.last_call.get(tid, -1) < order:
+                        out[self.label.get(tid, tid)] = self.canon(process)
+                    break
+        return out
 
     def exit(self, tid: int) -> None:
         p = self.process(tid)
@@ -237,6 +277,8 @@ class Tracker:
             q, d = candidates[0]
             self._merge(p, q)
             return d
+        if p < _EXECED:
+            self.held_by.setdefault(p, []).append({q for q, _ in candidates})
         for _, d in candidates:
             if d.path is not None:
                 self.emit(AMBIGUOUS, c, path=d.path, desc=d,
@@ -303,14 +345,18 @@ class Tracker:
             kw.setdefault("size", ino.size)
         self.events.append(Event(kind, c, c.pid, self.process(c.pid), **kw))  # type: ignore[arg-type]
 
-    def run(self, records: Iterable[Record]) -> list[Event]:
-        """Every event of the log, in order."""
-        for rec in records:
+    def run(self, records: Sequence[Record], args: Sequence[Args | None] | None = None) -> list[Event]:
+        """Every event of the log, in order (``args``: each call's
+        arguments, when another pass has them already)."""
+        for i, rec in enumerate(records):
             if isinstance(rec, Exit):
+                self.exits.append((rec.order, rec.pid, self.process(rec.pid)))
                 self.exit(rec.pid)
                 continue
+            self.last_call[rec.pid] = rec.order
             handler = CALLS.get(rec.name, _unknown)
-            handler(self, rec, split_args(rec.args) if handler is not _skip else [])
+            a = args[i] if args is not None else None
+            handler(self, rec, a if a is not None else Args(rec.args))
         return self.events
 
 
@@ -318,29 +364,30 @@ def track(records: list[Record]) -> tuple[list[Event], Tracker]:
     """Every event of the log, and the tracker's final state.  When a
     thread's call was ambiguous, the log is read again knowing from the
     start which threads turned out to share descriptors."""
+    args = [Args(r.args) if isinstance(r, Call) else None for r in records]
     tracker = Tracker()
-    events = tracker.run(records)
+    events = tracker.run(records, args)
     if any(e.kind == AMBIGUOUS for e in events):
-        tracker = Tracker(tracker.merged)
-        events = tracker.run(records)
+        tracker = Tracker(tracker.merged | tracker.deduced())
+        events = tracker.run(records, args)
     return events, tracker
 
 
 # ------------------------------------------------------------ the calls
 
-Handler = Callable[[Tracker, Call, list[str]], None]
+Handler = Callable[[Tracker, Call, Args], None]
 
 
-def _arg(a: list[str], i: int) -> str:
-    return a[i] if i < len(a) else ""
+def _arg(a: Args, i: int) -> str:
+    return a[i]
 
 
-def _skip(t: Tracker, c: Call, a: list[str]) -> None:
+def _skip(t: Tracker, c: Call, a: Args) -> None:
     """A call on no file (epoll_pwait, ...)."""
 
 
 def _opener(dirfd: int | None, path: int, flags: int | None, fixed: frozenset[str] = frozenset()) -> Handler:
-    def handle(t: Tracker, c: Call, a: list[str]) -> None:
+    def handle(t: Tracker, c: Call, a: Args) -> None:
         p = t.path(c.pid, _arg(a, dirfd) if dirfd is not None else None, _arg(a, path))
         if p is None:
             return
@@ -374,10 +421,10 @@ def _iov_len(arg: str) -> int:
     return sum(int(n) for n in re.findall(r"iov_len=(\d+)", arg))
 
 
-def _writer(at: int | None, asked: Callable[[list[str]], int]) -> Handler:
+def _writer(at: int | None, asked: Callable[[Args], int]) -> Handler:
     """write/pwrite64/writev/pwritev: ``at`` is the offset argument of a
     positional write."""
-    def handle(t: Tracker, c: Call, a: list[str]) -> None:
+    def handle(t: Tracker, c: Call, a: Args) -> None:
         d = t.lookup(c, int_arg(_arg(a, 0)))
         if d is None or d.path is None:
             return
@@ -395,8 +442,8 @@ def _writer(at: int | None, asked: Callable[[list[str]], int]) -> Handler:
     return handle
 
 
-def _reader(at: int | None, asked: Callable[[list[str]], int]) -> Handler:
-    def handle(t: Tracker, c: Call, a: list[str]) -> None:
+def _reader(at: int | None, asked: Callable[[Args], int]) -> Handler:
+    def handle(t: Tracker, c: Call, a: Args) -> None:
         d = t.lookup(c, int_arg(_arg(a, 0)))
         if d is None or d.path is None:
             return
@@ -409,11 +456,11 @@ def _reader(at: int | None, asked: Callable[[list[str]], int]) -> Handler:
     return handle
 
 
-def _count(i: int) -> Callable[[list[str]], int]:
+def _count(i: int) -> Callable[[Args], int]:
     return lambda a: int_arg(_arg(a, i)) or 0
 
 
-def _ftruncate(t: Tracker, c: Call, a: list[str]) -> None:
+def _ftruncate(t: Tracker, c: Call, a: Args) -> None:
     d = t.lookup(c, int_arg(_arg(a, 0)))
     if d is None or d.path is None:
         return
@@ -426,7 +473,7 @@ def _ftruncate(t: Tracker, c: Call, a: list[str]) -> None:
 def _on_fd(kind: str, fd: int = 0, why: str = "") -> Handler:
     """A call on a descriptor whose event is just its kind (fsync, flock,
     fdatasync, an ignored fchmod, ...)."""
-    def handle(t: Tracker, c: Call, a: list[str]) -> None:
+    def handle(t: Tracker, c: Call, a: Args) -> None:
         d = t.lookup(c, int_arg(_arg(a, fd)))
         if d is not None and d.path is not None:
             t.emit(kind, c, path=d.path, desc=d, why=why)
@@ -434,14 +481,14 @@ def _on_fd(kind: str, fd: int = 0, why: str = "") -> Handler:
 
 
 def _on_path(kind: str, dirfd: int | None, path: int, why: str = "") -> Handler:
-    def handle(t: Tracker, c: Call, a: list[str]) -> None:
+    def handle(t: Tracker, c: Call, a: Args) -> None:
         p = t.path(c.pid, _arg(a, dirfd) if dirfd is not None else None, _arg(a, path))
         if p is not None:
             t.emit(kind, c, path=p, why=why)
     return handle
 
 
-def _close(t: Tracker, c: Call, a: list[str]) -> None:
+def _close(t: Tracker, c: Call, a: Args) -> None:
     fd = int_arg(_arg(a, 0))
     d = t.lookup(c, fd)
     if d is None or fd is None:
@@ -451,7 +498,7 @@ def _close(t: Tracker, c: Call, a: list[str]) -> None:
         t.emit("close", c, path=d.path, desc=d)
 
 
-def _close_range(t: Tracker, c: Call, a: list[str]) -> None:
+def _close_range(t: Tracker, c: Call, a: Args) -> None:
     lo, hi = int_arg(_arg(a, 0)), int_arg(_arg(a, 1))
     if lo is None or hi is None or "CLOSE_RANGE_CLOEXEC" in _arg(a, 2):
         return
@@ -489,7 +536,7 @@ def _fstat_result(t: Tracker, c: Call, fd: int | None, struct: str) -> None:
 def _stat(dirfd: int | None, path: int, struct: int, flags: int | None) -> Handler:
     """stat, lstat, newfstatat, statx: a name's size; with AT_EMPTY_PATH
     and an empty name, the descriptor's (fstat)."""
-    def handle(t: Tracker, c: Call, a: list[str]) -> None:
+    def handle(t: Tracker, c: Call, a: Args) -> None:
         if flags is not None and "AT_EMPTY_PATH" in _arg(a, flags) and unquote(_arg(a, path)) == "":
             _fstat_result(t, c, int_arg(_arg(a, dirfd if dirfd is not None else 0)), _arg(a, struct))
             return
@@ -499,12 +546,12 @@ def _stat(dirfd: int | None, path: int, struct: int, flags: int | None) -> Handl
     return handle
 
 
-def _fstat(t: Tracker, c: Call, a: list[str]) -> None:
+def _fstat(t: Tracker, c: Call, a: Args) -> None:
     _fstat_result(t, c, int_arg(_arg(a, 0)), _arg(a, 1))
 
 
 def _access(dirfd: int | None, path: int) -> Handler:
-    def handle(t: Tracker, c: Call, a: list[str]) -> None:
+    def handle(t: Tracker, c: Call, a: Args) -> None:
         p = t.path(c.pid, _arg(a, dirfd) if dirfd is not None else None, _arg(a, path))
         if p is not None:
             _stat_result(t, c, p, "", kind="exists")
@@ -512,7 +559,7 @@ def _access(dirfd: int | None, path: int) -> Handler:
 
 
 def _unlink(dirfd: int | None, path: int, flags: int | None) -> Handler:
-    def handle(t: Tracker, c: Call, a: list[str]) -> None:
+    def handle(t: Tracker, c: Call, a: Args) -> None:
         p = t.path(c.pid, _arg(a, dirfd) if dirfd is not None else None, _arg(a, path))
         if p is None:
             return
@@ -527,7 +574,7 @@ def _unlink(dirfd: int | None, path: int, flags: int | None) -> Handler:
 
 def _rename(od: int | None, old: int, nd: int | None, new: int, flags: int | None, kind: str = "rename") -> Handler:
     """rename, renameat, renameat2 (its flags name the variant), link, linkat."""
-    def handle(t: Tracker, c: Call, a: list[str]) -> None:
+    def handle(t: Tracker, c: Call, a: Args) -> None:
         src = t.path(c.pid, _arg(a, od) if od is not None else None, _arg(a, old))
         dst = t.path(c.pid, _arg(a, nd) if nd is not None else None, _arg(a, new))
         if src is None or dst is None:
@@ -548,7 +595,7 @@ def _rename(od: int | None, old: int, nd: int | None, new: int, flags: int | Non
 
 
 def _symlink(target: int, nd: int | None, path: int) -> Handler:
-    def handle(t: Tracker, c: Call, a: list[str]) -> None:
+    def handle(t: Tracker, c: Call, a: Args) -> None:
         p = t.path(c.pid, _arg(a, nd) if nd is not None else None, _arg(a, path))
         if p is not None:
             t.emit("symlink", c, path=p, why=f"a symbolic link to {_arg(a, target)}")
@@ -556,7 +603,7 @@ def _symlink(target: int, nd: int | None, path: int) -> Handler:
 
 
 def _mkdir(dirfd: int | None, path: int) -> Handler:
-    def handle(t: Tracker, c: Call, a: list[str]) -> None:
+    def handle(t: Tracker, c: Call, a: Args) -> None:
         p = t.path(c.pid, _arg(a, dirfd) if dirfd is not None else None, _arg(a, path))
         if p is not None:
             if c.ok or c.errno == "EEXIST":
@@ -565,7 +612,7 @@ def _mkdir(dirfd: int | None, path: int) -> Handler:
     return handle
 
 
-def _utimensat(t: Tracker, c: Call, a: list[str]) -> None:
+def _utimensat(t: Tracker, c: Call, a: Args) -> None:
     if _arg(a, 1) == "NULL":  # futimens(fd): times only, on a descriptor
         d = t.lookup(c, int_arg(_arg(a, 0)))
         if d is not None and d.path is not None:
@@ -576,7 +623,7 @@ def _utimensat(t: Tracker, c: Call, a: list[str]) -> None:
         t.emit("chtimes", c, path=p)
 
 
-def _mmap(t: Tracker, c: Call, a: list[str]) -> None:
+def _mmap(t: Tracker, c: Call, a: Args) -> None:
     d = t.lookup(c, int_arg(_arg(a, 4)))
     if d is None or d.path is None:
         return
@@ -584,7 +631,7 @@ def _mmap(t: Tracker, c: Call, a: list[str]) -> None:
            flags=frozenset(flag_names(_arg(a, 2)) + flag_names(_arg(a, 3))))
 
 
-def _lseek(t: Tracker, c: Call, a: list[str]) -> None:
+def _lseek(t: Tracker, c: Call, a: Args) -> None:
     d = t.lookup(c, int_arg(_arg(a, 0)))
     if d is None or not c.ok or c.ret is None:
         return
@@ -602,7 +649,7 @@ _FCNTL_IGNORED = ("F_GETFL", "F_GETFD", "F_SETFD", "F_GETOWN", "F_SETOWN", "F_GE
                   "F_SET_RW_HINT", "F_GET_FILE_RW_HINT", "F_SET_FILE_RW_HINT")
 
 
-def _fcntl(t: Tracker, c: Call, a: list[str]) -> None:
+def _fcntl(t: Tracker, c: Call, a: Args) -> None:
     fd = int_arg(_arg(a, 0))
     cmd = _arg(a, 1)
     if cmd in ("F_DUPFD", "F_DUPFD_CLOEXEC"):
@@ -641,15 +688,15 @@ def _dup_to(t: Tracker, c: Call, old: int | None, new: int | None, cloexec: bool
         t.emit("dup", c, path=d.path, desc=d, why="a second descriptor sharing the offset")
 
 
-def _dup(t: Tracker, c: Call, a: list[str]) -> None:
+def _dup(t: Tracker, c: Call, a: Args) -> None:
     _dup_to(t, c, int_arg(_arg(a, 0)), c.ret if c.ok else None, False)
 
 
-def _dup2(t: Tracker, c: Call, a: list[str]) -> None:
+def _dup2(t: Tracker, c: Call, a: Args) -> None:
     _dup_to(t, c, int_arg(_arg(a, 0)), c.ret if c.ok else None, "O_CLOEXEC" in _arg(a, 2))
 
 
-def _new_fd(t: Tracker, c: Call, a: list[str]) -> None:
+def _new_fd(t: Tracker, c: Call, a: Args) -> None:
     """A call that returns a descriptor on no named file (a pipe, a socket, ...)."""
     if c.ok and c.ret is not None:
         t.install(c.pid, c.ret, Desc(t._new_id(), None, frozenset(), c.pid), "CLOEXEC" in c.args)
@@ -657,7 +704,7 @@ def _new_fd(t: Tracker, c: Call, a: list[str]) -> None:
 
 def _new_fds(arg: int) -> Handler:
     """pipe2, socketpair: two descriptors in an array argument."""
-    def handle(t: Tracker, c: Call, a: list[str]) -> None:
+    def handle(t: Tracker, c: Call, a: Args) -> None:
         if c.ok:
             for fd in re.findall(r"-?\d+", _arg(a, arg)):
                 t.install(c.pid, int(fd), Desc(t._new_id(), None, frozenset(), c.pid), "CLOEXEC" in c.args)
@@ -667,7 +714,7 @@ def _new_fds(arg: int) -> Handler:
 def _copy(src: int, dst: int, offsets: tuple[int, ...]) -> Handler:
     """sendfile, copy_file_range: bytes from one descriptor to another,
     a read of the one and a write of the other (at their offsets)."""
-    def handle(t: Tracker, c: Call, a: list[str]) -> None:
+    def handle(t: Tracker, c: Call, a: Args) -> None:
         n = c.ret if c.ok and c.ret is not None else 0
         explicit = any(_arg(a, i) not in ("NULL", "") for i in offsets)
         for i, kind in ((src, "read"), (dst, "write")):
@@ -685,24 +732,24 @@ def _copy(src: int, dst: int, offsets: tuple[int, ...]) -> Handler:
     return handle
 
 
-def _chdir(t: Tracker, c: Call, a: list[str]) -> None:
+def _chdir(t: Tracker, c: Call, a: Args) -> None:
     p = t.path(c.pid, None, _arg(a, 0))
     if c.ok and p is not None:
         t.cwd[c.pid] = p
 
 
-def _fchdir(t: Tracker, c: Call, a: list[str]) -> None:
+def _fchdir(t: Tracker, c: Call, a: Args) -> None:
     d = t.lookup(c, int_arg(_arg(a, 0)))
     if c.ok and d is not None and d.path is not None:
         t.cwd[c.pid] = d.path
 
 
-def _execve(t: Tracker, c: Call, a: list[str]) -> None:
+def _execve(t: Tracker, c: Call, a: Args) -> None:
     if c.ok:
         t.exec(c.pid)
 
 
-def _ioctl(t: Tracker, c: Call, a: list[str]) -> None:
+def _ioctl(t: Tracker, c: Call, a: Args) -> None:
     d = t.lookup(c, int_arg(_arg(a, 0)))
     if d is None or d.path is None:
         return
@@ -713,14 +760,14 @@ def _ioctl(t: Tracker, c: Call, a: list[str]) -> None:
         t.emit(IGNORED, c, path=d.path, desc=d, why=f"ioctl({req})")
 
 
-def _unknown(t: Tracker, c: Call, a: list[str]) -> None:
+def _unknown(t: Tracker, c: Call, a: Args) -> None:
     """A call the table does not know: an error if it is on a file a
     sequence uses (it might change it), else nothing."""
-    d = t.lookup(c, int_arg(_arg(a, 0))) if a else None
+    d = t.lookup(c, int_arg(_arg(a, 0))) if a.text.strip() else None
     if d is not None and d.path is not None:
         t.emit("unknown", c, path=d.path, desc=d, why=f"{c.name} is not in the lifter's table")
         return
-    for arg in a:
+    for arg in a.all():
         if arg.startswith('"'):
             p = t.path(c.pid, None, arg)
             if p is not None and p in t.names:
