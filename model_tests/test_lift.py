@@ -353,6 +353,39 @@ def test_threads_of_one_process_share_descriptors() -> None:
     assert [p.program.source for p in got.programs] == [only(PLAIN)]
 
 
+def test_a_close_frees_its_descriptor_where_it_began() -> None:
+    """Another thread's pipe2 may get the number while the close is
+    unfinished: the close came first."""
+    log = [PLAIN[0], '101  fcntl(3, F_GETFL) = 0x8001 (flags O_WRONLY)', PLAIN[1], PLAIN[2],
+           '101  pipe2( <unfinished ...>', '100  close(3 <unfinished ...>',
+           '101  <... pipe2 resumed>[3, 4], O_CLOEXEC) = 0', '100  <... close resumed>) = 0', PLAIN[4]]
+    assert only(log) == only(PLAIN)
+
+
+EXECS = ['100  execve("/bin/writer", ["writer"], 0x7ffd /* 1 var */) = 0',
+         '200  execve("/bin/other", ["other"], 0x7ffd /* 1 var */) = 0',
+         '200  openat(AT_FDCWD, "/c/x", O_RDONLY|O_CLOEXEC) = 3']
+
+
+def test_a_thread_is_placed_by_the_exit_group_it_ends_with() -> None:
+    """Thread 101 writes descriptor 3, which both programs hold; it exits
+    with process 100 (exit_group), so it is 100's."""
+    log = [*EXECS, PLAIN[0], PLAIN[1].replace("100", "101"), PLAIN[2].replace("100", "101"), PLAIN[3], PLAIN[4],
+           '101  +++ exited with 0 +++', '100  +++ exited with 0 +++', '200  close(3) = 0', '200  +++ exited with 0 +++']
+    assert only(log) == only(PLAIN)
+    # Without the exits nothing tells the two apart: an error, not a guess.
+    with pytest.raises(CannotExpress) as e:
+        lifted(log[:-4])
+    assert e.value.line == 5
+
+
+def test_two_programs_that_ran_execve_are_never_one_process() -> None:
+    """Process 200 writes its own descriptor 3 (inherited from before the
+    log): that is not the writer's file."""
+    log = [*EXECS[:2], PLAIN[0], '200  write(3, "other", 5) = 5', *PLAIN[1:]]
+    assert only(log) == only(PLAIN)
+
+
 def test_a_temp_one_process_uses_is_private() -> None:
     log = [OPEN_TMP, '100  write(3, "hello", 5) = 5', '100  close(3) = 0', '100  rename("/c/e.tmp", "/c/e") = 0']
     source = only(log)
