@@ -70,7 +70,7 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("list", help="the catalogue: every protocol as pseudo-code, with its claims")
     lf = sub.add_parser("lift", help="turn an strace log of a real program into protocol programs (and check them)",
                         description="Lift the calls a program made, as recorded by strace -f -o LOG -e "
-                                    "trace=%%file,%%desc,fsync,fdatasync,flock PROGRAM, into one program per "
+                                    "trace=%file,%desc,fsync,fdatasync,flock PROGRAM, into one program per "
                                     "distinct sequence of calls on the selected files.")
     lf.add_argument("logs", nargs="+", metavar="LOG",
                     help="the log; several files, or the prefix of strace -ff's LOG.<pid> files")

@@ -632,6 +632,9 @@ def build(ep: Episode, private: dict[str, bool]) -> tuple[tuple[Instr, ...], int
     ignored = [e for e in kept if e.kind == IGNORED]
     events = _merge([e for e in kept if e.kind != IGNORED], notes)
     payload = _payload(ep, events, notes)
+    if payload == 0 and ep.role is Role.WRITER:
+        notes.append("some sequences have an empty payload (0 bytes): checked with the explorer's payloads, "
+                     "such a program publishes an entry it never wrote")
     b = _Build(ep, payload, _names(ep, private))
     for e in events:
         OPERATIONS[e.kind](b, e)
