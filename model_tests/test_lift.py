@@ -492,3 +492,7 @@ def test_the_command_says_what_is_wrong(tmp_path: Path) -> None:
     assert err.startswith(f"idemwrite: error: {log}:2: flock(3, LOCK_EX) = 0: the instruction language cannot express flock")
     code, _, err = run("lift", str(tmp_path / "missing"))
     assert code == 2 and "no such file" in err
+    binary = tmp_path / "a.out"
+    binary.write_bytes(bytes(range(256)) * 4)
+    code, _, err = run("lift", str(binary))
+    assert code == 2 and f"{binary}:1: this is not a log strace writes" in err

@@ -711,7 +711,7 @@ def lift_events(events: list[Event], tracker: Tracker, globs: Sequence[str], fil
         e = min(firsts, key=lambda x: x.call.order)
         ep = next(ep for ep in lifted_eps if e in ep.events)
         raise CannotExpress(e.call.file, e.call.line, e.call.name, e.kind, e.call.text,
-                            f"a sequence on {ep.target} (pid {ep.process}) {'needs' if e.kind == 'mkdir' else 'makes'} it"
+                            f"a sequence on {ep.target} (pid {ep.events[0].tid}) {'needs' if e.kind == 'mkdir' else 'makes'} it"
                             + (f" ({e.why})" if e.why else ""))
     groups: dict[tuple[Role, tuple[Instr, ...]], tuple[list[Occurrence], list[str]]] = {}
     for ep in lifted_eps:

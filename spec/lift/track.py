@@ -396,14 +396,14 @@ def _opener(dirfd: int | None, path: int, flags: int | None, fixed: frozenset[st
             m = re.search(r"flags=([A-Z0-9_|]+)", raw)
             raw = m.group(1) if m else ""
         fl = frozenset(flag_names(raw)) | fixed if flags is not None else fixed
+        if "O_DIRECTORY" in fl:
+            t.directories.add(p)  # meant as a directory, whether or not it is one
         if not c.ok:
             if c.errno == "ENOENT":
                 t.gone(p)
             t.emit("open", c, path=p, flags=fl)
             return
         assert c.ret is not None
-        if "O_DIRECTORY" in fl:
-            t.directories.add(p)
         known_new = "O_CREAT" in fl and ("O_EXCL" in fl or p in t.absent)
         ino = t.names.get(p)
         if ino is None:
