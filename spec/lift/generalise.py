@@ -659,7 +659,36 @@ def lift_events(events: list[Event], tracker: Tracker, globs: Sequence[str], fil
     chosen = targets(events, globs, tracker.directories)
     tmp = temps(events, chosen)
     chosen -= set(tmp)
-    proc = tracker.canon
+    per, private, mkdirs = _by_process_and_target(events, chosen, tmp, tracker.canon)
+    eps: list[Episode] = []
+    left_out: list[Ignored] = []
+    for (process, target), evs in per.items():
+        found, stray = episodes(evs, process, target)
+        eps.extend(found)
+        left_out.extend(_ignored(e, "a stat whose result no lifted sequence uses") for e in stray)
+    used_dirs = _attach_mkdirs(eps, mkdirs, tracker.canon)
+    outside = sorted({e.path for e in mkdirs if e not in used_dirs and e.path is not None
+                      and any(_ancestor(e.path, t) for t in chosen | set(tmp))})
+    if outside:
+        notes.append(f"{len(outside)} directories above the selected files were made with mkdir outside every "
+                     f"sequence (e.g. {outside[0]}); the language has no directories yet, so they are left out")
+    lifted_eps = [ep for ep in eps if ep.changes() or ep.role is Role.READER]
+    for ep in eps:
+        if ep not in lifted_eps:
+            left_out.extend(_ignored(e, "changes neither contents nor names (not part of a write)") for e in ep.events)
+    lifted_eps.sort(key=lambda ep: ep.events[0].call.order)
+    _refuse_the_first_unexpressed(lifted_eps)
+    programs = _programs(lifted_eps, private, left_out)
+    general = [ONE_PATH] + ([NO_VALIDATION] if any(p.program.role is Role.READER for p in programs) else []) + notes
+    left_out.sort(key=lambda x: (x.file, x.line))
+    return Lifted(tuple(programs), tuple(left_out), tuple(general), files)
+
+
+def _by_process_and_target(events: list[Event], chosen: set[str], tmp: dict[str, set[str]],
+                           proc: Callable[[int], int]
+                           ) -> tuple[dict[tuple[int, str], list[Event]], dict[str, bool], list[Event]]:
+    """Each process's events on each target (its temps' included), whether
+    each temp is private (one process used it), and the mkdirs."""
     # Which target a temp's event belongs to: the target of the temp's next
     # rename (or link) by the same process, else of its last.
     onto: dict[tuple[int, str], list[tuple[int, str]]] = {}
@@ -687,34 +716,25 @@ def lift_events(events: list[Event], tracker: Tracker, globs: Sequence[str], fil
                 keys.append(t)
         for t in keys:
             per.setdefault((proc(e.process), t), []).append(e)
-    private = {p: len(users.get(p, ())) == 1 for p in tmp}
-    eps: list[Episode] = []
-    left_out: list[Ignored] = []
-    for (process, target), evs in per.items():
-        found, stray = episodes(evs, process, target)
-        eps.extend(found)
-        left_out.extend(_ignored(e, "a stat whose result no lifted sequence uses") for e in stray)
-    used_dirs = _attach_mkdirs(eps, mkdirs, proc)
-    outside = sorted({e.path for e in mkdirs if e not in used_dirs and e.path is not None
-                      and any(_ancestor(e.path, t) for t in chosen | set(tmp))})
-    if outside:
-        notes.append(f"{len(outside)} directories above the selected files were made with mkdir outside every "
-                     f"sequence (e.g. {outside[0]}); the language has no directories yet, so they are left out")
-    lifted_eps = [ep for ep in eps if ep.changes() or ep.role is Role.READER]
-    for ep in eps:
-        if ep not in lifted_eps:
-            left_out.extend(_ignored(e, "changes neither contents nor names (not part of a write)") for e in ep.events)
-    lifted_eps.sort(key=lambda ep: ep.events[0].call.order)
-    # The first call the language cannot express, in log order, is the error.
-    firsts = [e for e in (_first_unexpressed(ep) for ep in lifted_eps) if e is not None]
-    if firsts:
-        e = min(firsts, key=lambda x: x.call.order)
-        ep = next(ep for ep in lifted_eps if e in ep.events)
-        raise CannotExpress(e.call.file, e.call.line, e.call.name, e.kind, e.call.text,
-                            f"a sequence on {ep.target} (pid {ep.events[0].tid}) {'needs' if e.kind == 'mkdir' else 'makes'} it"
-                            + (f" ({e.why})" if e.why else ""))
+    return per, {p: len(users.get(p, ())) == 1 for p in tmp}, mkdirs
+
+
+def _refuse_the_first_unexpressed(eps: list[Episode]) -> None:
+    """The first call the language cannot express, in log order, is the error."""
+    firsts = [e for e in (_first_unexpressed(ep) for ep in eps) if e is not None]
+    if not firsts:
+        return
+    e = min(firsts, key=lambda x: x.call.order)
+    ep = next(ep for ep in eps if e in ep.events)
+    raise CannotExpress(e.call.file, e.call.line, e.call.name, e.kind, e.call.text,
+                        f"a sequence on {ep.target} (pid {ep.events[0].tid}) {'needs' if e.kind == 'mkdir' else 'makes'} it"
+                        + (f" ({e.why})" if e.why else ""))
+
+
+def _programs(eps: list[Episode], private: dict[str, bool], left_out: list[Ignored]) -> list[LiftedProgram]:
+    """One program per distinct sequence, in order of first appearance."""
     groups: dict[tuple[Role, tuple[Instr, ...]], tuple[list[Occurrence], list[str]]] = {}
-    for ep in lifted_eps:
+    for ep in eps:
         source, payload, ep_notes, ign = build(ep, private)
         left_out.extend(_ignored(e) for e in ign)
         occ = Occurrence(ep.events[0].tid, ep.target, ep.events[0].call.file, ep.events[0].call.line,
@@ -730,9 +750,7 @@ def lift_events(events: list[Event], tracker: Tracker, globs: Sequence[str], fil
         publishes = ((ENTRY, "entry"),) if role is Role.WRITER else ()
         programs.append(LiftedProgram(Program(f"lifted-{i}", role, source, publishes=publishes, summary=summary),
                                       tuple(occs), tuple(ns)))
-    general = [ONE_PATH] + ([NO_VALIDATION] if any(p.program.role is Role.READER for p in programs) else []) + notes
-    left_out.sort(key=lambda x: (x.file, x.line))
-    return Lifted(tuple(programs), tuple(left_out), tuple(general), files)
+    return programs
 
 
 def _temp_target(renames: list[tuple[int, str]], order: int) -> str | None:
