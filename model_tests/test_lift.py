@@ -379,6 +379,19 @@ def test_a_thread_is_placed_by_the_exit_group_it_ends_with() -> None:
     assert e.value.line == 5
 
 
+def test_a_thread_is_placed_with_a_sibling_that_exits_with_it() -> None:
+    """Thread 101 reads descriptor 4, held by program 200 (the file it
+    writes) and by thread 102 (which opened its own file there).  Both
+    threads end with program 100's exit_group: 101 is with 102, not 200."""
+    log = [*EXECS[:2],
+           '200  openat(AT_FDCWD, "/c/e", O_WRONLY|O_CREAT|O_CLOEXEC, 0666) = 4',
+           '102  openat(AT_FDCWD, "/c/src", O_RDONLY|O_CLOEXEC) = 4',
+           '101  read(4, "data", 4096) = 4',
+           *[ln.replace("100", "200").replace("(3", "(4") for ln in PLAIN[1:5]],
+           '102  +++ exited with 0 +++', '101  +++ exited with 0 +++', '100  +++ exited with 0 +++']
+    assert only(log) == only(PLAIN)
+
+
 def test_two_programs_that_ran_execve_are_never_one_process() -> None:
     """Process 200 writes its own descriptor 3 (inherited from before the
     log): that is not the writer's file."""

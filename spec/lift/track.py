@@ -220,14 +220,22 @@ class Tracker:
         process, the one that ran execve last)."""
         out: dict[int, int] = {}
         with_exit = self._exit_groups()
+
+        def known(q: int) -> int:
+            # A thread not known to be in any process, placed by its exit
+            # for this deduction only (it is merged, if at all, by the next
+            # pass's evidence).
+            c = self.canon(q)
+            return with_exit.get(c, c) if c < _EXECED else c
+
         for p, sets in self.held_by.items():
             if self.canon(p) != p:
                 continue  # its process became known another way
-            common = set.intersection(*({self.canon(q) for q in s} for s in sets)) - {p}
+            common = set.intersection(*({known(q) for q in s} for s in sets)) - {p}
             if len(common) == 1:
                 out[p] = common.pop()
-            elif with_exit.get(p) in common:
-                out[p] = with_exit[p]
+            elif known(p) in common:
+                out[p] = known(p)
         return out
 
     def _exit_groups(self) -> dict[int, int]:
