@@ -85,7 +85,7 @@ MAX_LINE = 64 << 10
 # Bodies up to this size are decoded in memory and written by the catalogue
 # protocol; larger ones are streamed to an unnamed file (_UnnamedOutput), so
 # memory stays bounded whatever BodySize says.
-STREAM_AT = 4 << 20
+STREAM_AT = 16 << 20  # above every output of `go build std` here, so the go command's puts all go through the catalogue protocol
 _BODY_SLACK = 64  # blanks a body line may carry around its quotes
 _HEAD = 256  # bytes of a bad line searched for its ID
 _MAX_MESSAGE = 500  # characters of an Err or stderr message
