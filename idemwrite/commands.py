@@ -1,4 +1,4 @@
-"""The explorer's commands: ``idemwrite check``, ``trace`` and ``list``.
+"""The explorer's commands: ``idemwrite check``, ``trace``, ``list`` and ``lift``.
 
 Every result is data first (``--json``), then a table for people.  Exit
 status: 0 when every verdict is the one the catalogue declares, 1 when one
@@ -20,9 +20,12 @@ from typing import Sequence
 
 from spec.check import Result, Scenario, answer, applicable, declared, default_scenarios, groups
 from spec.explore import explore
+from spec.lift import Lifted, LiftError, lift, render
+from spec.lift import to_json as lift_json
 from spec.properties import PROPERTIES, UnknownProperty, get_property
 from spec.protocols import CATALOGUE, UnknownProtocol
 from spec.report import markdown, text_table, violations_text
+from spec.ops import Role
 from spec.system import SetupError, System
 from spec.trace import Trace, from_exploration, markdown_table, mermaid, show, table, to_json
 
@@ -65,6 +68,19 @@ def parser() -> argparse.ArgumentParser:
     tf.add_argument("--mermaid", action="store_true", help="a Mermaid sequence diagram")
     t.add_argument("--replay", action="store_true", help="also replay it on real files in a temporary directory")
     sub.add_parser("list", help="the catalogue: every protocol as pseudo-code, with its claims")
+    lf = sub.add_parser("lift", help="turn an strace log of a real program into protocol programs (and check them)",
+                        description="Lift the calls a program made, as recorded by strace -f -o LOG -e "
+                                    "trace=%file,%desc,fsync,fdatasync,flock PROGRAM, into one program per "
+                                    "distinct sequence of calls on the selected files.")
+    lf.add_argument("logs", nargs="+", metavar="LOG",
+                    help="the log; several files, or the prefix of strace -ff's LOG.<pid> files")
+    lf.add_argument("--path", action="append", default=[], metavar="GLOB",
+                    help="lift the calls on names matching GLOB (fnmatch on the whole name; repeatable; "
+                         "default: every regular file written)")
+    lf.add_argument("--check", action="store_true",
+                    help="run the explorer on each program at the default bounds (writers N=3 R=1, F=0 and 1; "
+                         "readers against write-then-truncate)")
+    lf.add_argument("--json", action="store_true", help="the programs (and verdicts) as JSON")
     for name, what in (("prove", "Z3 proofs (see `idemwrite prove --help`)"), ("cache", "inspect a Go build cache directory"), ("gocacheprog", "serve GOCACHEPROG for the go command")):
         s = sub.add_parser(name, help=what, add_help=False)
         s.add_argument("rest", nargs=argparse.REMAINDER)
@@ -80,8 +96,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_trace(args)
         if args.command == "list":
             return cmd_list()
+        if args.command == "lift":
+            return cmd_lift(args)
         return _delegate(args.command, list(args.rest))
-    except (UnknownProtocol, UnknownProperty, SetupError) as e:
+    except (UnknownProtocol, UnknownProperty, SetupError, LiftError, LogNotFound) as e:
         print(f"idemwrite: error: {e}", file=sys.stderr)
         return 2
 
@@ -230,3 +248,74 @@ def _claim_text(up_to: int | None) -> str:
     if up_to is None:
         return "holds at every fault budget"
     return "violated even without faults" if up_to < 0 else f"holds up to F={up_to}, violated beyond"
+
+
+# ------------------------------------------------------------ lift
+
+# What a lifted reader is checked against: the catalogue's default writer.
+LIFT_WRITER = "write-then-truncate"
+
+
+class LogNotFound(OSError):
+    """A LOG argument names no file, and no strace -ff files LOG.<pid>."""
+
+
+def read_logs(names: Sequence[str]) -> list[tuple[str, str]]:
+    """Each log's name and text: a file, or every ``NAME.<pid>`` file of
+    an ``strace -ff -o NAME`` run, in process-id order."""
+    out: list[tuple[str, str]] = []
+    for name in names:
+        p = Path(name)
+        files = [p] if p.is_file() else sorted(
+            (f for f in p.parent.glob(p.name + ".*") if f.suffix[1:].isdigit() and f.is_file()),
+            key=lambda f: int(f.suffix[1:]))
+        if not files:
+            raise LogNotFound(f"{name}: no such file, and no strace -ff files {name}.<pid>")
+        out.extend((str(f), f.read_text(errors="replace")) for f in files)
+    return out
+
+
+def lift_scenarios(lifted: Lifted, fault_budgets: Sequence[int] = (0, 1)) -> list[Scenario]:
+    """Each lifted program at the default bounds, as ``idemwrite check -p``
+    would ask: a writer with 3 writers and the default reader, a reader
+    with 3 writers of the catalogue's default writer."""
+    out: list[Scenario] = []
+    for lp in lifted.programs:
+        for f in fault_budgets:
+            if lp.program.role is Role.WRITER:
+                system = System.of(lp.program, 3, 1, faults=f)
+            else:
+                system = System.of(CATALOGUE[LIFT_WRITER], 3, 1, lp.program, faults=f)
+            for prop in applicable(system):
+                expected, reason = declared(system, prop)
+                out.append(Scenario(system, prop, expected, reason))
+    return out
+
+
+def cmd_lift(args: argparse.Namespace) -> int:
+    lifted = lift(read_logs(args.logs), args.path)
+    results: list[Result] = []
+    if args.check:
+        progress = Progress(enabled=not args.json)
+        try:
+            results = timed_run(lift_scenarios(lifted), progress)
+        finally:
+            progress.done()
+    bad = [r for r in results if not r.ok]
+    if args.json:
+        data = lift_json(lifted)
+        if args.check:
+            data["results"] = [r.to_json() for r in results]
+        print(json.dumps(data, indent=1))
+        return 1 if bad else 0
+    print(render(lifted))
+    if args.check:
+        print()
+        if any(lp.program.role is Role.READER for lp in lifted.programs):
+            print(f"readers are checked with writers of {LIFT_WRITER}, the catalogue's default writer")
+        print(text_table(results))
+        print()
+        print(violations_text(results))
+        states = sum(r.states for r in results)
+        print(f"{len(results)} verdicts on {len(lifted.programs)} lifted programs ({states} states explored in all).")
+    return 1 if bad else 0

@@ -138,6 +138,7 @@ def test_server_fills_a_cache_that_plain_go_build_uses(plain_gocache: Path, tmp_
     prog = write_module(tmp_path / "hello", "example.com/hello", hello("through the server"))
     env = go_env(tmp_path, tmp_path / "go-own-cache")
     env["GOCACHEPROG"] = server_command(shared)
+    env["IDEMWRITE_VERBOSE"] = "1"  # the server's counts, for the control below
     first = go(["build", "-x", "-o", str(tmp_path / "a.bin"), "."], prog, env)
     assert first.returncode == 0, first.stderr
     # Control: the program's two packages were misses and were compiled, so
@@ -151,6 +152,50 @@ def test_server_fills_a_cache_that_plain_go_build_uses(plain_gocache: Path, tmp_
     assert compile_lines(second.stderr) == []
     run = subprocess.run([str(tmp_path / "b.bin")], capture_output=True, text=True, timeout=60)
     assert run.stderr.strip() == "through the server"
+
+
+def test_go_build_through_the_server_prints_nothing(plain_gocache: Path, tmp_path: Path) -> None:
+    """The go command passes its GOCACHEPROG's stderr to the person's
+    terminal: a ``go build`` and a ``go list -compiled`` through the server
+    (misses and puts, then hits) print nothing on stderr.  The control, the
+    same build with ``IDEMWRITE_VERBOSE=1``, prints the server's counts, so
+    an empty stderr is not just lost output."""
+    shared = tmp_path / "shared"
+    shutil.copytree(plain_gocache, shared)
+    prog = write_module(tmp_path / "hello", "example.com/hello", hello("quietly"))
+    env = go_env(tmp_path, tmp_path / "go-own-cache")
+    env["GOCACHEPROG"] = server_command(shared)
+    for args in (["build", "-o", str(tmp_path / "a.bin"), "."], ["build", "-o", str(tmp_path / "b.bin"), "."], LIST):
+        r = go(args, prog, env)
+        assert r.returncode == 0 and r.stderr == "", (args, r.stderr)
+    loud = go(["build", "-o", str(tmp_path / "c.bin"), "."], prog, dict(env, IDEMWRITE_VERBOSE="1"))
+    assert loud.returncode == 0 and "idemwrite gocacheprog:" in loud.stderr and " hits" in loud.stderr, loud.stderr
+
+
+def test_bodies_streamed_from_the_go_command(plain_gocache: Path, tmp_path: Path) -> None:
+    """The server's streaming path (bodies over STREAM_AT, 4 MiB, which few
+    outputs of a small build reach) with the go command's own encoding of
+    bodies: a server whose threshold is 512 bytes takes the program's
+    outputs through the unnamed-file path; then a plain ``GOCACHE=DIR go
+    build -x`` compiles nothing and the directory verifies."""
+    shared = tmp_path / "shared"
+    shutil.copytree(plain_gocache, shared)
+    prog = write_module(tmp_path / "hello", "example.com/hello", hello("streamed"))
+    env = go_env(tmp_path, tmp_path / "go-own-cache")
+    code = "import sys; from reference.gocacheprog import run; run(sys.argv[1], 'write-then-truncate', stream_at=512)"
+    env["GOCACHEPROG"] = f'"{sys.executable}" -c "{code}" "{shared}"'
+    before = set(shared.glob("??/*-d"))
+    first = go(["build", "-x", "-o", str(tmp_path / "a.bin"), "."], prog, env)
+    assert first.returncode == 0, first.stderr
+    assert len(compile_lines(first.stderr)) == 2
+    # Control: outputs over the threshold were put (so went the streaming way).
+    streamed = [p for p in set(shared.glob("??/*-d")) - before if p.stat().st_size > 512]
+    assert len(streamed) >= 2, streamed
+    assert GoCache(str(shared), create=False).verify().problems == []
+    second = go(["build", "-x", "-o", str(tmp_path / "b.bin"), "."], prog, go_env(tmp_path, shared))
+    assert second.returncode == 0 and compile_lines(second.stderr) == [], second.stderr
+    run = subprocess.run([str(tmp_path / "b.bin")], capture_output=True, text=True, timeout=60)
+    assert run.stderr.strip() == "streamed"
 
 
 # ------------------------------------------------------------ the seed's regression test
@@ -190,6 +235,9 @@ def test_concurrent_go_list_default_protocol_never_fails(tmp_path: Path) -> None
     bad = failures(results)
     print(f"default protocol: {len(bad)} of {CONCURRENT} go commands failed")
     assert bad == []
+    # Nothing failed, so no server printed anything (the issue as a new
+    # user met it: all 20 printed the server's counts).
+    assert [r.stderr for r in results if r.stderr] == []
     assert GoCache(str(tmp_path / "round" / "shared"), create=False).verify().problems == []
 
 

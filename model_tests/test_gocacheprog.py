@@ -2,7 +2,8 @@
 
 Conversations are fed through real file descriptors to the same ``run``
 that ``python -m reference.gocacheprog`` uses; a few tests run the module as
-a subprocess to check its exit codes and its stderr summary.  Every request
+a subprocess to check its exit codes and its stderr: empty unless something
+failed (one line per kind of failure) or statistics were asked for.  Every request
 line must get exactly one response with its ID, whatever is wrong with it.
 """
 
@@ -12,6 +13,7 @@ import base64
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -220,22 +222,97 @@ def test_every_request_gets_one_answer_and_gets_see_puts(tmp_path_factory: pytes
 # ------------------------------------------------------------ as a command
 
 
-def serve_cmd(args: list[str], data: bytes) -> subprocess.CompletedProcess[bytes]:
-    env = dict(os.environ, PYTHONPATH=str(REPO))
+def serve_cmd(args: list[str], data: bytes, **env: str) -> subprocess.CompletedProcess[bytes]:
+    """Run the server as the go command does, with ``env`` added to an
+    environment that does not ask for statistics."""
+    full = {k: v for k, v in os.environ.items() if k != "IDEMWRITE_VERBOSE"}
+    full.update(env, PYTHONPATH=str(REPO))
     return subprocess.run([sys.executable, "-m", "reference.gocacheprog", *args], input=data,
-                          capture_output=True, env=env, timeout=60)
+                          capture_output=True, env=full, timeout=60)
 
 
-def test_command_prints_its_summary_to_stderr(tmp_path: Path) -> None:
-    r = serve_cmd(["--dir", str(tmp_path)], put(1, AID, b"abc") + get(2, AID) + get(3, bytes(32)) + close(4))
+SESSION = put(1, AID, b"abc") + get(2, AID) + get(3, bytes(32)) + close(4)
+COUNTS = b"2 gets, 1 hits (1 from the summary), 1 puts, 3 bytes put, 0 errors"
+
+
+def test_command_is_quiet_when_all_is_well(tmp_path: Path) -> None:
+    """The go command passes our stderr to the person's terminal (and to
+    tools reading go list's stderr): a session where nothing failed prints
+    nothing there."""
+    r = serve_cmd(["--dir", str(tmp_path)], SESSION)
     assert r.returncode == 0
-    assert r.stdout.splitlines()[0] == KNOWN_COMMANDS.strip()
-    assert b"2 gets, 1 hits (1 from the summary), 1 puts, 3 bytes put, 0 errors" in r.stderr
+    assert r.stdout.splitlines()[0] == KNOWN_COMMANDS.strip() and len(r.stdout.splitlines()) == 5
+    assert r.stderr == b""
+
+
+@pytest.mark.parametrize("how", ["--verbose", "-v", "IDEMWRITE_VERBOSE=1", "IDEMWRITE_VERBOSE=yes"])
+def test_verbose_prints_the_counts(tmp_path: Path, how: str) -> None:
+    args, env = (["--dir", str(tmp_path)], {}) if "=" in how else (["--dir", str(tmp_path), how], {})
+    if "=" in how:
+        env = dict([how.split("=")])
+    r = serve_cmd(args, SESSION, **env)
+    assert r.returncode == 0 and COUNTS in r.stderr and len(r.stderr.splitlines()) == 1, r.stderr
+
+
+def test_verbose_off_in_the_environment_is_quiet(tmp_path: Path) -> None:
+    assert serve_cmd(["--dir", str(tmp_path)], SESSION, IDEMWRITE_VERBOSE="0").stderr == b""
+    assert serve_cmd(["--dir", str(tmp_path)], SESSION, IDEMWRITE_VERBOSE="").stderr == b""
 
 
 def test_command_ends_cleanly_at_eof(tmp_path: Path) -> None:
     r = serve_cmd([f"--dir={tmp_path}"], get(1, AID))
+    assert r.returncode == 0 and r.stderr == b"" and json.loads(r.stdout.splitlines()[1]) == {"ID": 1, "Miss": True}
+    r = serve_cmd([f"--dir={tmp_path}", "--verbose"], get(1, AID))
     assert r.returncode == 0 and b"1 gets, 0 hits" in r.stderr
+
+
+def failing_puts(cache_dir: Path, n: int) -> bytes:
+    """``n`` puts whose index entries go to subdirectory ``ab``, and that
+    subdirectory replaced by a file (ENOTDIR for every one of them)."""
+    GoCache(str(cache_dir))
+    (cache_dir / "ab").rmdir()
+    (cache_dir / "ab").write_text("a file where a directory should be")
+    return b"".join(put(i, b"\xab" + bytes([i]) * 31, b"body %d" % i) for i in range(1, n + 1))
+
+
+@pytest.mark.parametrize("n", [1, 7])
+def test_one_stderr_line_per_kind_of_failure(tmp_path: Path, n: int) -> None:
+    """However many requests fail the same way, one line says so, with the
+    count and the first message; a second kind of failure is a second line.
+    Printed at the end of the session (the count needs all of it); each
+    request has had its Err answer already."""
+    data = failing_puts(tmp_path / "cache", n) + b"not json\n" * 3 + put(99, AID, b"fine") + close(100)
+    r = serve_cmd(["--dir", str(tmp_path / "cache")], data)
+    answers = [json.loads(line) for line in r.stdout.splitlines()[1:]]
+    assert r.returncode == 0 and len(answers) == n + 3 + 2
+    assert all("ENOTDIR" in a["Err"] for a in answers[:n]) and "Err" not in answers[-2]
+    lines = r.stderr.decode().splitlines()
+    assert len(lines) == 2, lines
+    assert "writes failed with ENOTDIR" in lines[0] and f": {n} in this session" in lines[0], lines
+    assert "put request 1 failed" in lines[0] and "ENOTDIR" in lines[0]
+    assert "malformed" in lines[1] and ": 3 in this session" in lines[1], lines
+    verbose = serve_cmd(["--dir", str(tmp_path / "cache"), "--verbose"], failing_puts(tmp_path / "c2", n))
+    assert len(verbose.stderr.splitlines()) == 2 and f"{n} errors" in verbose.stderr.decode()
+
+
+def test_one_stderr_line_for_puts_into_an_immutable_directory(tmp_path: Path) -> None:
+    """The same with EPERM from a subdirectory made immutable (``chattr
+    +i``: permission bits do not bind root; skipped where the file system
+    or the machine does not support it)."""
+    cache = tmp_path / "cache"
+    GoCache(str(cache))
+    sub = cache / "cd"
+    if shutil.which("chattr") is None or subprocess.run(["chattr", "+i", str(sub)], capture_output=True).returncode:
+        pytest.skip("chattr +i is not supported here")
+    try:
+        data = b"".join(put(i, b"\xcd" + bytes([i]) * 31, b"body %d" % i) for i in range(1, 6)) + close(9)
+        r = serve_cmd(["--dir", str(cache)], data)
+    finally:
+        subprocess.run(["chattr", "-i", str(sub)], check=True)
+    answers = [json.loads(line) for line in r.stdout.splitlines()[1:]]
+    assert len(answers) == 6 and all("Err" in a for a in answers[:5])
+    lines = r.stderr.decode().splitlines()
+    assert len(lines) == 1 and ": 5 in this session" in lines[0] and ("EPERM" in lines[0] or "EACCES" in lines[0]), lines
 
 
 @pytest.mark.parametrize("args, message", [
@@ -251,6 +328,6 @@ def test_command_refuses_bad_usage(tmp_path: Path, args: list[str], message: byt
 
 
 def test_parse_args() -> None:
-    assert parse_args(["--dir", "d"]) == ("d", "write-then-truncate")
-    assert parse_args(["--protocol=write-file", "--dir=d"]) == ("d", "write-file")
-    assert parse_args(["--", "--dir", "d"]) == ("d", "write-then-truncate")
+    assert parse_args(["--dir", "d"]) == ("d", "write-then-truncate", False)
+    assert parse_args(["--protocol=write-file", "--dir=d"]) == ("d", "write-file", False)
+    assert parse_args(["--", "--dir", "d", "--verbose"]) == ("d", "write-then-truncate", True)

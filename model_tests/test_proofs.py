@@ -265,7 +265,7 @@ def test_unknown_and_unexpected_outcomes_fail_the_command(monkeypatch: pytest.Mo
 
     real = cli.run_all
 
-    def degrade(names: list[str], jobs: int) -> list[Row]:
+    def degrade(names: list[str], jobs: int, done_one: Any = None) -> list[Row]:
         return [{**r, "outcome": UNKNOWN, "as_expected": False} for r in real(names, 1)]
 
     monkeypatch.setattr(cli, "run_all", degrade)

@@ -2,8 +2,11 @@
 
 ``idemwrite cache verify|stat|trim DIR`` looks at a Go build cache (a
 person's real GOCACHE included): ``verify`` and ``stat`` only read (no mtime
-is refreshed); ``trim`` removes what Go's own trim would.  ``idemwrite
-gocacheprog --dir DIR [--protocol P]`` runs the GOCACHEPROG server.
+is refreshed, no link followed, no FIFO or device opened), and ``verify``
+names every file Go would not have put there; ``trim`` removes what Go's
+own trim would.  ``idemwrite gocacheprog --dir DIR [--protocol P]
+[--verbose]`` runs the GOCACHEPROG server (quiet on stderr unless something
+fails; ``--verbose`` or ``IDEMWRITE_VERBOSE=1`` for its counts).
 
 Exit codes: 0 all well, 1 problems found (verify) or the server failed,
 2 bad usage.  ``--json`` prints data for machines; the default is a table
@@ -33,7 +36,8 @@ def _cache_parser() -> argparse.ArgumentParser:
 
     p = argparse.ArgumentParser(prog="idemwrite cache", description="Look at or trim a Go build cache directory (GOCACHE).")
     p.add_argument("action", choices=("verify", "stat", "trim"),
-                   help="verify: check every entry and every output's SHA-256; stat: counts and sizes; trim: Go's trim")
+                   help="verify: check every entry and every output's SHA-256, and name every link, FIFO, device, "
+                        "unreadable or stray file (none is followed or opened); stat: counts and sizes; trim: Go's trim")
     p.add_argument("dir", help="the cache directory (see `go env GOCACHE`)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--force", action="store_true", help="trim: even if trim.txt says it was trimmed in the last 24 h")
@@ -96,8 +100,8 @@ def _print_verify(report: VerifyReport, as_json: bool) -> None:
 
 
 def gocacheprog_main(argv: list[str]) -> int:
-    """``idemwrite gocacheprog --dir DIR [--protocol P]``: serve on
-    stdin/stdout until ``close`` or end of input."""
+    """``idemwrite gocacheprog --dir DIR [--protocol P] [--verbose]``:
+    serve on stdin/stdout until ``close`` or end of input."""
     from reference.gocacheprog import main  # the server module, only when serving
 
     return main(argv)

@@ -78,8 +78,9 @@ class BadSizeError(IdemwriteError, ValueError):
 _HINTS = {
     "ENOSPC": "free some space on the file system",
     "EDQUOT": "free some space or raise the disk quota",
+    "EFBIG": "the file would exceed the process's file-size limit (ulimit -f) or the file system's largest file",
     "EACCES": "check the permissions of the file and of its directory",
-    "EPERM": "check the permissions of the file and of its directory",
+    "EPERM": "check the permissions of the file and of its directory, and whether either is immutable (lsattr)",
     "EROFS": "the file system is read-only: write the entry somewhere writable",
     "ENOENT": "create the directory first",
     "ENOTDIR": "a component of the path is not a directory: fix the path",
@@ -117,3 +118,31 @@ class WriteError(IdemwriteError, OSError):
         return (f"writing entry {self.path} ({self.protocol}) failed: {self.op}{where} returned {self.errno_name} "
                 f"({self.strerror}); the entry may now be missing or incomplete, which read_entry reports as a miss; {hint}")
 
+
+
+class UnsafePathError(IdemwriteError, OSError):
+    """A cache file about to be written is a symbolic link or a special file
+    (a FIFO, a device, a socket), or sits in a subdirectory that is a link.
+
+    A cache directory may be shared by the users of one machine, and any of
+    them may have put such a file there: writing through a link would
+    change a file outside the directory (another user's, with the writer's
+    rights), and opening a FIFO to write would block.  Nothing was written.
+
+    errno: ELOOP for a link (what ``open`` with O_NOFOLLOW returns), ENXIO
+    for a special file; ``what`` says which, in words.
+    """
+
+    def __init__(self, path: str, what: str) -> None:
+        code = errno_mod.ELOOP if what.startswith("a symbolic link") else errno_mod.ENXIO
+        super().__init__(code, os.strerror(code), path)
+        self.path, self.what = path, what
+
+    def __reduce__(self) -> tuple[type, tuple[object, ...]]:
+        return type(self), (self.path, self.what)
+
+    def __str__(self) -> str:
+        return (f"refusing to write {self.path}: it is {self.what}. A cache directory shared with other users may "
+                f"hold links and special files they made; writing through a link would change a file outside "
+                f"the cache, and a FIFO would block. Remove it (`idemwrite cache verify DIR` lists every such "
+                f"file), then write again")

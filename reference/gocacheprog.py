@@ -13,12 +13,23 @@ Promised:
 
 - Malformed input (bad JSON, unknown command, wrong field types, an ID that
   is not 32 bytes, a body that is missing, not base64, of the wrong size or
-  not matching its OutputID) gets an ``Err`` response naming what was wrong;
-  the server keeps serving and no line that follows is lost.
+  not matching its OutputID, a line longer than any the go command sends)
+  gets an ``Err`` response naming what was wrong; the server keeps serving
+  and no line that follows is lost.  Memory stays bounded whatever the
+  input: request lines over ``MAX_LINE`` and bodies over ``STREAM_AT`` are
+  consumed piece by piece, never held whole.
 - A failed write is an ``Err`` response for that request, never a crash.
+- Bodies over ``STREAM_AT`` are decoded in chunks into an unnamed file in
+  the output's subdirectory, hashed on the way, and given their name only
+  once complete and matching their OutputID (``_UnnamedOutput``).
 - End of input and ``close`` both end cleanly; on the way out the server
-  prints gets, hits, puts and bytes to stderr and runs Go's (usually
-  skipped) daily trim after answering, so the go command is not kept waiting.
+  runs Go's (usually skipped) daily trim after answering, so the go command
+  is not kept waiting.
+- Stderr, which the go command passes to the person's terminal, stays
+  empty unless something failed: then one line per kind of failure (a bad
+  request, a write failing with one errno, the summary, the trim), with
+  its count.  ``--verbose`` or ``IDEMWRITE_VERBOSE=1`` adds the session's
+  gets, hits, puts and bytes.
 - A get is answered as the index entry on disk says, or from the server's
   summary of entries it has seen (``reference.summary``) with the same
   answer or another valid output of the action, and only after checking
@@ -30,6 +41,9 @@ Promised:
 
 Not promised: network file systems, Windows sharing semantics, or anything
 for ``--protocol write-file`` (the known-bad twin, kept to show the failure).
+``--protocol`` names the writer of index entries and of outputs up to
+``STREAM_AT``; larger outputs are always published by ``_UnnamedOutput``
+(the catalogue's rename-into-place, with an unnamed file as its temp file).
 
 Speed (start-up is paid by every go command, a round trip by every cache
 lookup, and the go command waits for both): a get of an entry the server
@@ -46,6 +60,7 @@ package's ``__init__`` imports nothing eagerly.
 from __future__ import annotations
 
 import binascii
+import errno  # built in, and loaded by gocache already
 import os
 import stat  # loaded by os already
 import sys
@@ -56,7 +71,7 @@ import time
 # that is not a plain get (a put, an error), typing only by type checkers.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable
+    from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from reference.gocache import DEFAULT_PROTOCOL, HASH_SIZE, MTIME_INTERVAL_NS, Entry, GoCache
 from reference.summary import FACTS_PER_GET, LOAD_AFTER, Summary
@@ -64,6 +79,19 @@ from reference.summary import fact as summary_fact
 
 KNOWN_COMMANDS = (b'{"ID":0,"KnownCommands":["get","put","close"]}\n')
 _READ_CHUNK = 1 << 20
+# The go command's request lines are a few hundred bytes; a longer one is
+# skipped piece by piece, so hostile input cannot make the server hold it.
+MAX_LINE = 64 << 10
+# Bodies up to this size are decoded in memory and written by the catalogue
+# protocol; larger ones are streamed to an unnamed file (_UnnamedOutput), so
+# memory stays bounded whatever BodySize says.
+STREAM_AT = 16 << 20  # above every output of `go build std` here, so the go command's puts all go through the catalogue protocol
+_BODY_SLACK = 64  # blanks a body line may carry around its quotes
+_HEAD = 256  # bytes of a bad line searched for its ID
+_MAX_MESSAGE = 500  # characters of an Err or stderr message
+_BEFORE_QUOTE, _IN_STRING, _AFTER_QUOTE = 0, 1, 2  # _decode_body's states
+_TMPFILE = getattr(os, "O_TMPFILE", 0)  # Linux; 0: use a private temp file instead
+BAD_REQUESTS = "requests answered with Err (malformed)"  # a kind of failure (Stats.failed)
 
 
 class BadRequest(ValueError):
@@ -71,7 +99,11 @@ class BadRequest(ValueError):
 
 
 class Stats:
-    """What one server session did (printed to stderr at the end)."""
+    """What one server session did, and what went wrong in it.
+
+    Failures are counted by kind (a bad request, a put whose write failed
+    with one errno, ...), each with the first message of its kind, so that
+    a session prints one line per kind however many requests failed."""
 
     def __init__(self) -> None:
         self.gets = 0
@@ -80,6 +112,13 @@ class Stats:
         self.puts = 0
         self.put_bytes = 0
         self.errors = 0
+        self.failures: dict[str, tuple[int, str]] = {}  # kind -> (count, first message)
+
+    def failed(self, kind: str, message: str) -> None:
+        """Count one failure of ``kind``; the first message is kept."""
+        self.errors += 1
+        count, first = self.failures.get(kind, (0, message))
+        self.failures[kind] = (count + 1, first)
 
     def render(self) -> str:
         # CPU time too: the go command never waits for its GOCACHEPROG, so
@@ -89,10 +128,22 @@ class Stats:
                 f"{self.puts} puts, {self.put_bytes} bytes put, {self.errors} errors, "
                 f"{time.process_time() * 1000:.0f} ms CPU")
 
+    def render_failures(self) -> list[str]:
+        """One line per kind of failure: its count and its first message."""
+        return [f"idemwrite gocacheprog: {kind}: {count} in this session; the first: {first}"
+                for kind, (count, first) in self.failures.items()]
+
+
+class _TooLong(Exception):
+    """The next line is longer than the caller's limit; it is left unread
+    (``_Lines.head`` shows its start, ``_Lines.pieces`` consumes it)."""
+
 
 class _Lines:
     """Lines from a file descriptor, read in large chunks; ``on_block`` is
-    called before each read that may block (the time to flush replies)."""
+    called before each read that may block (the time to flush replies).
+    Memory is bounded by the callers' limits: a line longer than the limit
+    is never gathered whole, only consumed piece by piece."""
 
     def __init__(self, fd: int, on_block: Callable[[], None]) -> None:
         self._fd = fd
@@ -107,28 +158,58 @@ class _Lines:
         self._chunk = bytearray(_READ_CHUNK)
         self._chunk_view = memoryview(self._chunk)
 
-    def next(self) -> bytes | None:
-        """The next line without its newline; None at end of input."""
+    def next(self, limit: int) -> bytes | None:
+        """The next line without its newline; None at end of input.
+        Raises _TooLong, consuming nothing, if the line has more than
+        ``limit`` bytes."""
         while True:
             i = self._buf.find(b"\n", self._scan)
             if i >= 0:
+                if i - self._start > limit:
+                    raise _TooLong()
                 line = bytes(self._buf[self._start:i])
                 self._start = self._scan = i + 1
                 return line
+            if len(self._buf) - self._start > limit:
+                self._scan = len(self._buf)
+                raise _TooLong()
             if self._eof:
                 if self._start < len(self._buf):  # a last line with no newline
                     line = bytes(self._buf[self._start:])
                     self._start = self._scan = len(self._buf)
                     return line
                 return None
-            del self._buf[:self._start]
-            self._start, self._scan = 0, len(self._buf)
-            self._on_block()
-            n = os.readv(self._fd, (self._chunk,))
-            if n:
-                self._buf += self._chunk_view[:n]
-            else:
-                self._eof = True
+            self._fill()
+
+    def head(self) -> bytes:
+        """The start of a line that ``next`` found too long (what is buffered)."""
+        return bytes(self._buf[self._start:self._start + 256])
+
+    def pieces(self) -> Iterator[bytes]:
+        """The rest of the current line in pieces of at most about one
+        read each, consumed as they are yielded, through its newline (or
+        the end of input)."""
+        while True:
+            i = self._buf.find(b"\n", self._start)
+            end = i if i >= 0 else len(self._buf)
+            piece = bytes(self._buf[self._start:end])
+            self._start = self._scan = end + 1 if i >= 0 else end
+            if piece:
+                yield piece
+            if i >= 0 or self._eof:
+                return
+            self._fill()
+
+    def _fill(self) -> None:
+        """Read one more chunk (flushing replies first: the read may block)."""
+        del self._buf[:self._start]
+        self._start, self._scan = 0, len(self._buf)  # callers read on only when no newline is buffered
+        self._on_block()
+        n = os.readv(self._fd, (self._chunk,))
+        if n:
+            self._buf += self._chunk_view[:n]
+        else:
+            self._eof = True
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -191,24 +272,204 @@ def _decode_id(req: dict[str, Any], key: str) -> bytes:
 
 def _guess_id(line: bytes) -> int:
     """The ID of a request we could not parse, if it is findable (so the
-    go command can match the error to the request), else 0."""
+    go command can match the error to the request), else 0.  Go's IDs are
+    int64: a longer run of digits is not one."""
     import re  # only on the error path
 
-    m = re.search(rb'"ID"\s*:\s*(-?\d+)', line)
+    m = re.search(rb'"ID"\s*:\s*(-?\d{1,19})(?!\d)', line[:_HEAD])
     return int(m.group(1)) if m else 0
 
 
+def _clip(text: str) -> str:
+    """A message short enough for one line of a terminal log (hostile
+    requests can make their own echo arbitrarily long)."""
+    return text if len(text) <= _MAX_MESSAGE else text[:_MAX_MESSAGE] + "..."
+
+
+def _failure_kind(e: Exception) -> str:
+    """The kind a request's unexpected failure is counted under: a failed
+    write by its errno (one stderr line per errno, not per request)."""
+    if isinstance(e, OSError):
+        name = getattr(e, "errno_name", None) or errno.errorcode.get(e.errno or 0, "no errno")
+        return f"writes failed with {name}"
+    return f"requests failed with {type(e).__name__}"
+
+
+def _encoded_limit(size: int) -> int:
+    """The longest body line (stripped) that can hold ``size`` bytes:
+    quotes around padded base64."""
+    return 4 * ((size + 2) // 3) + 2
+
+
+def _discard(data: bytes) -> None:
+    """A sink for a body that is only being skipped."""
+
+
+def _decode_body(pieces: Iterable[bytes], size: int, sink: Callable[[bytes], object]) -> bytes:
+    """Decode a body line, ``"<standard base64>"``, arriving in ``pieces``,
+    into ``sink`` a chunk at a time (never the whole body in memory), and
+    return the SHA-256 of what was decoded.
+
+    Every piece is consumed even after a problem, so that the request after
+    the body is found where it starts; then the first problem is raised:
+    BadRequest for a body that is not a JSON string of base64 of exactly
+    ``size`` bytes (decoding stops as soon as it has more), or the OSError
+    the sink raised (nothing more is written after it)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    problem: Exception | None = None
+    state = _BEFORE_QUOTE
+    carry = b""  # base64 characters not yet decoded (fewer than 4 inside the string)
+    done = 0
+    padded = False
+    for piece in pieces:
+        if problem is not None:
+            continue  # drain the line
+        try:
+            if state == _BEFORE_QUOTE:
+                piece = piece.lstrip()
+                if not piece:
+                    continue
+                if not piece.startswith(b'"'):
+                    raise BadRequest("body is not a JSON string")
+                piece, state = piece[1:], _IN_STRING
+            if state == _AFTER_QUOTE:
+                if piece.strip():
+                    raise BadRequest("body is not a JSON string (text after its closing quote)")
+                continue
+            q = piece.find(b'"')
+            if q >= 0:
+                if piece[q + 1:].strip():
+                    raise BadRequest("body is not a JSON string (text after its closing quote)")
+                piece, state = piece[:q], _AFTER_QUOTE
+            carry += piece
+            # Inside the string decode whole quanta only; at its end, all.
+            k = len(carry) if state == _AFTER_QUOTE else len(carry) - len(carry) % 4
+            if not k:
+                continue
+            if padded:
+                raise BadRequest("body is not valid base64: data after its padding")
+            block, carry = carry[:k], carry[k:]
+            try:
+                out = binascii.a2b_base64(block, strict_mode=True)
+            except binascii.Error as e:
+                raise BadRequest(f"body is not valid base64: {e}") from None
+            padded = block.endswith(b"=")
+            done += len(out)
+            if done > size:
+                raise BadRequest(f"body has more than {size} bytes, BodySize says {size}")
+            digest.update(out)
+            sink(out)
+        except (BadRequest, OSError) as e:
+            problem = e
+    if problem is None and state != _AFTER_QUOTE:
+        problem = BadRequest("body is not a JSON string (no closing quote)")
+    if problem is None and done != size:
+        problem = BadRequest(f"body has {done} bytes, BodySize says {size}")
+    if problem is not None:
+        raise problem
+    return digest.digest()
+
+
+class _UnnamedOutput:
+    """An output being received: an unnamed file (``O_TMPFILE``) in the
+    output's subdirectory, given its name only when it is complete and its
+    hash checked.  So a reader never sees a partial large output under its
+    name, and a server killed mid-body leaves nothing behind.
+
+    Publication is the catalogue's ``rename-into-place`` (readers see the
+    old file or the new, never a mix): ``link`` where the name is free;
+    where a complete output of the right size is already there (the same
+    bytes: names are hashes), nothing is written; anything else under the
+    name (a partial output, a link) is replaced by a rename.  The
+    subdirectory is opened with ``O_NOFOLLOW`` and every name is resolved
+    in it, so no write follows a link out of ``DIR``.  On a file system
+    without ``O_TMPFILE`` a private temp file beside the output stands in
+    (removed on every failure path, but not if the server is killed)."""
+
+    def __init__(self, cache: GoCache, output_id: bytes) -> None:
+        self.name = os.path.basename(cache.file_name(output_id, "d"))
+        self.path = cache.file_name(output_id, "d")
+        self._cache = cache
+        self._temp: str | None = None  # the fallback's private name, while it exists
+        self._dirfd = os.open(os.path.dirname(self.path), os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            self.fd = self._open()
+        except BaseException:
+            os.close(self._dirfd)
+            raise
+
+    def _open(self) -> int:
+        # An unnamed file is named later through /proc's link to its fd.
+        if _TMPFILE and os.path.isdir("/proc/self/fd"):
+            try:
+                return os.open(".", _TMPFILE | os.O_WRONLY | os.O_CLOEXEC, 0o666, dir_fd=self._dirfd)
+            except OSError as e:
+                if e.errno not in (errno.EOPNOTSUPP, errno.EISDIR):  # EISDIR: a kernel without O_TMPFILE
+                    raise
+        self._temp = _private_name(self.name)
+        return os.open(self._temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666,
+                       dir_fd=self._dirfd)
+
+    def write(self, data: bytes) -> None:
+        _write_all(self.fd, data)
+
+    def publish(self, size: int) -> None:
+        """Give the (complete, checked) file its name, as the class says."""
+        if self._temp is None:
+            try:
+                os.link(f"/proc/self/fd/{self.fd}", self.name, dst_dir_fd=self._dirfd, follow_symlinks=True)
+                return
+            except FileExistsError:
+                pass
+        try:
+            st = os.stat(self.name, dir_fd=self._dirfd, follow_symlinks=False)
+            if stat.S_ISREG(st.st_mode) and st.st_size == size:
+                self._cache.mark_used(self.path, st.st_mtime_ns)  # as the writers' chtimes would
+                return
+        except FileNotFoundError:
+            pass
+        if self._temp is None:
+            temp = _private_name(self.name)
+            os.link(f"/proc/self/fd/{self.fd}", temp, dst_dir_fd=self._dirfd, follow_symlinks=True)
+            self._temp = temp
+        os.rename(self._temp, self.name, src_dir_fd=self._dirfd, dst_dir_fd=self._dirfd)
+        self._temp = None
+
+    def close(self) -> None:
+        """Release the file; an unpublished private temp file is removed."""
+        try:
+            if self._temp is not None:
+                os.unlink(self._temp, dir_fd=self._dirfd)
+        except FileNotFoundError:
+            pass  # someone removed it (go clean): nothing left to do
+        finally:
+            os.close(self.fd)
+            os.close(self._dirfd)
+
+
+def _private_name(base: str) -> str:
+    """A name beside ``base`` no other process or thread will pick (as
+    ``reference.osrun.private_name``, without importing the runner)."""
+    return f"{base}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
+
+
 class Server:
-    """One session of the protocol over two file descriptors."""
+    """One session of the protocol over two file descriptors.
+
+    ``stream_at``: bodies larger than this are streamed to disk
+    (``_UnnamedOutput``) instead of decoded in memory."""
 
     def __init__(self, cache: GoCache, infd: int = 0, outfd: int = 1, *,
-                 load_summary_after: int = LOAD_AFTER) -> None:
+                 load_summary_after: int = LOAD_AFTER, stream_at: int = STREAM_AT) -> None:
         self.cache = cache
         self.stats = Stats()
         self._outfd = outfd
         self._out: list[bytes] = []
         self._lines = _Lines(infd, self.flush)
         self._pending: bytes | None = None  # a line read ahead, not yet handled
+        self._stream_at = stream_at
         self._dir_prefix = cache.dir + "/"
         self._dir_json = _json_string_body(self._dir_prefix)
         self._dir_prefix_b = os.fsencode(self._dir_prefix)
@@ -231,28 +492,44 @@ class Server:
 
         self._out.append(json.dumps(resp, separators=(",", ":")).encode() + b"\n")
 
-    def _error(self, id_: int, msg: str) -> None:
-        self.stats.errors += 1
+    def _error(self, id_: int, kind: str, msg: str) -> None:
+        msg = _clip(msg)
+        self.stats.failed(kind, msg)
         self._reply({"ID": id_, "Err": msg})
 
     # ---- input
 
     def _next_line(self) -> bytes | None:
+        """The next request line (at most MAX_LINE bytes; _TooLong else)."""
         if self._pending is not None:
             line, self._pending = self._pending, None
             return line
-        return self._lines.next()
+        return self._lines.next(MAX_LINE)
 
     def serve(self) -> Stats:
         """Answer requests until ``close`` or end of input (the caller has
         announced the known commands)."""
-        while (line := self._next_line()) is not None:
+        while True:
+            try:
+                line = self._next_line()
+            except _TooLong:
+                self._too_long()
+                continue
+            if line is None:
+                break
             if not line.strip():
                 continue  # the go command sends a blank line after each request
             if not self._handle(line):
                 break
         self.flush()
         return self.stats
+
+    def _too_long(self) -> None:
+        """A request line longer than any the go command sends: skipped
+        piece by piece (never held whole) and answered with Err."""
+        id_ = _guess_id(self._lines.head())
+        skipped = sum(len(p) for p in self._lines.pieces())
+        self._error(id_, BAD_REQUESTS, f"request line of {skipped} bytes skipped: longer than {MAX_LINE}")
 
     def _handle(self, line: bytes) -> bool:
         """Handle one request line; False after ``close``."""
@@ -268,21 +545,22 @@ class Server:
 
         try:
             req = json.loads(line)
-        except ValueError as e:
-            self._error(_guess_id(line), f"malformed request (not JSON: {e}): {line[:80]!r}")
+        except (ValueError, RecursionError) as e:  # RecursionError: nesting too deep for the parser
+            self._error(_guess_id(line), BAD_REQUESTS, f"malformed request (not JSON: {type(e).__name__}: {e}): {line[:80]!r}")
             return True
         if isinstance(req, str):
-            self._error(0, "a body line (base64 JSON string) with no put request before it")
+            self._error(0, BAD_REQUESTS, "a body line (base64 JSON string) with no put request before it")
             return True
         if not isinstance(req, dict):
-            self._error(0, f"malformed request (not a JSON object): {line[:80]!r}")
+            self._error(0, BAD_REQUESTS, f"malformed request (not a JSON object): {line[:80]!r}")
             return True
         id_ = req.get("ID")
         if not isinstance(id_, int) or isinstance(id_, bool):
-            self._error(0, f"malformed request (ID missing or not an integer): {line[:80]!r}")
-            self._skip_body(req)
+            self._error(0, BAD_REQUESTS, f"malformed request (ID missing or not an integer): {line[:80]!r}")
+            self._skip_body(req.get("BodySize"))
             return True
         cmd = req.get("Command")
+        what = _clip(repr(cmd) if not isinstance(cmd, str) else cmd)
         try:
             if cmd == "get":
                 self._get(id_, req)
@@ -292,33 +570,65 @@ class Server:
                 self._reply({"ID": id_})
                 return False
             else:
-                self._skip_body(req)
-                raise BadRequest(f"unknown command {cmd!r}; known: get, put, close")
+                self._skip_body(req.get("BodySize"))
+                raise BadRequest(f"unknown command {_clip(repr(cmd))}; known: get, put, close")
         except BadRequest as e:
-            self._error(id_, f"{cmd} request {id_}: {e}")
+            self._error(id_, BAD_REQUESTS, f"{what} request {id_}: {e}")
         except Exception as e:  # a server never dies of one request
-            self._error(id_, f"{cmd} request {id_} failed: {type(e).__name__}: {e}")
+            self._error(id_, _failure_kind(e), f"{what} request {id_} failed: {type(e).__name__}: {e}")
         return True
 
-    def _skip_body(self, req: dict[str, Any]) -> None:
+    def _skip_body(self, size: object) -> None:
         """Consume the body line of a request we reject, so that it is not
-        taken for the next request."""
-        size = req.get("BodySize")
-        if isinstance(size, int) and size > 0:
-            self._read_body(size)
-
-    def _read_body(self, size: int) -> bytes:
-        """The base64 JSON string line that follows a put with BodySize > 0."""
-        line = self._next_line()
-        while line is not None and not line.strip():
-            line = self._next_line()
+        taken for the next request (streamed, never held whole)."""
+        if not isinstance(size, int) or size <= 0:
+            return
+        try:
+            line = self._body_line(size)
+        except BadRequest:
+            return  # no body came: nothing to skip
         if line is None:
-            raise BadRequest(f"BodySize is {size} but input ended before the body")
+            for _ in self._lines.pieces():
+                pass
+
+    def _body_line(self, size: int) -> bytes | None:
+        """Find the body line of a put with BodySize ``size`` > 0 (skipping
+        blank lines): the line itself (stripped) if a body of ``size``
+        bytes is decoded in memory and the line is short enough to hold
+        one; None if it is to be consumed in pieces (``self._lines.pieces``).
+        BadRequest if the input ends first or the next line is not a JSON
+        string (that line is left for the next request)."""
+        while True:
+            try:
+                line = self._next_line()
+            except _TooLong:
+                if not self._lines.head().lstrip().startswith(b'"'):
+                    raise BadRequest(f"BodySize is {size} but no body line followed") from None
+                if size > self._stream_at:
+                    return None
+                try:
+                    whole = self._lines.next(_encoded_limit(size) + _BODY_SLACK)
+                except _TooLong:
+                    return None  # longer than such a body can be: the decoder says so
+                assert whole is not None  # a line was there
+                return whole.strip()
+            if line is None:
+                raise BadRequest(f"BodySize is {size} but input ended before the body")
+            if line.strip():
+                break
         line = line.strip()
         if not line.startswith(b'"'):
             # Not a body: keep the line, it is probably the next request.
             self._pending = line
             raise BadRequest(f"BodySize is {size} but no body line followed")
+        return line
+
+    def _read_body(self, size: int) -> bytes:
+        """The body of a put with 0 < BodySize <= stream_at, in memory."""
+        line = self._body_line(size)
+        if line is None:
+            _decode_body(self._lines.pieces(), size, _discard)  # raises: too long for the size
+            raise BadRequest(f"body is longer than BodySize {size} allows")
         if len(line) < 2 or not line.endswith(b'"'):
             raise BadRequest("body is not a JSON string")
         # The go command writes the base64 text raw between quotes (no JSON
@@ -330,6 +640,25 @@ class Server:
         if len(body) != size:
             raise BadRequest(f"body has {len(body)} bytes, BodySize says {size}")
         return body
+
+    def _stream_body(self, size: int, output_id: bytes) -> str:
+        """Receive a large body into an unnamed file, check it, and give it
+        its name (``_UnnamedOutput``); returns the output's path.  The
+        body is consumed whatever fails."""
+        line = self._body_line(size)
+        pieces: Iterable[bytes] = (line,) if line is not None else self._lines.pieces()
+        try:
+            out = _UnnamedOutput(self.cache, output_id)
+        except OSError:
+            _decode_body(pieces, size, _discard)  # drain; a malformed body is reported first
+            raise
+        try:
+            if _decode_body(pieces, size, out.write) != output_id:
+                raise BadRequest("OutputID is not the SHA-256 of the body")
+            out.publish(size)
+        finally:
+            out.close()
+        return out.path
 
     # ---- commands
 
@@ -425,15 +754,22 @@ class Server:
     def _put(self, id_: int, req: dict[str, Any]) -> None:
         size = req.get("BodySize", 0)
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-            raise BadRequest(f"BodySize must be a non-negative integer, got {size!r}")
-        body = self._read_body(size) if size > 0 else b""
-        action_id = _decode_id(req, "ActionID")
-        output_id = _decode_id(req, "OutputID")
-        import hashlib  # OpenSSL: loaded at the first put, not at start-up
+            raise BadRequest(f"BodySize must be a non-negative integer, got {_clip(repr(size))}")
+        try:
+            action_id = _decode_id(req, "ActionID")
+            output_id = _decode_id(req, "OutputID")
+        except BadRequest:
+            self._skip_body(size)
+            raise
+        if size > self._stream_at:
+            path = self._stream_body(size, output_id)
+        else:
+            body = self._read_body(size) if size > 0 else b""
+            import hashlib  # OpenSSL: loaded at the first put, not at start-up
 
-        if hashlib.sha256(body).digest() != output_id:
-            raise BadRequest("OutputID is not the SHA-256 of the body")
-        path = self.cache.put_output(output_id, body)
+            if hashlib.sha256(body).digest() != output_id:
+                raise BadRequest("OutputID is not the SHA-256 of the body")
+            path = self.cache.put_output(output_id, body)
         time_ns = self.cache.put_index(action_id, output_id, size)
         entry = Entry(output_id, size, time_ns)  # for later gets; the put's own answer is DiskPath
         self._remember(binascii.b2a_base64(action_id, newline=False), path, entry, _answer(entry))
@@ -442,19 +778,29 @@ class Server:
         self._reply({"ID": id_, "DiskPath": path})
 
 
-def run(dir: str, protocol: str, infd: int = 0, outfd: int = 1, *, load_summary_after: int = LOAD_AFTER) -> Stats:
+def run(dir: str, protocol: str, infd: int = 0, outfd: int = 1, *, load_summary_after: int = LOAD_AFTER,
+        verbose: bool = False, stream_at: int = STREAM_AT) -> Stats:
     """Serve one session on ``infd``/``outfd``; then report, write the
-    summary and trim."""
+    summary and trim.
+
+    Stderr (which the go command passes to the person's terminal, and to
+    tools reading ``go list``): nothing unless something went wrong, or
+    ``verbose`` asks for the session's counts.  What went wrong is one
+    line per kind of failure, with its count and first message, written
+    at the end of the session (before stdout closes, so while the go
+    command still runs): a count needs the whole session, and every
+    failed request has had its Err answer already.  A failure after the
+    last answer (writing the summary, trimming) is one line when it
+    happens: each happens at most once a session."""
     # The go command blocks until it has this line: announce first, then
     # make the 256 subdirectories while it gets on with loading packages.
     _write_all(outfd, KNOWN_COMMANDS)
     cache = GoCache(dir, protocol=protocol)
-    server = Server(cache, infd, outfd, load_summary_after=load_summary_after)
+    server = Server(cache, infd, outfd, load_summary_after=load_summary_after, stream_at=stream_at)
     try:
         stats = server.serve()
     finally:
-        sys.stderr.write(server.stats.render() + "\n")
-        sys.stderr.flush()
+        _say(([server.stats.render()] if verbose else []) + server.stats.render_failures())
     # Go's DiskCache trims on Close; with GOCACHEPROG nobody else trims this
     # directory.  Close stdout first: the go command waits for it to close,
     # not for the trim (which is skipped on all but one run a day).
@@ -465,12 +811,30 @@ def run(dir: str, protocol: str, infd: int = 0, outfd: int = 1, *, load_summary_
     try:
         server.summary.finish(cache.now_ns())
     except Exception as e:  # after the last answer: report it, still trim
-        sys.stderr.write(f"idemwrite gocacheprog: writing the summary failed: {type(e).__name__}: {e}\n")
+        _say([f"idemwrite gocacheprog: writing the summary failed: {type(e).__name__}: {e}"])
     try:
         cache.trim()
     except OSError as e:
-        sys.stderr.write(f"idemwrite gocacheprog: trim failed: {e}\n")
+        _say([f"idemwrite gocacheprog: trim failed: {e}"])
     return stats
+
+
+def _say(lines: list[str]) -> None:
+    """Write ``lines`` to stderr, if any; a closed stderr is not an error
+    worth dying of after the answers are out."""
+    if not lines:
+        return
+    try:
+        sys.stderr.write("".join(_clip(line) + "\n" for line in lines))
+        sys.stderr.flush()
+    except (OSError, ValueError):  # ValueError: sys.stderr already closed
+        pass
+
+
+def verbose_from_env(environ: Mapping[str, str] = os.environ) -> bool:
+    """Whether ``IDEMWRITE_VERBOSE`` asks for statistics (set and not
+    empty or ``0``): for when the go command, not a person, starts us."""
+    return environ.get("IDEMWRITE_VERBOSE", "") not in ("", "0")
 
 
 def _check_protocol(name: str) -> str | None:
@@ -486,24 +850,32 @@ def _check_protocol(name: str) -> str | None:
     return None
 
 
-USAGE = """usage: idemwrite gocacheprog --dir DIR [--protocol P]
+USAGE = """usage: idemwrite gocacheprog --dir DIR [--protocol P] [--verbose]
 
 A GOCACHEPROG server storing into DIR (created if missing) in Go's own cache
 format.  --protocol names the catalogue program for every write (default
-write-then-truncate; write-file is the known-bad twin).  Use it as
+write-then-truncate; write-file is the known-bad twin); outputs over 4 MiB
+are streamed to an unnamed file, named once checked.  Stderr stays
+empty unless something fails (one line per kind of failure); --verbose, or
+IDEMWRITE_VERBOSE=1 in the environment, adds the session's counts.  Use it as
     GOCACHEPROG="idemwrite gocacheprog --dir DIR" go build ./...
 """
 
 
-def parse_args(argv: list[str]) -> tuple[str, str]:
-    """(dir, protocol) from ``--dir DIR [--protocol P]`` (also ``--x=v``).
-    Hand-rolled rather than argparse: argparse's import is start-up time
-    for every go command.  Raises BadRequest with a usage message."""
+def parse_args(argv: list[str]) -> tuple[str, str, bool]:
+    """(dir, protocol, verbose) from ``--dir DIR [--protocol P]
+    [--verbose]`` (also ``--x=v``).  Hand-rolled rather than argparse:
+    argparse's import is start-up time for every go command.  Raises
+    BadRequest with a usage message."""
     opts = {"--dir": "", "--protocol": DEFAULT_PROTOCOL}
+    verbose = False
     it = iter(argv)
     for arg in it:
         if arg == "--":
             continue  # an end-of-options marker some wrappers pass through
+        if arg in ("-v", "--verbose"):
+            verbose = True
+            continue
         name, eq, value = arg.partition("=")
         if name in ("-h", "--help"):
             raise BadRequest(USAGE)
@@ -516,13 +888,14 @@ def parse_args(argv: list[str]) -> tuple[str, str]:
         opts[name] = value
     if not opts["--dir"]:
         raise BadRequest(f"--dir is required\n{USAGE}")
-    return opts["--dir"], opts["--protocol"]
+    return opts["--dir"], opts["--protocol"], verbose
 
 
 def main(argv: list[str]) -> int:
-    """``gocacheprog --dir DIR [--protocol P]``; exit 2 on bad usage."""
+    """``gocacheprog --dir DIR [--protocol P] [--verbose]``; exit 2 on bad
+    usage, 1 if the session could not run or died of its input/output."""
     try:
-        dir, protocol = parse_args(argv)
+        dir, protocol, verbose = parse_args(argv)
     except BadRequest as e:
         print(f"idemwrite gocacheprog: {e}", file=sys.stderr)
         return 0 if str(e) == USAGE else 2
@@ -531,7 +904,7 @@ def main(argv: list[str]) -> int:
         print(f"idemwrite gocacheprog: {why}", file=sys.stderr)
         return 2
     try:
-        run(dir, protocol)
+        run(dir, protocol, verbose=verbose or verbose_from_env())
     except OSError as e:
         print(f"idemwrite gocacheprog: {e}", file=sys.stderr)
         return 1

@@ -22,6 +22,15 @@ What an answer from the summary rests on:
   path: the index entry on disk.
 - Anything not in the summary takes the ordinary path, so entries written
   since (by other servers, by plain go commands) are found as before.
+- The directory may be shared with other users, so the file is untrusted
+  input (its CRC is no secret).  ``Summary.get``, the server's fast path,
+  hands out a fact only if it has exactly the form ``fact`` makes from a
+  hit (the output named by 64 lower-case hex digits, the answer in the
+  server's own JSON form), and only while its output is a regular file of
+  the recorded size - not a link - in a subdirectory that is not a link:
+  the go command reads the answer's DiskPath without re-hashing it.  The
+  file is read only if it is a regular file (not a link, FIFO or device) of
+  at most the size MAX_FACTS records take.
 
 What differs from reading the index entry every time, and why it is safe:
 
@@ -47,24 +56,26 @@ a summary that fails its checksum (a torn write after a power cut, an
 edit) is ignored and rewritten.  Concurrent servers may overwrite each
 other's summaries; a lost fact only means the ordinary path.
 
-Not promised: anything on network file systems; a summary edited by hand
-so that its checksum still matches is trusted (its keys, for one, are not
-checked to be base64: a request must still be a plain JSON string to be
-looked up).
+Not promised: anything on network file systems; a summary edited so that
+its checksum still matches, with well-formed facts about outputs that
+exist, is trusted as the index entries are (whoever can write the
+directory can change what a build reads); its keys are not checked to be
+base64 (a request must still be a plain JSON string to be looked up).
 """
 
 from __future__ import annotations
 
 import binascii
+import errno
 import os
+import stat
 
-from reference.gocache import MTIME_INTERVAL_NS, TRIM_LIMIT_S
+from reference.gocache import HEX_SIZE, MTIME_INTERVAL_NS, SUMMARY_NAME, TRIM_LIMIT_S, may_read, process_ids
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Iterable
 
-SUMMARY_NAME = "idemwrite-summary"
 _MAGIC = b"idemwrite-summary v1 "
 _HEADER_SIZE = len(_MAGIC) + 8 + 1
 SUMMARY_PROTOCOL = "rename-into-place"
@@ -78,6 +89,8 @@ RECORD = _KEY + 1 + FACT_WIDTH + 1
 MAX_FACTS = 16384  # about 4.7 MB on disk, loaded in a few milliseconds
 LOAD_AFTER = 32  # gets a session makes before it reads the summary, at least
 FACTS_PER_GET = 32  # and at least one get per this many facts in it
+# Reading the file: never a link, never blocking on a FIFO.
+_O_READ = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
 
 
 def encode(facts: Iterable[tuple[bytes, bytes]]) -> bytes:
@@ -123,6 +136,30 @@ def parse_fact(fact_: bytes) -> tuple[int, int, bytes, bytes] | None:
         return None
 
 
+_LOWER_HEX = b"0123456789abcdef"
+_DIGITS_TO_0 = bytes.maketrans(b"123456789", b"000000000")
+_TIME_FORM = b'0000-00-00T00:00:00.000000000Z"'  # the server's RFC 3339 time, digits as 0, its closing quote
+
+
+def well_formed(fact_: bytes) -> bool:
+    """Whether ``fact_`` has exactly the form the server's facts have:
+    ``<mtime> <size> <output hex> "OutputID":"<the same ID, base64>",
+    "Size":<the same size>,"Time":"<RFC 3339 UTC, nanoseconds>"`` (numbers
+    in decimal, no leading zeros).  So an edited summary can neither name
+    an output outside the directory (``../``) nor send the go command an
+    answer it cannot parse or one that contradicts the output checked."""
+    parts = fact_.split(b" ", 3)
+    if len(parts) != 4:
+        return False
+    mtime, size, out, answer = parts
+    if not (mtime.isdigit() and size.isdigit() and len(out) == HEX_SIZE and not out.translate(None, _LOWER_HEX)):
+        return False
+    if size != b"%d" % int(size):  # JSON allows no leading zero
+        return False
+    head = b'"OutputID":"%s","Size":%s,"Time":"' % (binascii.b2a_base64(binascii.unhexlify(out), newline=False), size)
+    return answer.startswith(head) and answer[len(head):].translate(_DIGITS_TO_0) == _TIME_FORM
+
+
 def _same_within_the_hour(old: bytes, new: bytes) -> bool:
     old_mtime, _, old_rest = old.partition(b" ")
     new_mtime, _, new_rest = new.partition(b" ")
@@ -157,25 +194,27 @@ class Summary:
         self.loaded = False
         self.changed = False
         self.stale: list[bytes] = []  # used keys whose index mtime is over an hour old
+        self._dir_b = os.fsencode(dir)
+        self._subdir_seen = bytearray(256)  # per subdirectory: 1 once found a directory, not a link
+        self._ids = process_ids()
 
     def facts_on_disk(self) -> int:
-        """How many facts the file holds (from its size; 0 if none)."""
+        """How many facts the file holds (from its size; 0 if none, or if
+        it is not a regular file)."""
         try:
-            return os.stat(self.path).st_size // RECORD
+            st = os.lstat(self.path)
         except OSError:
             return 0
+        return st.st_size // RECORD if stat.S_ISREG(st.st_mode) else 0
 
     def load(self) -> None:
         """Read the file, then learn what this session learnt before; a
         missing or damaged file is an empty summary (a damaged one is
-        rewritten by ``finish``)."""
+        rewritten by ``finish``; so is a link, a FIFO, a device or a file
+        too large to be one, none of which is read)."""
         self.loaded = True
-        try:
-            with open(self.path, "rb") as f:
-                data = f.read()
-        except OSError:
-            data = None
-        got = decode(data) if data is not None else None
+        data = self._read()
+        got = decode(data) if data else None
         if got is not None:
             self._records, offsets = got
             self.table = offsets
@@ -185,14 +224,74 @@ class Summary:
             self.learn(key, fact_)
         self._pending.clear()
 
-    def get(self, key: bytes) -> bytes | None:
-        """The fact for ``key``, or None."""
+    def _read(self) -> bytes | None:
+        """The file's bytes; None if there is none; b"" if what is there
+        cannot be a summary (it is then replaced)."""
+        try:
+            fd = os.open(self.path, _O_READ)
+        except OSError as e:
+            return b"" if e.errno == errno.ELOOP else None
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or st.st_size > _HEADER_SIZE + max(self.max_facts, MAX_FACTS) * RECORD:
+                return b""
+            chunks = []
+            while chunk := os.read(fd, 1 << 20):
+                chunks.append(chunk)
+            return b"".join(chunks)
+        except OSError:
+            return b""
+        finally:
+            os.close(fd)
+
+    def peek(self, key: bytes) -> bytes | None:
+        """The fact stored for ``key``, unchecked, or None."""
         if not self.loaded:
             return self._pending.get(key)
         v = self.table.get(key)
         if v is None or isinstance(v, bytes):
             return v
         return self._records[v:v + FACT_WIDTH].rstrip(b" ")
+
+    def get(self, key: bytes) -> bytes | None:
+        """The fact for ``key`` if it may answer a get now, else None (and
+        the fact is forgotten): well formed (checked once for a fact read
+        from the file; the server's own are), and its output
+        ``DIR/xx/<hex>-d`` is a regular file - not a link - of the recorded
+        size that this process may read, in a subdirectory that is not a
+        link.  One lstat."""
+        if not self.loaded:
+            f = self._pending.get(key)
+        else:
+            v = self.table.get(key)
+            if v is None or isinstance(v, bytes):
+                f = v
+            else:
+                f = self._records[v:v + FACT_WIDTH].rstrip(b" ")
+                if not well_formed(f):
+                    self.drop(key)
+                    return None
+                self.table[key] = f  # checked: the next get skips the check
+        if f is None:
+            return None
+        parts = f.split(b" ", 3)
+        if len(parts) == 4 and self._output_ok(parts[2], parts[1]):
+            return f
+        self.drop(key)
+        return None
+
+    def _output_ok(self, output_hex: bytes, size: bytes) -> bool:
+        try:
+            i = int(output_hex[:2], 16)
+            if not self._subdir_seen[i]:
+                if not stat.S_ISDIR(os.lstat(b"%s/%s" % (self._dir_b, output_hex[:2])).st_mode):
+                    return False
+                self._subdir_seen[i] = 1
+            st = os.lstat(b"%s/%s/%s-d" % (self._dir_b, output_hex[:2], output_hex))
+            return (stat.S_ISREG(st.st_mode) and st.st_size == int(size)
+                    and bool(st.st_mode & 0o004 or may_read(st, self._ids)))
+        except (OSError, ValueError):
+            return False
 
     def learn(self, key: bytes, fact_: bytes) -> None:
         """Remember ``fact_`` for ``key``.  The same fact with an index mtime
@@ -201,7 +300,7 @@ class Summary:
         if not self.loaded:
             self._pending[key] = fact_
             return
-        old = self.get(key)
+        old = self.peek(key)
         if old == fact_ or (old is not None and _same_within_the_hour(old, fact_)):
             return
         self.table[key] = fact_
@@ -227,7 +326,7 @@ class Summary:
         by_use = []
         facts: dict[bytes, bytes] = {}
         for key in self.table:
-            fact_ = self.get(key)
+            fact_ = self.peek(key)
             parsed = parse_fact(fact_) if fact_ is not None else None
             if fact_ is not None and parsed is not None and parsed[0] >= cutoff:
                 by_use.append((parsed[0], key))
@@ -241,14 +340,15 @@ class Summary:
         self.changed = False
 
     def _refresh_index(self, key: bytes, now_ns: int) -> None:
-        fact_ = self.get(key)
+        fact_ = self.peek(key)
         parsed = parse_fact(fact_) if fact_ is not None else None
         if parsed is None or now_ns - parsed[0] < MTIME_INTERVAL_NS:
             return
-        h = binascii.a2b_base64(key).hex()  # a valid key (decode, learn)
         try:
-            os.utime(f"{self.dir}/{h[:2]}/{h}-a", ns=(now_ns, now_ns))
-        except OSError:
+            h = binascii.a2b_base64(key).hex()  # a key the server looked up (one from the file may be junk)
+            # The entry's own times, never those of a file a link points at.
+            os.utime(f"{self.dir}/{h[:2]}/{h}-a", ns=(now_ns, now_ns), follow_symlinks=False)
+        except (OSError, binascii.Error):
             self.drop(key)  # the index entry is gone: go by what is on disk
             return
         self.learn(key, fact(now_ns, *parsed[1:]))
