@@ -196,7 +196,7 @@ def test_the_programs_use_every_new_operation() -> None:
     assert any(isinstance(ins, Rename) and ins.noreplace for ins in code)
     flags = [ins.flags for ins in code if isinstance(ins, Open)]
     assert any(OpenFlags.APPEND in f for f in flags) and any(OpenFlags.NOFOLLOW in f for f in flags)
-    assert S.features(PROTOCOLS) == {S.LINKS, S.LOCKS, S.APPEND}
+    assert S.features(PROTOCOLS) == {S.LINKS, S.LOCKS, S.APPEND, S.HARDLINKS}
 
 
 def test_the_catalogue_is_encoded_as_before() -> None:
