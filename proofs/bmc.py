@@ -103,6 +103,11 @@ def search(system: System, prop: Property, depth: int, timeout_ms: int = TIMEOUT
     s, facts = scalarize(initial_state(sysm, n), sysm, n, inodes, "@0")
     sels: list[tuple[Term, Term]] = []
     bad = z3.Not(formula(prop)(sysm, s, Procs(n)))
+    # Each query also asks whether a file outgrew the encoding's byte bound
+    # in a state not asked about yet: a "no" for every depth is what makes
+    # "none" a result (bytes past the bound are dropped, so a run there
+    # would be under-checked).  Asked with the property, not alone: one
+    # query per depth, as before.
     overflows = [_overflow(sysm, s, inodes)]
     # Symmetry breaking: of two identical processes (same program, same
     # payloads), the later-named one never takes its first step before the
@@ -114,10 +119,14 @@ def search(system: System, prop: Property, depth: int, timeout_ms: int = TIMEOUT
             solver = z3.SolverFor("QF_AUFLIA")
             solver.set("timeout", timeout_ms)
             solver.set("rlimit", RLIMIT)
-            solver.add(*facts, bad)
+            solver.add(*facts, z3.Or(bad, *overflows))
+            overflows = []
             r = solver.check()
             if r == z3.sat:
                 model = solver.model()
+                if not z3.is_true(model.eval(bad, True)):
+                    raise BoundTooSmall(f"a run may make a file longer than the {sysm.bytes.bound} bytes the "
+                                        "encoding represents; no verdict for this system")
                 choices = [(model.eval(p, True).as_long(), z3.is_true(model.eval(f, True))) for p, f in sels]
                 steps, worlds = decode(system, choices)
                 res = BmcResult(system, prop, depth, steps, t, "counterexample", time.perf_counter() - started, worlds)
@@ -133,7 +142,6 @@ def search(system: System, prop: Property, depth: int, timeout_ms: int = TIMEOUT
         sels.append((p, f))
         bad = z3.Not(formula(prop)(sysm, s, Procs(n)))
         overflows.append(_overflow(sysm, s, inodes))
-    _check_bound(sysm, facts, overflows, timeout_ms)
     return BmcResult(system, prop, depth, None, depth, "none", time.perf_counter() - started)
 
 
@@ -143,20 +151,6 @@ def _overflow(sysm: SymSystem, s: SymState, inodes: int) -> Term:
     bound = sysm.bytes.bound or 0
     link = s.fs.link
     return z3.Or([z3.And(s.fs.size[i] > bound, *([] if link is None else [link[i] < 0])) for i in range(inodes)])
-
-
-def _check_bound(sysm: SymSystem, facts: list[Term], overflows: list[Term], timeout_ms: int) -> None:
-    """Raise BoundTooSmall if some run of the search's depth makes a file
-    longer than the encoding's byte bound (every byte past it is dropped,
-    so a run there would be under-checked)."""
-    solver = z3.SolverFor("QF_AUFLIA")
-    solver.set("timeout", timeout_ms)
-    solver.set("rlimit", RLIMIT)
-    solver.add(*facts, z3.Or(overflows))
-    r = solver.check()
-    if r != z3.unsat:
-        raise BoundTooSmall(f"a run may make a file longer than the {sysm.bytes.bound} bytes the encoding represents "
-                            f"(solver: {r}); no verdict for this system")
 
 
 def _first_steps_in_order(sels: list[tuple[Term, Term]], p: Term, twins: list[int]) -> list[Term]:
