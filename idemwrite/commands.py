@@ -26,6 +26,7 @@ from spec.properties import PROPERTIES, UnknownProperty, get_property
 from spec.protocols import CATALOGUE, UnknownProtocol
 from spec.report import markdown, text_table, violations_text
 from spec.ops import Role
+from spec.programs import go_read_entry_at
 from spec.system import SetupError, System
 from spec.trace import Trace, from_exploration, markdown_table, mermaid, show, table, to_json
 
@@ -283,7 +284,9 @@ def lift_scenarios(lifted: Lifted, fault_budgets: Sequence[int] = (0, 1)) -> lis
     for lp in lifted.programs:
         for f in fault_budgets:
             if lp.program.role is Role.WRITER:
-                system = System.of(lp.program, 3, 1, faults=f)
+                # The default reader, reading where the writer publishes.
+                reader = go_read_entry_at(lp.program.publishes[0][0])
+                system = System.of(lp.program, 3, 1, reader, faults=f)
             else:
                 system = System.of(CATALOGUE[LIFT_WRITER], 3, 1, lp.program, faults=f)
             for prop in applicable(system):

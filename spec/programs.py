@@ -293,3 +293,12 @@ MMAP_READ = _reader("mmap-read", "open, fstat, mmap, close, use the bytes (Go's 
 READ_UNVALIDATED = _reader("read-unvalidated", "open, read, close, accept whatever was read (known-bad twin of validation)",
                            _read_entry(False))
 GO_GET = _reader("go-get", "a valid index entry, then the output's size (Go's GetFile)", _go_get())
+
+
+def go_read_entry_at(path: Path) -> Program:
+    """``go-read-entry`` reading ``path`` instead of ``entry`` (a writer
+    whose entry lives in a directory it makes, as a lifted git writer's
+    ``dir/entry``): the same calls and validation."""
+    if path == ENTRY:
+        return GO_READ_ENTRY
+    return Program(GO_READ_ENTRY.name, Role.READER, _read_entry(True, path), reads=path, summary=GO_READ_ENTRY.summary)

@@ -48,16 +48,18 @@ flag such as ``O_APPEND`` missing from :data:`FLAGS`) is a
 
 from __future__ import annotations
 
+import posixpath
 from dataclasses import dataclass, field, replace
 from fnmatch import fnmatchcase
-from typing import Callable, Sequence
+from typing import AbstractSet, Callable, Sequence
 
 from ..ops import (
-    ENTRY,
     Chtimes,
     Close,
     Data,
     Failed,
+    Fdatasync,
+    Flock,
     Fstat,
     Fsync,
     Ftruncate,
@@ -66,7 +68,10 @@ from ..ops import (
     Instr,
     Label,
     Length,
+    Link,
+    LockOp,
     MapRead,
+    Mkdir,
     Mmap,
     Open,
     OpenFlags,
@@ -75,17 +80,19 @@ from ..ops import (
     Program,
     PWrite,
     Read,
+    Readlink,
     Rename,
     Return,
     Role,
     SizeIs,
     Stat,
+    Symlink,
     Unlink,
     Write,
 )
 from .errors import CannotExpress, CutOffLine, LiftError
 from .parse import read_logs
-from .track import AMBIGUOUS, IGNORED, Event, Tracker, track, writes
+from .track import AMBIGUOUS, IGNORED, Event, Tracker, onto, track, writes
 
 # ------------------------------------------------------------ results
 
@@ -158,33 +165,73 @@ def _special(p: str) -> bool:
 
 def targets(events: Sequence[Event], globs: Sequence[str], directories: set[str]) -> set[str]:
     """The names whose sequences are lifted (see the module doc)."""
+    names: set[str | None]
     if globs:
         names = {p for e in events for p in (e.path, e.path2) if p is not None and any(fnmatchcase(p, g) for g in globs)}
     else:
-        names = {(e.path2 if e.path2 is not None else e.path) for e in events if writes(e)}  # type: ignore[misc]
-    return {p for p in names if p not in directories and not _special(p)}
+        names = {_named(e) for e in events if writes(e)}
+    return {p for p in names if p is not None and p not in directories and not _special(p)}
+
+
+def _named(e: Event) -> str | None:
+    """The name a call writes: a rename's, link's or symlink's new name, else its own."""
+    pair = onto(e)
+    return pair[1] if pair is not None else e.path
 
 
 def temps(events: Sequence[Event], chosen: set[str]) -> dict[str, set[str]]:
     """Each temp name and the targets it is renamed or linked onto (a name
-    written and then renamed onto a target is its temp, not a target)."""
+    written and then renamed onto a target is its temp, not a target); a
+    symlink's target is a temp of the link (its data, published by the link)."""
     out: dict[str, set[str]] = {}
     changed = True
     while changed:
         changed = False
         for e in events:
-            if e.path2 is None or e.path is None or not e.ok or e.path == e.path2:
+            pair = onto(e)
+            if pair is None or not e.ok or pair[0] == pair[1]:
                 continue
-            dst = {e.path2} if e.path2 in chosen else out.get(e.path2, set())
-            if dst and not dst <= out.get(e.path, set()):
-                out.setdefault(e.path, set()).update(dst)
+            src, to = pair
+            dst = {to} if to in chosen else out.get(to, set())
+            if dst and not dst <= out.get(src, set()):
+                out.setdefault(src, set()).update(dst)
                 changed = True
+    return out
+
+
+def attempts(events: Sequence[Event], chosen: set[str], tmp: dict[str, set[str]],
+             proc: Callable[[int], int]) -> dict[str, str]:
+    """Names a process only tried to create (every call on them an open
+    with O_CREAT that failed with ENOENT or EEXIST) and the temp in the
+    same directory that the same process used next: mkstemp's first try
+    before the directory exists (git), or a name already taken.  Each is
+    an earlier try for that temp and joins its sequence."""
+    tried: dict[str, tuple[int, int]] = {}  # name -> (process, order of its last try)
+    other: set[str] = set()
+    for e in events:
+        for p in (e.path, e.path2):
+            if p is None or p in chosen or p in tmp:
+                continue
+            if e.kind == "open" and p == e.path and not e.ok and "O_CREAT" in e.flags \
+                    and e.call.errno in ("ENOENT", "EEXIST") and tried.get(p, (proc(e.process), 0))[0] == proc(e.process):
+                tried[p] = (proc(e.process), e.call.order)
+            else:
+                other.add(p)
+    out: dict[str, str] = {}
+    for name, (process, order) in tried.items():
+        if name in other:
+            continue
+        nxt = next((p for e in events if e.call.order > order and proc(e.process) == process
+                    for p in (e.path, e.path2) if p in tmp), None)
+        if nxt is not None and posixpath.dirname(nxt) == posixpath.dirname(name):
+            out[name] = nxt
     return out
 
 
 # ------------------------------------------------------------ sequences
 
-_CHANGES = frozenset({"write", "pwrite", "ftruncate", "unlink", "rename", "link", "truncate", "fallocate", "mkdir",
+_CHANGES = frozenset({"write", "pwrite", "ftruncate", "unlink", "rename", "renameat2(RENAME_NOREPLACE)", "link",
+                      "truncate", "fallocate", "mkdir",
                       "symlink", "mknod", "O_APPEND", "dup", "splice", "reflink copies", "unknown", AMBIGUOUS})
 _WRITE_FLAGS = frozenset({"O_WRONLY", "O_RDWR", "O_CREAT", "O_TRUNC"})
 
@@ -266,6 +313,8 @@ FLAGS: dict[str, OpenFlags | None] = {
     "O_CREAT": OpenFlags.CREAT,
     "O_TRUNC": OpenFlags.TRUNC,
     "O_EXCL": OpenFlags.EXCL,
+    "O_APPEND": OpenFlags.APPEND,
+    "O_NOFOLLOW": OpenFlags.NOFOLLOW,
     # No effect on a regular file's contents or names, or on who sees what:
     "O_CLOEXEC": None,
     "O_LARGEFILE": None,
@@ -273,12 +322,21 @@ FLAGS: dict[str, OpenFlags | None] = {
     "O_NONBLOCK": None,
     "O_NDELAY": None,
     "O_NOATIME": None,
-    # The language has no symbolic links yet: on a regular file, no effect.
-    "O_NOFOLLOW": None,
+}
+# flock's operations; LOCK_NB (fail at once rather than wait) is not in the
+# language: its flock always waits.
+LOCKS: dict[str, LockOp] = {
+    "LOCK_SH": LockOp.SHARED,
+    "LOCK_EX": LockOp.EXCLUSIVE,
+    "LOCK_UN": LockOp.UNLOCK,
 }
 _QUIET_FLAGS = frozenset({"O_CLOEXEC", "O_LARGEFILE"})
 # Failures a program expects and goes on from: the writer still succeeds.
-_EXPECTED = {("stat", "ENOENT"), ("exists", "ENOENT"), ("unlink", "ENOENT"), ("open", "EEXIST"), ("open", "ENOENT")}
+# (A directory or a name already there: another writer made it; a name
+# that is no link, or none.)
+_EXPECTED = {("stat", "ENOENT"), ("exists", "ENOENT"), ("unlink", "ENOENT"), ("open", "EEXIST"), ("open", "ENOENT"),
+             ("mkdir", "EEXIST"), ("link", "EEXIST"), ("renameat2(RENAME_NOREPLACE)", "EEXIST"), ("symlink", "EEXIST"),
+             ("readlink", "EINVAL"), ("readlink", "ENOENT")}
 
 
 def length_of(n: int, payload: int) -> Length:
@@ -497,6 +555,15 @@ def _fsync(b: _Build, e: Event) -> None:
     b.op(Fsync(fd=b.fd(e)), e)
 
 
+def _fdatasync(b: _Build, e: Event) -> None:
+    b.op(Fdatasync(fd=b.fd(e)), e)
+
+
+def _flock(b: _Build, e: Event) -> None:
+    (op,) = [LOCKS[f] for f in e.flags]  # _first_unexpressed refused any other
+    b.op(Flock(op, fd=b.fd(e)), e)
+
+
 def _close(b: _Build, e: Event) -> None:
     reg = b.fd(e)
     b.op(Close(fd=reg), e, closes=reg)
@@ -518,7 +585,24 @@ def _unlink(b: _Build, e: Event) -> None:
 
 
 def _rename(b: _Build, e: Event) -> None:
-    b.op(Rename(b.path(e.path, e), b.path(e.path2, e)), e)
+    b.op(Rename(b.path(e.path, e), b.path(e.path2, e), noreplace=e.kind != "rename"), e)
+
+
+def _link(b: _Build, e: Event) -> None:
+    b.op(Link(b.path(e.path, e), b.path(e.path2, e)), e)
+
+
+def _mkdir(b: _Build, e: Event) -> None:
+    b.op(Mkdir(b.path(e.path, e)), e)
+
+
+def _symlink(b: _Build, e: Event) -> None:
+    b.op(Symlink(b.path(e.path2, e), b.path(e.path, e)), e)
+
+
+def _readlink(b: _Build, e: Event) -> None:
+    # Its own register: a writer's check of a link must not clobber what a read got.
+    b.op(Readlink(b.path(e.path, e), into="lnk"), e)
 
 
 def _chtimes(b: _Build, e: Event) -> None:
@@ -536,8 +620,8 @@ def _mmap(b: _Build, e: Event) -> None:
 
 
 # One entry per kind of event the language expresses.  A kind missing here
-# (mkdir, link, symlink, flock, fdatasync, renameat2(RENAME_NOREPLACE),
-# O_APPEND, truncate, pread, ...) is reported as CannotExpress; when the
+# (truncate, pread, fcntl locks, O_APPEND turned on by fcntl,
+# renameat2(RENAME_EXCHANGE), ...) is reported as CannotExpress; when the
 # language grows an operation, its entry goes here.
 OPERATIONS: dict[str, Callable[[_Build, Event], None]] = {
     "open": _open,
@@ -552,6 +636,13 @@ OPERATIONS: dict[str, Callable[[_Build, Event], None]] = {
     "fstat": _fstat,
     "unlink": _unlink,
     "rename": _rename,
+    "renameat2(RENAME_NOREPLACE)": _rename,
+    "link": _link,
+    "mkdir": _mkdir,
+    "symlink": _symlink,
+    "readlink": _readlink,
+    "flock": _flock,
+    "fdatasync": _fdatasync,
     "chtimes": _chtimes,
     "mmap": _mmap,
 }
@@ -610,23 +701,60 @@ def _first_unexpressed(ep: Episode) -> Event | None:
             bad = sorted(f for f in e.flags if f not in FLAGS)
             if bad:
                 raise CannotExpress(e.call.file, e.call.line, e.call.name, f"the open flag {bad[0]}", e.call.text)
+        if e.kind == "flock" and (len(e.flags) != 1 or not e.flags <= LOCKS.keys()):
+            raise CannotExpress(e.call.file, e.call.line, e.call.name, f"flock({'|'.join(sorted(e.flags))})",
+                                e.call.text, "the language's flock takes one of LOCK_SH, LOCK_EX, LOCK_UN and waits")
     return None
 
 
-def _names(ep: Episode, private: dict[str, bool]) -> dict[str, Path]:
-    out = {ep.target: ENTRY}
-    n = 0
-    for e in ep.events:
-        for p in (e.path, e.path2):
-            if p is not None and p not in out and p in private:
-                n += 1
-                out[p] = Path("entry.tmp" if n == 1 else f"entry.tmp{n}", private=private[p])
+def _dirs(ep: Episode) -> dict[str, str]:
+    """The directories the sequence makes (or tries to), named ``dir``,
+    ``dir2``, ... and below one another ``dir/dir``: the directories the
+    program needs, outermost first."""
+    made = sorted({e.path for e in ep.events if e.kind == "mkdir" and e.path is not None}, key=lambda d: d.count("/"))
+    out: dict[str, str] = {}
+    for d in made:
+        parent = posixpath.dirname(d)
+        prefix = out[parent] + "/" if parent in out else ""
+        k = 1 + sum(1 for x in out if posixpath.dirname(x) == parent)
+        out[d] = prefix + ("dir" if k == 1 else f"dir{k}")
     return out
 
 
-def build(ep: Episode, private: dict[str, bool]) -> tuple[tuple[Instr, ...], int, list[str], list[Event]]:
-    """A sequence's instructions, payload length, notes, and the events it
-    leaves out."""
+def _names(ep: Episode, private: dict[str, bool], tries: AbstractSet[str]) -> dict[str, Path]:
+    """The program's name for each name the sequence uses: the target is
+    ``entry``, its temps ``entry.tmp``, ``entry.tmp2``, ... (in order of
+    use; earlier tries for a temp after every temp), each directory it
+    makes as :func:`_dirs` says, and a name in one of those directories
+    is under that directory's name."""
+    dirs = _dirs(ep)
+    base: dict[str, str] = {ep.target: "entry"}
+    for group in ([p for p in private if p not in tries], [p for p in private if p in tries]):
+        for e in ep.events:
+            for p in (e.path, e.path2):
+                if p is not None and p not in base and p in group:
+                    n = sum(1 for b in base.values() if b.startswith("entry.tmp")) + 1
+                    base[p] = "entry.tmp" if n == 1 else f"entry.tmp{n}"
+    out = {d: Path(name) for d, name in dirs.items()}
+    for p, b in base.items():
+        d = posixpath.dirname(p)
+        if d in dirs:
+            out[p] = Path(f"{dirs[d]}/{b}", private=private.get(p, False))
+            continue
+        inside = [m for m in dirs if _ancestor(m, p)]
+        if inside:
+            e = next(x for x in ep.events if p in (x.path, x.path2))
+            raise CannotExpress(e.call.file, e.call.line, e.call.name,
+                                "a name in a directory the sequence did not make, below one it made", e.call.text,
+                                f"{p} is below {inside[0]}")
+        out[p] = Path(b, private=private.get(p, False))
+    return out
+
+
+def build(ep: Episode, private: dict[str, bool], tries: AbstractSet[str] = frozenset()
+          ) -> tuple[tuple[Instr, ...], Path, int, list[str], list[Event]]:
+    """A sequence's instructions, the target's name in them, the payload
+    length, notes, and the events it leaves out."""
     notes: list[str] = []
     kept = _needed_fstats(ep.events)
     ignored = [e for e in kept if e.kind == IGNORED]
@@ -635,11 +763,19 @@ def build(ep: Episode, private: dict[str, bool]) -> tuple[tuple[Instr, ...], int
     if payload == 0 and ep.role is Role.WRITER:
         notes.append("some sequences have an empty payload (0 bytes): checked with the explorer's payloads, "
                      "such a program publishes an entry it never wrote")
-    b = _Build(ep, payload, _names(ep, private))
+    names = _names(ep, private, tries)
+    if any(p in tries for p in names):
+        notes.append("a name the process only tried to create (an open with O_CREAT that failed: mkstemp's first "
+                     "try, before the directory was made) is taken as an earlier try for the temp after it: a "
+                     "private name of its own")
+    if any(e.kind == "mkdir" for e in ep.events):
+        notes.append("the directory the sequence makes is the program's dir (created by its mkdir; the names in it "
+                     "are dir/entry, dir/entry.tmp)")
+    b = _Build(ep, payload, names)
     for e in events:
         OPERATIONS[e.kind](b, e)
     source = b.finish()
-    return source, payload, notes + b.notes, ignored
+    return source, names[ep.target], payload, notes + b.notes, ignored
 
 
 # ------------------------------------------------------------ the whole log
@@ -659,7 +795,8 @@ def lift_events(events: list[Event], tracker: Tracker, globs: Sequence[str], fil
     chosen = targets(events, globs, tracker.directories)
     tmp = temps(events, chosen)
     chosen -= set(tmp)
-    per, private, mkdirs = _by_process_and_target(events, chosen, tmp, tracker.canon)
+    tries = attempts(events, chosen, tmp, tracker.canon)
+    per, private, mkdirs = _by_process_and_target(events, chosen, tmp, tries, tracker.canon)
     eps: list[Episode] = []
     left_out: list[Ignored] = []
     for (process, target), evs in per.items():
@@ -671,33 +808,45 @@ def lift_events(events: list[Event], tracker: Tracker, globs: Sequence[str], fil
                       and any(_ancestor(e.path, t) for t in chosen | set(tmp))})
     if outside:
         notes.append(f"{len(outside)} directories above the selected files were made with mkdir outside every "
-                     f"sequence (e.g. {outside[0]}); the language has no directories yet, so they are left out")
+                     f"sequence (e.g. {outside[0]}): the programs take them as there from the start, and name the "
+                     f"files in them flat (entry)")
     lifted_eps = [ep for ep in eps if ep.changes() or ep.role is Role.READER]
     for ep in eps:
         if ep not in lifted_eps:
             left_out.extend(_ignored(e, "changes neither contents nor names (not part of a write)") for e in ep.events)
     lifted_eps.sort(key=lambda ep: ep.events[0].call.order)
     _refuse_the_first_unexpressed(lifted_eps)
-    programs = _programs(lifted_eps, private, left_out)
+    programs = _programs(lifted_eps, private, set(tries), left_out)
     general = [ONE_PATH] + ([NO_VALIDATION] if any(p.program.role is Role.READER for p in programs) else []) + notes
     left_out.sort(key=lambda x: (x.file, x.line))
     return Lifted(tuple(programs), tuple(left_out), tuple(general), files)
 
 
-def _by_process_and_target(events: list[Event], chosen: set[str], tmp: dict[str, set[str]],
+def _by_process_and_target(events: list[Event], chosen: set[str], tmp: dict[str, set[str]], tries: dict[str, str],
                            proc: Callable[[int], int]
                            ) -> tuple[dict[tuple[int, str], list[Event]], dict[str, bool], list[Event]]:
-    """Each process's events on each target (its temps' included), whether
-    each temp is private (one process used it), and the mkdirs."""
+    """Each process's events on each target (its temps' and their earlier
+    tries' included), whether each temp is private (one process used it;
+    never a symlink's target, which every writer's link reaches), and the
+    mkdirs."""
     # Which target a temp's event belongs to: the target of the temp's next
-    # rename (or link) by the same process, else of its last.
-    onto: dict[tuple[int, str], list[tuple[int, str]]] = {}
+    # rename (or link, or symlink) by the same process, else of its last.
+    into: dict[tuple[int, str], list[tuple[int, str]]] = {}
+    shared: set[str] = set()
     for e in events:
-        if e.path in tmp and e.path2 is not None and e.ok:
-            dst = e.path2
+        pair = onto(e)
+        if pair is not None and pair[0] in tmp and e.ok:
+            src, dst = pair
+            if e.kind == "symlink":
+                shared.add(src)
             while dst in tmp and dst not in chosen:
                 dst = sorted(tmp[dst])[0]
-            onto.setdefault((proc(e.process), e.path), []).append((e.call.order, dst))
+            into.setdefault((proc(e.process), src), []).append((e.call.order, dst))
+    for name, temp in tries.items():
+        for (q, src), renames in list(into.items()):
+            if src == temp:
+                into[(q, name)] = renames
+    tmp = {**tmp, **{name: tmp[temp] for name, temp in tries.items()}}
     users: dict[str, set[int]] = {}
     per: dict[tuple[int, str], list[Event]] = {}
     mkdirs: list[Event] = []
@@ -711,12 +860,12 @@ def _by_process_and_target(events: list[Event], chosen: set[str], tmp: dict[str,
                 continue
             if p in tmp:
                 users.setdefault(p, set()).add(proc(e.process))
-            t = p if p in chosen else _temp_target(onto.get((proc(e.process), p), []), e.call.order) if p in tmp else None
+            t = p if p in chosen else _temp_target(into.get((proc(e.process), p), []), e.call.order) if p in tmp else None
             if t is not None and t not in keys:
                 keys.append(t)
         for t in keys:
             per.setdefault((proc(e.process), t), []).append(e)
-    return per, {p: len(users.get(p, ())) == 1 for p in tmp}, mkdirs
+    return per, {p: len(users.get(p, ())) == 1 and p not in shared for p in tmp}, mkdirs
 
 
 def _refuse_the_first_unexpressed(eps: list[Episode]) -> None:
@@ -731,25 +880,26 @@ def _refuse_the_first_unexpressed(eps: list[Episode]) -> None:
                         + (f" ({e.why})" if e.why else ""))
 
 
-def _programs(eps: list[Episode], private: dict[str, bool], left_out: list[Ignored]) -> list[LiftedProgram]:
+def _programs(eps: list[Episode], private: dict[str, bool], tries: set[str],
+              left_out: list[Ignored]) -> list[LiftedProgram]:
     """One program per distinct sequence, in order of first appearance."""
-    groups: dict[tuple[Role, tuple[Instr, ...]], tuple[list[Occurrence], list[str]]] = {}
+    groups: dict[tuple[Role, tuple[Instr, ...], Path], tuple[list[Occurrence], list[str]]] = {}
     for ep in eps:
-        source, payload, ep_notes, ign = build(ep, private)
+        source, target, payload, ep_notes, ign = build(ep, private, tries)
         left_out.extend(_ignored(e) for e in ign)
         occ = Occurrence(ep.events[0].tid, ep.target, ep.events[0].call.file, ep.events[0].call.line,
                          max(e.call.end for e in ep.events), payload)
-        occs, ns = groups.setdefault((ep.role, source), ([], []))
+        occs, ns = groups.setdefault((ep.role, source, target), ([], []))
         occs.append(occ)
         ns.extend(n for n in ep_notes if n not in ns)
     programs = []
-    for i, ((role, source), (occs, ns)) in enumerate(groups.items(), 1):
+    for i, ((role, source, target), (occs, ns)) in enumerate(groups.items(), 1):
         first = occs[0]
         summary = (f"lifted: {len(occs)} sequence{'s' if len(occs) != 1 else ''} like {first.where()} "
                    f"(pid {first.pid}, {first.path}, {first.payload} bytes)")
-        publishes = ((ENTRY, "entry"),) if role is Role.WRITER else ()
-        programs.append(LiftedProgram(Program(f"lifted-{i}", role, source, publishes=publishes, summary=summary),
-                                      tuple(occs), tuple(ns)))
+        publishes = ((target, "entry"),) if role is Role.WRITER else ()
+        programs.append(LiftedProgram(Program(f"lifted-{i}", role, source, publishes=publishes, reads=target,
+                                              summary=summary), tuple(occs), tuple(ns)))
     return programs
 
 

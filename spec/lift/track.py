@@ -78,13 +78,16 @@ class Event:
     (``Tracker.canon`` of ``process`` is the process it turned out to be).
 
     ``kind`` is ``open``, ``write``, ``pwrite``, ``read``, ``ftruncate``,
-    ``fsync``, ``close``, ``stat``, ``exists`` (access), ``fstat``,
-    ``unlink``, ``rename``, ``chtimes``, ``mmap``; ``ignored`` for a call
+    ``fsync``, ``fdatasync``, ``close``, ``stat``, ``exists`` (access),
+    ``fstat``, ``unlink``, ``rename``, ``renameat2(RENAME_NOREPLACE)``,
+    ``link``, ``mkdir``, ``symlink``, ``readlink``, ``flock`` (``flags``:
+    its ``LOCK_*`` names), ``chtimes``, ``mmap``; ``ignored`` for a call
     that changes neither contents nor names (``why`` says what it is);
     ``ambiguous``; or what the call does that the language has no
-    operation for (``link``, ``mkdir``, ``flock``, ``fdatasync``, ...).
+    operation for (``truncate``, ``fcntl locks``, ...).
     ``path`` is the name it is on (the descriptor's, for a call on a
-    descriptor), ``path2`` a rename's or link's new name; ``count`` the
+    descriptor), ``path2`` a rename's or link's new name, or the name a
+    symlink points at (see :func:`onto`); ``count`` the
     bytes written or read, ``asked`` those asked for, ``offset`` where in
     the file they were; ``length`` a truncate's length, a stat's size or a
     mapping's length; ``ino`` and ``size`` the file's identity and size
@@ -114,6 +117,20 @@ class Event:
 
 _WRITE_FLAGS = frozenset({"O_WRONLY", "O_RDWR", "O_CREAT", "O_TRUNC"})
 _SPECIAL = ("/dev/", "/proc/", "/sys/")
+
+
+# Calls that give a file a (further) name: rename, link, renameat2's
+# variants, and symlink, whose target the new name reaches.
+_NAMING = ("rename", "link", "symlink")
+
+
+def onto(e: Event) -> tuple[str, str] | None:
+    """``(from, to)`` for a call that makes name ``to`` reach the file
+    ``from`` names: a rename's or link's old and new names; a symlink's
+    target and the link.  None for any other call."""
+    if e.path is None or e.path2 is None or not e.kind.startswith(_NAMING):
+        return None
+    return (e.path2, e.path) if e.kind == "symlink" else (e.path, e.path2)
 
 
 def writes(e: Event) -> bool:
@@ -346,7 +363,7 @@ class Tracker:
         elif isinstance(path, str):
             ino = self.names.get(path)
         dst = kw.get("path2")
-        if kind in ("rename", "link") and isinstance(dst, str):
+        if kind.startswith(("rename", "link")) and isinstance(dst, str):
             ino = self.names.get(dst)
         if ino is not None:
             kw.setdefault("ino", ino.id)
@@ -594,7 +611,7 @@ def _rename(od: int | None, old: int, nd: int | None, new: int, flags: int | Non
                 k = f"renameat2({variant})"
         if c.ok:
             ino = t.inode(src)
-            if kind == "rename" and k == "rename":
+            if k in ("rename", "renameat2(RENAME_NOREPLACE)"):
                 t.gone(src)
             t.names[dst] = ino
             t.absent.discard(dst)
@@ -603,11 +620,29 @@ def _rename(od: int | None, old: int, nd: int | None, new: int, flags: int | Non
 
 
 def _symlink(target: int, nd: int | None, path: int) -> Handler:
+    """symlink, symlinkat: ``path2`` is the name the link reaches (a
+    relative target is relative to the link's directory)."""
     def handle(t: Tracker, c: Call, a: Args) -> None:
         p = t.path(c.pid, _arg(a, nd) if nd is not None else None, _arg(a, path))
-        if p is not None:
-            t.emit("symlink", c, path=p, why=f"a symbolic link to {_arg(a, target)}")
+        text = unquote(_arg(a, target))
+        if p is None or not text:
+            return
+        to = posixpath.normpath(text if text.startswith("/") else posixpath.join(posixpath.dirname(p), text))
+        if c.ok:
+            # Opening the link reaches the target's file (none: dangling).
+            if to in t.names:
+                t.names[p] = t.names[to]
+            else:
+                t.names.pop(p, None)
+            t.absent.discard(p)
+        t.emit("symlink", c, path=p, path2=to, why=f"a symbolic link to {text}")
     return handle
+
+
+def _flock(t: Tracker, c: Call, a: Args) -> None:
+    d = t.lookup(c, int_arg(_arg(a, 0)))
+    if d is not None and d.path is not None:
+        t.emit("flock", c, path=d.path, desc=d, flags=frozenset(flag_names(_arg(a, 1))))
 
 
 def _mkdir(dirfd: int | None, path: int) -> Handler:
@@ -855,7 +890,7 @@ CALLS: dict[str, Handler] = {
     "utime": _on_path("chtimes", None, 0),
     "utimes": _on_path("chtimes", None, 0),
     "futimesat": _on_path("chtimes", 0, 1),
-    "flock": _on_fd("flock"),
+    "flock": _flock,
     "fcntl": _fcntl,
     "dup": _dup,
     "dup2": _dup2,
@@ -893,8 +928,8 @@ CALLS: dict[str, Handler] = {
     "lgetxattr": _ignored_path("reads attributes", None, 0),
     "listxattr": _ignored_path("reads attributes", None, 0),
     "llistxattr": _ignored_path("reads attributes", None, 0),
-    "readlink": _ignored_path("reads a symbolic link", None, 0),
-    "readlinkat": _ignored_path("reads a symbolic link", 0, 1),
+    "readlink": _on_path("readlink", None, 0),
+    "readlinkat": _on_path("readlink", 0, 1),
     "statfs": _ignored_path("reads the file system's figures", None, 0),
     "inotify_add_watch": _ignored_path("watches for changes", None, 1),
     # descriptors on no named file
