@@ -31,9 +31,10 @@ from idemwrite.commands import main
 from spec import System, explore
 from spec.lift import CannotExpress, CutOffLine, Lifted, MalformedLine, NotAnStraceLog, lift, success_path
 from spec.lift.generalise import length_of, slice_of
-from spec.ops import (ENTRY, O_CREAT, O_WRONLY, TEMP, Chtimes, Close, Data, Fstat, Ftruncate, Length, MapRead, Mmap,
-                      Open, OpenFlags, Outcome, Path as MPath, Read, Rename, Return, Role, Stat, Write)
-from spec.programs import GO_OUTPUT_FILE, WRITE_THEN_TRUNCATE
+from spec.ops import (ENTRY, O_CREAT, O_WRONLY, TEMP, Chtimes, Close, Data, Failed, Fdatasync, Flock, Fstat, Ftruncate,
+                      Goto, If, Label, Length, Link, LockOp, MapRead, Mkdir, Mmap, Open, OpenFlags, Outcome,
+                      Path as MPath, Program, Read, Readlink, Rename, Return, Role, Stat, Symlink, Unlink, Write)
+from spec.programs import GO_OUTPUT_FILE, WRITE_THEN_TRUNCATE, go_read_entry_at
 from spec.properties import STAYS
 
 # write-then-truncate as strace -f shows it (pid 100), with Python's and
@@ -230,6 +231,203 @@ def test_a_descriptor_two_processes_hold_is_ambiguous() -> None:
     with pytest.raises(CannotExpress) as e:
         lifted(log)
     assert e.value.line == 3 and "told apart" in e.value.missing
+
+
+# ------------------------------------------------------------ the newer operations
+
+OTHER = '999  openat(AT_FDCWD, "/elsewhere", O_RDONLY|O_CLOEXEC) = -1 ENOENT (No such file or directory)'
+
+
+def _split(line: str) -> list[str]:
+    """One -f line as strace writes it when another thread's call comes
+    in between: unfinished after its first argument, then resumed."""
+    pid, body = line.split("  ", 1)
+    i = body.rfind(" = ")
+    head, result = body[:i], body[i + 3:]
+    name = head[:head.index("(")]
+    cut = head.index(",") + 1 if "," in head else head.index("(") + 1
+    return [f"{pid}  {head[:cut]} <unfinished ...>", OTHER, f"{pid}  <... {name} resumed>{head[cut:]} = {result}"]
+
+
+def styles(lines: list[str]) -> dict[str, list[tuple[str, str]]]:
+    """The same run as ``strace -f`` writes it, with every call split in
+    two (unfinished/resumed), and as ``strace -ff -tt`` files."""
+    split = [part for ln in lines for part in (_split(ln) if " = " in ln else [ln])]
+    per: dict[str, list[str]] = {}
+    for i, ln in enumerate(lines):
+        pid, body = ln.split("  ", 1)
+        per.setdefault(pid, []).append(f"08:00:00.{i:06d} {body}")
+    return {"-f": [("t.log", text(lines))], "split": [("t.log", text(split))],
+            "-ff": [(f"t.log.{pid}", text(body)) for pid, body in per.items()]}
+
+
+def lifts_alike(lines: list[str], *globs: str) -> Lifted:
+    """What the -f log lifts to, having checked that the split and -ff
+    forms lift to the very same programs."""
+    got = {style: lift(logs, globs) for style, logs in styles(lines).items()}
+    want = [(p.program.source, p.program.publishes) for p in got["-f"].programs]
+    for style, lifted_ in got.items():
+        assert [(p.program.source, p.program.publishes) for p in lifted_.programs] == want, style
+    return got["-f"]
+
+
+def one(lines: list[str], *globs: str) -> Program:
+    (lp,) = lifts_alike(lines, *globs).programs
+    return lp.program
+
+
+TMP_WRITTEN = [OPEN_TMP, '100  write(3, "hello", 5) = 5', '100  close(3) = 0']
+PRIVATE = MPath("entry.tmp", private=True)
+EXCL_W = OpenFlags.WRITE | OpenFlags.CREAT | OpenFlags.EXCL
+
+
+def test_styles_split_every_call_and_keep_the_ff_pid() -> None:
+    (f,), split, ff = styles(PLAIN[:2]).values()
+    assert split[0][1].splitlines() == [
+        '100  openat(AT_FDCWD, <unfinished ...>', OTHER,
+        '100  <... openat resumed> "/c/e", O_WRONLY|O_CREAT|O_CLOEXEC, 0666) = 3',
+        '100  write(3, <unfinished ...>', OTHER, '100  <... write resumed> "hello", 5) = 5']
+    assert [name for name, _ in ff] == ["t.log.100"]
+
+
+def test_link_publishes_a_private_temp() -> None:
+    """git's way: a temp one process used, linked onto the entry, then unlinked."""
+    prog = one([*TMP_WRITTEN, '100  link("/c/e.tmp", "/c/e") = 0', '100  unlink("/c/e.tmp") = 0'])
+    assert ops(prog.source) == [Open(PRIVATE, EXCL_W), Write(Data("entry")), Close(), Link(PRIVATE, ENTRY),
+                                Unlink(PRIVATE), Return(Outcome.OK), Return(Outcome.FAIL), Close(), Return(Outcome.FAIL)]
+    assert prog.publishes == ((ENTRY, "entry"),)
+    assert explore(System.of(prog, 2, 1, faults=1), [STAYS]).verdict(STAYS) == "holds"
+
+
+def test_linkat_and_its_eexist_seen_go_on() -> None:
+    """Another writer linked first: EEXIST, the temp goes, and the writer succeeds."""
+    prog = one([*TMP_WRITTEN, '100  linkat(AT_FDCWD, "/c/e.tmp", AT_FDCWD, "/c/e", 0) = -1 EEXIST (File exists)',
+                '100  unlink("/c/e.tmp") = 0'], "/c/e")
+    assert Link(PRIVATE, ENTRY) in prog.source and Unlink(PRIVATE) in prog.source
+    assert "if err in {EEXIST}: goto on_eexist" in prog.listing()
+    assert prog.source[prog.source.index(Unlink(PRIVATE)) + 2] == Return(Outcome.OK)
+
+
+MKDIR_LOG = [
+    '100  openat(AT_FDCWD, "/c/ab/e", O_WRONLY|O_CREAT|O_EXCL|O_CLOEXEC, 0666) = -1 ENOENT (No such file or directory)',
+    '100  mkdir("/c/ab", 0777) = 0',
+    '100  openat(AT_FDCWD, "/c/ab/e", O_WRONLY|O_CREAT|O_EXCL|O_CLOEXEC, 0666) = 3',
+    '100  write(3, "hello", 5) = 5',
+    '100  close(3) = 0',
+]
+DIR_ENTRY = MPath("dir/entry")
+
+
+def test_mkdir_on_enoent_makes_the_programs_directory() -> None:
+    """The directory the sequence makes is the program's ``dir``; the
+    entry in it is ``dir/entry``, published and read there."""
+    got = lifts_alike(MKDIR_LOG)
+    prog = got.programs[0].program
+    assert ops(prog.source)[:5] == [Open(DIR_ENTRY, EXCL_W), Mkdir(MPath("dir")), Open(DIR_ENTRY, EXCL_W),
+                                    Write(Data("entry")), Close()]
+    assert "if err in {ENOENT}: goto on_enoent" in prog.listing()
+    assert prog.publishes == ((DIR_ENTRY, "entry"),) and prog.dirs == ()
+    assert any("program's dir" in n for n in got.programs[0].notes)
+    # The success path, alone: the first open fails (no directory yet), as the log shows.
+    assert [type(i) for i in success_path(prog)] == [Open, Mkdir, Open, Write, Close]
+
+
+def test_mkdir_eexist_seen_goes_on_and_nested_directories_nest() -> None:
+    eexist = one([MKDIR_LOG[0], MKDIR_LOG[1].replace("= 0", "= -1 EEXIST (File exists)"), *MKDIR_LOG[2:]])
+    assert Return(Outcome.OK) in eexist.source and "if err in {EEXIST}" in eexist.listing()
+    # os.MkdirAll's way: the deeper one first (ENOENT), its parent, then it again.
+    nested = one([MKDIR_LOG[0].replace("/c/ab/e", "/c/ab/cd/e"),
+                  '100  mkdirat(AT_FDCWD, "/c/ab/cd", 0777) = -1 ENOENT (No such file or directory)',
+                  '100  mkdir("/c/ab", 0777) = 0', '100  mkdirat(AT_FDCWD, "/c/ab/cd", 0777) = 0',
+                  MKDIR_LOG[2].replace("/c/ab/e", "/c/ab/cd/e"), *MKDIR_LOG[3:]], "/c/ab/cd/e")
+    deep = MPath("dir/dir/entry")
+    assert ops(nested.source)[:5] == [Open(deep, EXCL_W), Mkdir(MPath("dir/dir")), Mkdir(MPath("dir")),
+                                      Mkdir(MPath("dir/dir")), Open(deep, EXCL_W)]
+    assert Return(Outcome.OK) in nested.source
+    assert explore(System.of(nested, 2, 1, go_read_entry_at(deep)), [STAYS]).verdict(STAYS) == "holds"
+
+
+def test_mkstemps_first_try_joins_the_temp_it_came_before() -> None:
+    """git: mkstemp's first name fails (ENOENT: no directory), mkdir, a
+    second name, written and linked: the first is a private name of its
+    own in the program's directory."""
+    log = ['100  openat(AT_FDCWD, "/c/ab/tmp_1", O_RDWR|O_CREAT|O_EXCL, 0444) = -1 ENOENT (No such file or directory)',
+           '100  mkdir("/c/ab", 0777) = 0',
+           '100  openat(AT_FDCWD, "/c/ab/tmp_2", O_RDWR|O_CREAT|O_EXCL, 0444) = 3',
+           '100  write(3, "hello", 5) = 5', '100  close(3) = 0',
+           '100  link("/c/ab/tmp_2", "/c/ab/e") = 0', '100  unlink("/c/ab/tmp_2") = 0']
+    got = lifts_alike(log)
+    prog = got.programs[0].program
+    rw = OpenFlags.READ | OpenFlags.WRITE | OpenFlags.CREAT | OpenFlags.EXCL
+    tmp, first = MPath("dir/entry.tmp", private=True), MPath("dir/entry.tmp2", private=True)
+    assert ops(prog.source)[:7] == [Open(first, rw), Mkdir(MPath("dir")), Open(tmp, rw), Write(Data("entry")), Close(),
+                                    Link(tmp, DIR_ENTRY), Unlink(tmp)]
+    assert any("earlier try" in n for n in got.programs[0].notes)
+    assert explore(System.of(prog, 3, 1, reader=go_read_entry_at(DIR_ENTRY), faults=1), [STAYS]).verdict(STAYS) == "holds"
+
+
+def test_renameat2_noreplace_and_its_eexist() -> None:
+    rn = '100  renameat2(AT_FDCWD, "/c/e.tmp", AT_FDCWD, "/c/e", RENAME_NOREPLACE) = 0'
+    prog = one([*TMP_WRITTEN, rn])
+    assert Rename(PRIVATE, ENTRY, noreplace=True) in prog.source
+    taken = one([*TMP_WRITTEN, rn.replace("= 0", "= -1 EEXIST (File exists)"), '100  unlink("/c/e.tmp") = 0'], "/c/e")
+    assert "if err in {EEXIST}" in taken.listing() and Return(Outcome.OK) in taken.source
+
+
+def test_symlink_publishes_the_file_it_names_and_readlink_checks_it() -> None:
+    """A first-writer-wins link: the data by temp and rename, then a
+    symlink from the entry to it (the data file is shared: every
+    writer's link reaches it); EEXIST, then a readlink, means done."""
+    data = [OPEN_TMP, '100  write(3, "hello", 5) = 5', '100  close(3) = 0', '100  rename("/c/e.tmp", "/c/o/x") = 0']
+    prog = one([*data, '100  symlink("../o/x", "/c/a/e") = 0'], "/c/a/e")
+    shared = MPath("entry.tmp2")
+    assert ops(prog.source)[:5] == [Open(PRIVATE, EXCL_W), Write(Data("entry")), Close(), Rename(PRIVATE, shared),
+                                    Symlink(shared, ENTRY)]
+    assert explore(System.of(prog, 2, 1, faults=1), [STAYS]).verdict(STAYS) == "holds"
+    won = one([*data, '100  symlinkat("/c/o/x", AT_FDCWD, "/c/a/e") = -1 EEXIST (File exists)',
+               '100  readlinkat(AT_FDCWD, "/c/a/e", "/c/o/x", 4096) = 6'], "/c/a/e")
+    assert Readlink(ENTRY, into="lnk") in won.source and "if err in {EEXIST}" in won.listing()
+    assert Return(Outcome.OK) in won.source
+
+
+def test_o_nofollow_and_readlink_on_the_entry() -> None:
+    reader = lifts_alike(['100  readlink("/c/e", 0x7ffd, 4096) = -1 EINVAL (Invalid argument)',
+                          '100  openat(AT_FDCWD, "/c/e", O_RDONLY|O_NOFOLLOW|O_CLOEXEC) = 3',
+                          '100  read(3, "hello", 4096) = 5', '100  read(3, "", 4091) = 0', '100  close(3) = 0'], "/c/e")
+    (lp,) = reader.readers()
+    assert ops(lp.program.source)[0] == Open(ENTRY, OpenFlags.READ | OpenFlags.NOFOLLOW)
+    # The readlink alone changes nothing: listed, not lifted.
+    assert [i.call for i in reader.ignored] == ["readlink"]
+
+
+def test_o_append_writes_land_at_the_end_and_two_appenders_are_found_violating() -> None:
+    """The known-bad twin of appending to a cache entry: a second writer's
+    append makes the published entry longer than any payload."""
+    prog = one([PLAIN[0].replace("O_CREAT|", "O_CREAT|O_APPEND|"), PLAIN[1], PLAIN[3]])
+    assert ops(prog.source)[:2] == [Open(ENTRY, OpenFlags.WRITE | OpenFlags.CREAT | OpenFlags.APPEND), Write(Data("entry"))]
+    assert explore(System.of(prog, 2, readers=0), [STAYS]).verdict(STAYS) == "violated"
+
+
+def test_flock_and_fdatasync() -> None:
+    prog = one([PLAIN[0], '100  flock(3, LOCK_EX) = 0', PLAIN[1], PLAIN[2], '100  fdatasync(3) = 0',
+                '100  flock(3, LOCK_UN) = 0', PLAIN[3]])
+    assert ops(prog.source)[:7] == [Open(ENTRY, O_WRONLY | O_CREAT), Flock(LockOp.EXCLUSIVE), Write(Data("entry")),
+                                    Ftruncate(Length("entry")), Fdatasync(), Flock(LockOp.UNLOCK), Close()]
+    shared = one(['100  openat(AT_FDCWD, "/c/e", O_RDONLY|O_CLOEXEC) = 3', '100  flock(3, LOCK_SH) = 0',
+                  '100  read(3, "hello", 4096) = 5', '100  read(3, "", 4091) = 0', '100  close(3) = 0'], "/c/e")
+    assert Flock(LockOp.SHARED) in shared.source and shared.role is Role.READER
+    assert explore(System.of(prog, 2, 1, shared, faults=1), [STAYS]).verdict(STAYS) == "holds"
+
+
+def test_a_new_call_failing_closes_and_fails() -> None:
+    """fdatasync's EIO, seen: close what is open, return failure, and say so."""
+    got = lifts_alike([PLAIN[0], PLAIN[1], '100  fdatasync(3) = -1 EIO (Input/output error)', '100  close(3) = 0',
+                       '100  unlink("/c/e") = 0'])
+    (lp,) = got.programs
+    assert lp.program.source[lp.program.source.index(Fdatasync()) + 1:][:4] == (
+        If(Failed(frozenset({"EIO"})), "on_eio"), Goto("close_fail"), Label("on_eio"), Close())
+    assert Return(Outcome.OK) not in lp.program.source
+    assert any("fdatasync failing with EIO" in n for n in lp.notes)
 
 
 # ------------------------------------------------------------ ignored calls

@@ -189,7 +189,9 @@ def temps(events: Sequence[Event], chosen: set[str]) -> dict[str, set[str]]:
         changed = False
         for e in events:
             pair = onto(e)
-            if pair is None or not e.ok or pair[0] == pair[1]:
+            # A failed one too (EEXIST: another writer's got there first):
+            # the name was meant for the target all the same.
+            if pair is None or not e.call.finished or pair[0] == pair[1]:
                 continue
             src, to = pair
             dst = {to} if to in chosen else out.get(to, set())
@@ -335,7 +337,7 @@ _QUIET_FLAGS = frozenset({"O_CLOEXEC", "O_LARGEFILE"})
 # (A directory or a name already there: another writer made it; a name
 # that is no link, or none.)
 _EXPECTED = {("stat", "ENOENT"), ("exists", "ENOENT"), ("unlink", "ENOENT"), ("open", "EEXIST"), ("open", "ENOENT"),
-             ("mkdir", "EEXIST"), ("link", "EEXIST"), ("renameat2(RENAME_NOREPLACE)", "EEXIST"), ("symlink", "EEXIST"),
+             ("mkdir", "EEXIST"), ("mkdir", "ENOENT"), ("link", "EEXIST"), ("renameat2(RENAME_NOREPLACE)", "EEXIST"), ("symlink", "EEXIST"),
              ("readlink", "EINVAL"), ("readlink", "ENOENT")}
 
 
@@ -835,7 +837,7 @@ def _by_process_and_target(events: list[Event], chosen: set[str], tmp: dict[str,
     shared: set[str] = set()
     for e in events:
         pair = onto(e)
-        if pair is not None and pair[0] in tmp and e.ok:
+        if pair is not None and pair[0] in tmp and e.call.finished:
             src, dst = pair
             if e.kind == "symlink":
                 shared.add(src)

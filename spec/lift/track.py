@@ -139,7 +139,7 @@ def writes(e: Event) -> bool:
         return False
     if e.kind == "open":
         return bool(e.flags & _WRITE_FLAGS) and "O_DIRECTORY" not in e.flags
-    return e.kind in ("write", "pwrite", "ftruncate", "rename", "link", "truncate", "fallocate", "symlink", "mknod")
+    return e.kind.startswith(_NAMING) or e.kind in ("write", "pwrite", "ftruncate", "truncate", "fallocate", "mknod")
 
 
 class Tracker:
