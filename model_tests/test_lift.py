@@ -4,11 +4,16 @@ Promises checked: strace's line forms (process ids, ``-tt``/``-ttt``
 timestamps, ``-T``, ``-y``, ``-ff`` files, unfinished/resumed pairs) lift
 to the same program; bad input (not a log, a cut-off line, a call never
 finished, a resumed call with none unfinished) is an error naming the
-file and line; every call that changes contents or names and that the
-language lacks (O_APPEND, fdatasync, flock, link, mkdir a sequence needs,
-renameat2(RENAME_NOREPLACE), symlink, a moving lseek, truncate, a call the
-lifter does not know, a descriptor it cannot tell apart) is a
-CannotExpress naming the line and the call; calls that change neither
+file and line; link/linkat, mkdir/mkdirat (the program's directory),
+symlink/symlinkat, readlink/readlinkat, O_NOFOLLOW, flock, fdatasync,
+renameat2(RENAME_NOREPLACE) and O_APPEND lift to their instructions, the
+same from -f, split (unfinished/resumed) and -ff logs, with the EEXIST a
+program goes on from, mkstemp's earlier try and a failure seen handled
+as the module doc says; every call that changes contents or names and
+that the language lacks (flock with LOCK_NB, O_APPEND by fcntl, record
+locks, RENAME_EXCHANGE, an open flag it does not know, a moving lseek,
+truncate, a call the lifter does not know, a descriptor it cannot tell
+apart) is a CannotExpress naming the line and the call; calls that change neither
 contents nor names are listed as ignored and change nothing; the
 generalisation (private temps, payload slices, copy loops, threads sharing
 descriptors, the path the results decide, a failure seen) is as the module

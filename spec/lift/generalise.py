@@ -4,8 +4,13 @@ Selection.  The *targets* are the names matching a ``--path`` glob
 (``fnmatch``, on the name as the log shows it, made absolute where the log
 shows the working directory), or by default every regular file a call
 wrote (opened for writing, written, truncated, renamed or linked onto).
-A name renamed or linked onto a target is its *temp*; so is a name renamed
-onto a temp.  Each process's events on a target, on its temps and on the
+A name renamed or linked onto a target (or that a symlink at the target
+points to) is its *temp*; so is a name renamed onto a temp; the call may
+have failed (EEXIST: another writer got there first).  A name a process
+only tried to create (open O_CREAT failing with ENOENT or EEXIST) just
+before it used a temp in the same directory is an earlier *try* for that
+temp (mkstemp's first name, before git makes the directory).  Each
+process's events on a target, on its temps and tries, and on the
 descriptors opened by those names are that process's calls on the target.
 
 Sequences.  A process's calls on a target are cut into sequences: a
@@ -16,8 +21,12 @@ that changes no contents and no names (a chtimes alone) is not lifted; nor
 is a stat that no sequence follows.  Directories made with mkdir by the
 same process while a sequence runs, above a name it uses, belong to it.
 
-Generalising.  The target is ``entry``; temps are ``entry.tmp`` (private,
-``Path(..., private=True)``, when one process only ever used that name);
+Generalising.  The target is ``entry``; temps are ``entry.tmp``,
+``entry.tmp2``, ... and then the tries (private, ``Path(...,
+private=True)``, when one process only ever used that name, and the name
+is no symlink's target); the directories a sequence makes (or tries to)
+are ``dir``, ``dir2``, ``dir/dir``, ..., and a name in one of them is
+under it (``dir/entry``: the program publishes and is read there);
 descriptors are registers ``f``, ``g``, ...; the bytes a write wrote are
 the slice of the ``entry`` payload at the file offsets they landed at,
 where the payload is as long as the target's content once the sequence is
@@ -31,7 +40,8 @@ of one byte more than they got when they reached the end of the file.
 
 Paths.  The result each call had in the log is the path the program takes:
 a call that succeeded goes on only on success, a call that failed (stat's
-ENOENT, O_EXCL's EEXIST) only with that errno, and a size a stat showed is
+ENOENT, O_EXCL's EEXIST, mkdir's or link's EEXIST) only with that errno,
+and a size a stat showed is
 compared.  Anything else - a failure where the log shows success, another
 errno, another size - closes what is open and returns failure (a reader:
 miss), because the log shows only one path.  A writer returns ok unless a
@@ -40,9 +50,10 @@ when it read, else a miss.  The reader's own check of what it read is
 invisible to strace: lifted readers accept what they read (as
 ``read-unvalidated``).
 
-Each kind of event is expressed by one entry of :data:`OPERATIONS`; a
-kind without one (``mkdir``, ``link``, ``flock``, ``fdatasync``, an open
-flag such as ``O_APPEND`` missing from :data:`FLAGS`) is a
+Each kind of event is expressed by one entry of :data:`OPERATIONS`, each
+open flag by one of :data:`FLAGS`, each flock operation by one of
+:data:`LOCKS`; a kind, flag or operation without one (``truncate``,
+``fcntl locks``, ``O_DIRECT``, ``LOCK_NB``, ...) is a
 :class:`~spec.lift.errors.CannotExpress` naming the log line.
 """
 
