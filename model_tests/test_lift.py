@@ -302,6 +302,11 @@ def test_link_publishes_a_private_temp() -> None:
                                 Unlink(PRIVATE), Return(Outcome.OK), Return(Outcome.FAIL), Close(), Return(Outcome.FAIL)]
     assert prog.publishes == ((ENTRY, "entry"),)
     assert explore(System.of(prog, 2, 1, faults=1), [STAYS]).verdict(STAYS) == "holds"
+    # Two processes using the one temp name: it is shared, not private.
+    log = [*TMP_WRITTEN, '100  link("/c/e.tmp", "/c/e") = 0', '100  unlink("/c/e.tmp") = 0']
+    both = log + [ln.replace("100", "200").replace("= 3", "= 4").replace("(3", "(4") for ln in log]
+    got = lifts_alike(both, "/c/e")
+    assert {p.program.source[0] for p in got.programs} == {Open(MPath("entry.tmp"), EXCL_W)}
 
 
 def test_linkat_and_its_eexist_seen_go_on() -> None:

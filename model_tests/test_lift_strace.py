@@ -145,7 +145,7 @@ def git_run(strace: str, tmp_path_factory: pytest.TempPathFactory) -> GitRun:
     return GitRun(version, log, lifted(log))
 
 
-def _the_object(run: GitRun) -> tuple[Program, Path, Path]:
+def _the_object(run: GitRun) -> tuple[Program, MPath, MPath]:
     """The one lifted writer, its temp (the name it links) and the object's name."""
     (lp,) = run.lifted.writers()
     prog = lp.program
