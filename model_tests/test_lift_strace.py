@@ -12,8 +12,9 @@ Promises checked:
 - ``git hash-object -w`` lifts to an exclusive temp, mkdir on ENOENT, link
   and unlink of the temp; ``lift --check`` finds published-entry-stays-
   complete holding; the lifted program goes through the explorer, BMC and
-  replay on real files as a value, and its known-bad twin (the same log
-  with the object written in place, O_TRUNC) is caught by each;
+  replay on real files (and SPIN, where installed) as a value, and its
+  known-bad twin (the same log with the object written in place, O_TRUNC)
+  is caught by each;
 - ``strace -ff -tt`` files, found by their prefix, lift as one log does.
 
 Skipped where strace cannot trace (missing, or ptrace not permitted): one
@@ -238,6 +239,26 @@ def test_the_lifted_git_program_goes_through_every_checker(git_run: GitRun, tmp_
     snaps = replay_snapshots(from_exploration(bad, STAYS), tmp_path / "bad")
     after = [dict(s.files).get("entry") for s in snaps if any(p.status == "ok" for p in s.procs)]
     assert after and after[-1] != payload
+
+
+def test_spin_agrees_on_the_lifted_git_program(git_run: GitRun, tmp_path: Path) -> None:
+    """SPIN, on the Promela the translator writes for the lifted value:
+    git's write holds, the in-place twin is violated."""
+    from proofs.promela import translate
+    from proofs.spin import run_spin, spin_missing
+
+    why = spin_missing()
+    if why is not None:
+        pytest.skip(why)
+    prog, _, obj = _the_object(git_run)
+    (twin,) = _in_place(git_run).writers()
+    (tmp_path / "good").mkdir()
+    (tmp_path / "bad").mkdir()
+    good = run_spin(translate(System.of(prog, 2, 1, go_read_entry_at(obj), faults=1), [STAYS]), tmp_path / "good",
+                    opt="-O0")
+    assert good.verdict == "holds"
+    bad = run_spin(translate(System.of(twin.program, 2, readers=0), [STAYS]), tmp_path / "bad", opt="-O0")
+    assert bad.verdict == "violated"
 
 
 def test_ff_files_lift_as_one_log_does(strace: str, tmp_path: Path) -> None:
