@@ -700,23 +700,29 @@ def _payload(ep: Episode, events: list[Event], notes: list[str]) -> int:
     return end
 
 
-def _first_unexpressed(ep: Episode) -> Event | None:
+def _first_unexpressed(ep: Episode) -> tuple[int, CannotExpress] | None:
+    """The sequence's first call the language cannot express: its place in
+    the log and the error to raise (a call the process never finished is
+    bad input: raised at once)."""
     for e in ep.events:
         if not e.call.finished and e.kind != IGNORED:
             raise CutOffLine(e.call.file, e.call.line, f"{e.call.text}: the process ended inside this call, "
                              "so its result is unknown")
+        c = e.call
+        err: CannotExpress | None = None
         if e.kind == AMBIGUOUS:
-            raise CannotExpress(e.call.file, e.call.line, e.call.name, "a call on a descriptor that cannot be told apart",
-                                e.call.text, e.why)
-        if e.kind not in OPERATIONS and e.kind != IGNORED:
-            return e
-        if e.kind == "open":
-            bad = sorted(f for f in e.flags if f not in FLAGS)
-            if bad:
-                raise CannotExpress(e.call.file, e.call.line, e.call.name, f"the open flag {bad[0]}", e.call.text)
-        if e.kind == "flock" and (len(e.flags) != 1 or not e.flags <= LOCKS.keys()):
-            raise CannotExpress(e.call.file, e.call.line, e.call.name, f"flock({'|'.join(sorted(e.flags))})",
-                                e.call.text, "the language's flock takes one of LOCK_SH, LOCK_EX, LOCK_UN and waits")
+            err = CannotExpress(c.file, c.line, c.name, "a call on a descriptor that cannot be told apart", c.text, e.why)
+        elif e.kind not in OPERATIONS and e.kind != IGNORED:
+            err = CannotExpress(c.file, c.line, c.name, e.kind, c.text,
+                                f"a sequence on {ep.target} (pid {ep.events[0].tid}) makes it"
+                                + (f" ({e.why})" if e.why else ""))
+        elif e.kind == "open" and not e.flags <= FLAGS.keys():
+            err = CannotExpress(c.file, c.line, c.name, f"the open flag {min(e.flags - FLAGS.keys())}", c.text)
+        elif e.kind == "flock" and (len(e.flags) != 1 or not e.flags <= LOCKS.keys()):
+            err = CannotExpress(c.file, c.line, c.name, f"flock({'|'.join(sorted(e.flags))})", c.text,
+                                "the language's flock takes one of LOCK_SH, LOCK_EX, LOCK_UN and waits")
+        if err is not None:
+            return c.order, err
     return None
 
 
@@ -883,14 +889,9 @@ def _by_process_and_target(events: list[Event], chosen: set[str], tmp: dict[str,
 
 def _refuse_the_first_unexpressed(eps: list[Episode]) -> None:
     """The first call the language cannot express, in log order, is the error."""
-    firsts = [e for e in (_first_unexpressed(ep) for ep in eps) if e is not None]
-    if not firsts:
-        return
-    e = min(firsts, key=lambda x: x.call.order)
-    ep = next(ep for ep in eps if e in ep.events)
-    raise CannotExpress(e.call.file, e.call.line, e.call.name, e.kind, e.call.text,
-                        f"a sequence on {ep.target} (pid {ep.events[0].tid}) {'needs' if e.kind == 'mkdir' else 'makes'} it"
-                        + (f" ({e.why})" if e.why else ""))
+    firsts = [x for x in (_first_unexpressed(ep) for ep in eps) if x is not None]
+    if firsts:
+        raise min(firsts, key=lambda x: x[0])[1]
 
 
 def _programs(eps: list[Episode], private: dict[str, bool], tries: set[str],
