@@ -193,7 +193,10 @@ def test_conditional_put_has_one_winner(store: Seaweed) -> None:
     and the object holds that one's bytes."""
     from reference.remote import S3Store
 
-    s3 = S3Store(BUCKET, "race/", endpoint=store.endpoint, timeout=10)
+    # 30 s: SeaweedFS 4.48 answers some of 20 racing conditional PUTs of
+    # one key only after 1-10 s (seen here with boto3 too); the answers
+    # are right, the latency is the store's.
+    s3 = S3Store(BUCKET, "race/", endpoint=store.endpoint, timeout=30)
     env_before = dict(os.environ)
     os.environ.update(store.env())
     try:
@@ -216,9 +219,10 @@ class FaultyProxy:
     what GETs of objects get: ``pass``, ``cut`` (the right Content-Length,
     half the body, then the connection closed), ``flip`` (the whole body
     with one byte changed), ``500``, or ``delay`` (an answer after
-    ``delay`` seconds).  Other requests pass through."""
+    ``delay`` seconds).  Other requests, and GETs whose path does not
+    contain ``only``, pass through."""
 
-    def __init__(self, upstream_port: int, mode: str, delay: float = 5.0) -> None:
+    def __init__(self, upstream_port: int, mode: str, delay: float = 5.0, only: str = "") -> None:
         self.mode = mode
         self.delay = delay
         proxy = self
@@ -236,7 +240,9 @@ class FaultyProxy:
                 r = conn.getresponse()
                 data = r.read()
                 conn.close()
-                faulty = self.command == "GET" and r.status == 200
+                # 206 too: obstore resumes a cut body with a Range GET
+                # (a correct whole object then, which its hash shows).
+                faulty = self.command == "GET" and r.status in (200, 206) and only in self.path
                 if faulty and proxy.mode == "500":
                     self.send_response(500)
                     self.send_header("Content-Length", "0")
@@ -297,10 +303,11 @@ def test_faulty_remote_is_a_miss_never_a_wrong_file(store: Seaweed, tmp_path: Pa
     assert len(err.splitlines()) <= 1, err
 
 
-def test_unchecked_get_would_store_a_short_file(store: Seaweed, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unchecked_get_would_store_a_wrong_file(store: Seaweed, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The known-bad twin of the test above: with the length and hash
-    check switched off (in process), the cut-short body is stored and
-    ``local_problems`` catches it."""
+    check switched off (in process), an output with one byte flipped is
+    stored, and ``local_problems`` catches it.  (A body cut short is
+    also caught by obstore itself, which checks Content-Length.)"""
     from reference import gocacheprog, remote
 
     pairs = bodies(1, "unchecked")
@@ -308,7 +315,7 @@ def test_unchecked_get_would_store_a_short_file(store: Seaweed, tmp_path: Path, 
     monkeypatch.setattr(remote._Verifier, "check", lambda self, output_id: None)
     for k, v in store.env().items():
         monkeypatch.setenv(k, v)
-    proxy = FaultyProxy(store.port, "cut")
+    proxy = FaultyProxy(store.port, "flip", only="/o/")
     try:
         tier = remote.open_tier(f"s3://{BUCKET}/unchecked", endpoint=proxy.endpoint, timeout=2)
         (tmp_path / "in").write_bytes(get_req(1, pairs[0][0]) + close_req(2))
