@@ -340,6 +340,7 @@ def server_command(dir: Path, *args: str) -> str:
 
 def remote_env(tmp: Path, name: str, store_env: dict[str, str], *args: str) -> dict[str, str]:
     """Machine ``name``: its own GOCACHE and server directory."""
+    (tmp / name).mkdir(exist_ok=True)
     env = go_env(tmp / name, tmp / name / "gocache")
     env = {k: v for k, v in env.items() if not k.startswith("AWS_")}
     env.update(store_env)

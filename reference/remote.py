@@ -176,7 +176,7 @@ class S3Store:
             for chunk in got.stream(min_chunk_size=1 << 20):
                 sink(memoryview(chunk))
             return size
-        except NotFoundError:
+        except (NotFoundError, FileNotFoundError):  # obstore raises the latter for a 404
             return None
         except RemoteFault:
             raise
@@ -190,7 +190,7 @@ class S3Store:
         try:
             obstore.put(self._client(), key, data, mode="create")
             return True
-        except (AlreadyExistsError, PreconditionError):  # 412: the same bytes are there
+        except (AlreadyExistsError, PreconditionError, FileExistsError):  # 412: the same bytes are there
             return False
         except Exception as e:
             raise _fault(e) from None
