@@ -22,6 +22,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 ACCESS_KEY = "IDEMWRITETESTKEY"
 SECRET_KEY = "idemwrite-test-secret-not-for-anything-else"
@@ -110,11 +111,11 @@ class Seaweed:
                     raise
                 time.sleep(0.5)
 
-    def boto3_client(self, secret: str = SECRET_KEY) -> object:
+    def boto3_client(self, secret: str = SECRET_KEY) -> Any:
         """A boto3 S3 client for this store (set-up and inspection only;
         the server under test uses its own client)."""
-        import boto3
-        from botocore.config import Config
+        import boto3  # type: ignore[import-untyped]
+        from botocore.config import Config  # type: ignore[import-untyped]
 
         return boto3.client("s3", endpoint_url=self.endpoint, aws_access_key_id=ACCESS_KEY,
                             aws_secret_access_key=secret, region_name="us-east-1",

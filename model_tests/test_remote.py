@@ -407,3 +407,39 @@ def test_build_through_a_cutting_proxy_succeeds(store: Seaweed, tmp_path: Path) 
         proxy.close()
     assert b.returncode == 0, b.stderr
     assert local_problems(tmp_path / "B" / "dir") == []
+
+
+def test_a_large_remote_output_is_named_only_once_checked(store: Seaweed, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """An output over the server's ``stream_at`` is streamed from the
+    remote into an unnamed file and named once its size and hash check:
+    the hit's file has the right bytes, and with one byte flipped by the
+    proxy nothing is named at all."""
+    from reference import gocacheprog, remote
+
+    pairs = bodies(2, "large")
+    upload(store, "large", pairs)
+    for k, v in store.env().items():
+        monkeypatch.setenv(k, v)
+
+    def session(dir: Path, endpoint: str) -> list[dict[str, Any]]:
+        tier = remote.open_tier(f"s3://{BUCKET}/large", endpoint=endpoint, timeout=2)
+        (tmp_path / "in").write_bytes(b"".join(get_req(i + 1, a) for i, (a, _) in enumerate(pairs)) + close_req(9))
+        infd = os.open(tmp_path / "in", os.O_RDONLY)
+        outfd = os.open(tmp_path / "out", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        try:
+            gocacheprog.run(str(dir), "write-then-truncate", infd, outfd, remote=tier, stream_at=100)
+        finally:
+            os.close(infd)
+        return [json.loads(line) for line in (tmp_path / "out").read_bytes().splitlines()[1:]]
+
+    answers = sorted(session(tmp_path / "good", store.endpoint)[:-1], key=lambda a: a["ID"])
+    assert [Path(a["DiskPath"]).read_bytes() for a in answers] == [o for _, o in pairs]
+    assert all(len(o) > 100 for _, o in pairs)
+    proxy = FaultyProxy(store.port, "flip", only="/o/")
+    try:
+        answers = session(tmp_path / "flipped", proxy.endpoint)[:-1]
+    finally:
+        proxy.close()
+    assert all(a.get("Miss") for a in answers)
+    assert list((tmp_path / "flipped").glob("??/*-d*")) == [] and local_problems(tmp_path / "flipped") == []
