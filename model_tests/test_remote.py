@@ -443,3 +443,83 @@ def test_a_large_remote_output_is_named_only_once_checked(store: Seaweed, tmp_pa
         proxy.close()
     assert all(a.get("Miss") for a in answers)
     assert list((tmp_path / "flipped").glob("??/*-d*")) == [] and local_problems(tmp_path / "flipped") == []
+
+
+# ------------------------------------------------------------ the give-up rule, without a store
+
+
+class FakeStore:
+    """An object store whose answers the test scripts: each request takes
+    the next of ``script`` (an exception to raise, or a value)."""
+
+    def __init__(self, script: list[Any]) -> None:
+        self.script = script
+        self.requests = 0
+
+    def _next(self) -> Any:
+        self.requests += 1
+        step = self.script.pop(0) if self.script else None
+        if isinstance(step, Exception):
+            raise step
+        return step
+
+    def get(self, key: str, sink: Any, max_size: int) -> int | None:
+        result: int | None = self._next()
+        return result
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        return bool(self._next())
+
+    def put(self, key: str, data: bytes) -> None:
+        self._next()
+
+
+def _tier_gets(script: list[Any], n: int) -> tuple[Any, FakeStore, list[list[str]]]:
+    from reference.remote import RemoteTier
+
+    said: list[list[str]] = []
+    fake = FakeStore(script)
+    tier = RemoteTier("s3://b/p", fake, say=said.append)
+    for i in range(n):
+        answers: list[Any] = []
+        tier.get(bytes([i]) * 32, lambda *a: None, answers.append)
+        tier.finish_gets()  # one at a time: the order of failures is the script's
+    tier.finish()
+    return tier, fake, said
+
+
+def test_five_failures_in_a_row_give_up_once() -> None:
+    """Five failed requests in a row: the tier stops asking (the sixth get
+    makes no request) and says so exactly once; a success in between
+    resets the count."""
+    from reference.remote import FAILURES_BEFORE_GIVING_UP, RemoteFault
+
+    boom = RemoteFault("HTTP 500")
+    tier, fake, said = _tier_gets([boom] * FAILURES_BEFORE_GIVING_UP, FAILURES_BEFORE_GIVING_UP + 3)
+    assert not tier.active and fake.requests == FAILURES_BEFORE_GIVING_UP
+    assert len(said) == 1 and "failed 5 requests in a row" in said[0][0]
+    # The twin: a miss (None: not found) in the middle resets the count; nothing is said.
+    tier, fake, said = _tier_gets([boom] * 4 + [None] + [boom] * 4, 9)
+    assert tier.active and fake.requests == 9 and said == []
+
+
+def test_refused_credentials_give_up_at_once() -> None:
+    from reference.remote import RemoteFault
+
+    tier, fake, said = _tier_gets([RemoteFault("403 SignatureDoesNotMatch", refused=True)], 4)
+    assert not tier.active and fake.requests == 1
+    assert len(said) == 1 and "refused the credentials" in said[0][0]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--remote", "gs://b/p"], "must be s3://BUCKET/PREFIX"),
+    (["--remote", "s3:///p"], "names no bucket"),
+    (["--endpoint", "http://x"], "need --remote"),
+    (["--remote", "s3://b/p", "--remote-timeout", "0"], "must be a number of seconds"),
+])
+def test_bad_remote_options_are_refused(tmp_path: Path, args: list[str], message: str) -> None:
+    """A wrong --remote URL or option: exit 2 and a message saying what
+    is wrong, before anything is served."""
+    r = subprocess.run([sys.executable, "-m", "reference.gocacheprog", "--dir", str(tmp_path / "d"), *args],
+                       capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=60)
+    assert r.returncode == 2 and message in r.stderr, r.stderr
