@@ -523,3 +523,42 @@ def test_bad_remote_options_are_refused(tmp_path: Path, args: list[str], message
     r = subprocess.run([sys.executable, "-m", "reference.gocacheprog", "--dir", str(tmp_path / "d"), *args],
                        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=60)
     assert r.returncode == 2 and message in r.stderr, r.stderr
+
+
+class SlowStore(FakeStore):
+    """A store whose uploads take ``seconds`` each."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__([])
+        self.seconds = seconds
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        time.sleep(self.seconds)
+        return True
+
+
+def test_uploads_are_waited_for_and_the_wait_is_bounded(tmp_path: Path) -> None:
+    """``finish`` (what close runs) waits for the uploads; past
+    ``upload_wait`` it stops waiting, and the report says how many puts
+    were not uploaded.  The twin: with time enough, all are uploaded and
+    nothing is said."""
+    from reference.remote import RemoteTier
+
+    out = b"an output" * 10
+    path = tmp_path / "out"
+    path.write_bytes(out)
+    oid = hashlib.sha256(out).digest()
+
+    def session(seconds: float, wait: float) -> tuple[float, list[str], Any]:
+        tier = RemoteTier("s3://b/p", SlowStore(seconds), upload_wait=wait)
+        for i in range(10):
+            tier.upload(bytes([i]) * 32, oid, len(out), str(path))
+        started = time.monotonic()
+        tier.finish()
+        return time.monotonic() - started, tier.report(verbose=False), tier.stats
+
+    took, report, stats = session(seconds=5.0, wait=0.5)
+    assert took < 3.0
+    assert len(report) == 1 and "10 puts not uploaded" in report[0], report
+    took, report, stats = session(seconds=0.05, wait=30)
+    assert report == [] and stats.uploads == 10

@@ -192,6 +192,8 @@ class S3Store:
             return True
         except (AlreadyExistsError, PreconditionError, FileExistsError):  # 412: the same bytes are there
             return False
+        except RemoteFault:  # no credentials: already said why
+            raise
         except Exception as e:
             raise _fault(e) from None
 
@@ -200,6 +202,8 @@ class S3Store:
 
         try:
             obstore.put(self._client(), key, data, mode="overwrite")
+        except RemoteFault:
+            raise
         except Exception as e:
             raise _fault(e) from None
 
@@ -302,6 +306,7 @@ class RemoteTier:
         self._pools: tuple[ThreadPoolExecutor, ThreadPoolExecutor] | None = None
         self._pending_uploads = 0
         self._pending_gets = 0
+        self._finished = False  # finish() has returned: late uploads are no longer waited for
         self._idle = threading.Condition(self.stats.lock)
 
     # ---- health
@@ -423,9 +428,10 @@ class RemoteTier:
             self._note_local(e)
         finally:
             with self.stats.lock:
-                self._pending_uploads -= 1
-                if not done:
-                    self.stats.not_uploaded += 1
+                if not self._finished:  # else finish() has counted it already
+                    self._pending_uploads -= 1
+                    if not done:
+                        self.stats.not_uploaded += 1
                 self._idle.notify_all()
 
     def _upload(self, action_id: bytes, output_id: bytes, size: int, path: str) -> bool:
@@ -465,11 +471,14 @@ class RemoteTier:
         """Wait for the gets, then for the uploads up to ``upload_wait``
         seconds; what is still running then is counted as not uploaded
         (and left to the threads, which end with the process)."""
+        if self._finished:
+            return
         self.finish_gets()
         with self._idle:
             self._idle.wait_for(lambda: self._pending_uploads == 0, timeout=self.upload_wait)
             self.stats.not_uploaded += self._pending_uploads
             self._pending_uploads = 0
+            self._finished = True
         if self._pools is not None:
             for pool in self._pools:
                 pool.shutdown(wait=False, cancel_futures=True)
