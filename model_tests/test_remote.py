@@ -225,6 +225,9 @@ class FaultyProxy:
     def __init__(self, upstream_port: int, mode: str, delay: float = 5.0, only: str = "") -> None:
         self.mode = mode
         self.delay = delay
+        self.in_flight = 0
+        self.most_in_flight = 0  # the most GETs it was answering at once
+        self._lock = threading.Lock()
         proxy = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -234,6 +237,16 @@ class FaultyProxy:
                 pass
 
             def _forward(self) -> None:
+                with proxy._lock:
+                    proxy.in_flight += 1
+                    proxy.most_in_flight = max(proxy.most_in_flight, proxy.in_flight)
+                try:
+                    self._forward_one()
+                finally:
+                    with proxy._lock:
+                        proxy.in_flight -= 1
+
+            def _forward_one(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0) or 0))
                 conn = http.client.HTTPConnection("127.0.0.1", upstream_port, timeout=30)
                 conn.request(self.command, self.path, body=body, headers=dict(self.headers))
@@ -562,3 +575,19 @@ def test_uploads_are_waited_for_and_the_wait_is_bounded(tmp_path: Path) -> None:
     assert len(report) == 1 and "10 puts not uploaded" in report[0], report
     took, report, stats = session(seconds=0.05, wait=30)
     assert report == [] and stats.uploads == 10
+
+
+def test_remote_gets_overlap(store: Seaweed, tmp_path: Path) -> None:
+    """The go command's gets arrive together; behind a remote that takes
+    0.3 s to answer each, the server has several in flight at once (its
+    thread pool), and every one is a hit."""
+    pairs = bodies(12, "overlap")
+    upload(store, "overlap", pairs)
+    proxy = FaultyProxy(store.port, "delay", delay=0.3)
+    try:
+        answers, _ = fetch_all(tmp_path / "B", pairs, store.env(endpoint=proxy.endpoint),
+                               "--remote", f"s3://{BUCKET}/overlap")
+    finally:
+        proxy.close()
+    assert all(a.get("DiskPath") for a in answers)
+    assert proxy.most_in_flight >= 4, proxy.most_in_flight
