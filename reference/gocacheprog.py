@@ -39,6 +39,13 @@ Promised:
   (``write-then-truncate`` by default), which never removes or shrinks
   another writer's complete entry or output.
 
+- With ``--remote s3://BUCKET/PREFIX`` (``reference.remote``), a local
+  miss is answered by a worker thread once the remote has answered (a
+  hit is checked by size and SHA-256 and stored in the directory first),
+  and each put is uploaded after it is answered; answers then come out of
+  order, which the go command allows, and every write to stdout holds one
+  lock.  ``close`` is answered only after the uploads, bounded in time.
+
 Not promised: network file systems, Windows sharing semantics, or anything
 for ``--protocol write-file`` (the known-bad twin, kept to show the failure).
 ``--protocol`` names the writer of index entries and of outputs up to
