@@ -39,6 +39,13 @@ Promised:
   (``write-then-truncate`` by default), which never removes or shrinks
   another writer's complete entry or output.
 
+- With ``--remote s3://BUCKET/PREFIX`` (``reference.remote``), a local
+  miss is answered by a worker thread once the remote has answered (a
+  hit is checked by size and SHA-256 and stored in the directory first),
+  and each put is uploaded after it is answered; answers then come out of
+  order, which the go command allows, and every write to stdout holds one
+  lock.  ``close`` is answered only after the uploads, bounded in time.
+
 Not promised: network file systems, Windows sharing semantics, or anything
 for ``--protocol write-file`` (the known-bad twin, kept to show the failure).
 ``--protocol`` names the writer of index entries and of outputs up to
@@ -59,6 +66,7 @@ package's ``__init__`` imports nothing eagerly.
 
 from __future__ import annotations
 
+import _thread  # built in; threading's import is start-up time
 import binascii
 import errno  # built in, and loaded by gocache already
 import os
@@ -72,6 +80,8 @@ import time
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable, Iterable, Iterator, Mapping
+
+    from reference.remote import RemoteTier
 
 from reference.gocache import DEFAULT_PROTOCOL, HASH_SIZE, MTIME_INTERVAL_NS, Entry, GoCache
 from reference.summary import FACTS_PER_GET, LOAD_AFTER, Summary
@@ -231,17 +241,20 @@ def _plain_id(digits: bytes) -> bool:
     return digits.isdigit() and (digits[0] != 0x30 or len(digits) == 1)
 
 
-def _answer(entry: Entry) -> bytes:
+def _answer(entry: Entry, *, cached: bool = True) -> bytes:
     """A hit's fields after its ID and before its DiskPath, as JSON."""
     return b'"OutputID":"%s","Size":%d,"Time":"%s"' % (
-        binascii.b2a_base64(entry[0], newline=False), entry[1], _rfc3339(entry[2]).encode())
+        binascii.b2a_base64(entry[0], newline=False), entry[1], _rfc3339(entry[2], cached=cached).encode())
 
 
-def _rfc3339(ns: int) -> str:
+def _rfc3339(ns: int, *, cached: bool = True) -> str:
     """Go's time.Time JSON form (RFC 3339 with nanoseconds, UTC).  The date
     part is remembered for the last second seen: a build's entries were
-    mostly written within a few seconds of each other."""
+    mostly written within a few seconds of each other.  ``cached=False``
+    (the remote tier's worker threads) leaves that memory alone."""
     s, frac = divmod(ns, 10**9)
+    if not cached:
+        return f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(s))}.{frac:09d}Z"
     if _last_second[0] != s:
         _last_second[0], _last_second[1] = s, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(s))
     return f"{_last_second[1]}.{frac:09d}Z"
@@ -462,11 +475,16 @@ class Server:
     (``_UnnamedOutput``) instead of decoded in memory."""
 
     def __init__(self, cache: GoCache, infd: int = 0, outfd: int = 1, *,
-                 load_summary_after: int = LOAD_AFTER, stream_at: int = STREAM_AT) -> None:
+                 load_summary_after: int = LOAD_AFTER, stream_at: int = STREAM_AT,
+                 remote: RemoteTier | None = None) -> None:
         self.cache = cache
         self.stats = Stats()
+        self.remote = remote
         self._outfd = outfd
         self._out: list[bytes] = []
+        # The remote tier's threads answer gets out of order: every write
+        # to stdout holds this lock, so answers never interleave.
+        self._out_lock = _thread.allocate_lock()
         self._lines = _Lines(infd, self.flush)
         self._pending: bytes | None = None  # a line read ahead, not yet handled
         self._stream_at = stream_at
@@ -485,7 +503,8 @@ class Server:
             return
         data = b"".join(self._out)
         self._out.clear()
-        _write_all(self._outfd, data)
+        with self._out_lock:
+            _write_all(self._outfd, data)
 
     def _reply(self, resp: dict[str, Any]) -> None:
         import json
@@ -539,6 +558,7 @@ class Server:
             if line.endswith(_CLOSE_SUFFIX) and _plain_id(line[_ID_AT:-len(_CLOSE_SUFFIX)]):
                 # The go command waits for this answer (and for stdout to
                 # close) before it exits: no json import on that path.
+                self._closing()
                 self._out.append(b'{"ID":%s}\n' % line[_ID_AT:-len(_CLOSE_SUFFIX)])
                 return False
         import json  # after the first time, a dictionary lookup
@@ -567,6 +587,7 @@ class Server:
             elif cmd == "put":
                 self._put(id_, req)
             elif cmd == "close":
+                self._closing()
                 self._reply({"ID": id_})
                 return False
             else:
@@ -689,7 +710,7 @@ class Server:
         self.stats.gets += 1
         hit = self.cache.get_file(action_id)
         if hit is None:
-            self._out.append(b'{"ID":%s,"Miss":true}\n' % id_s)  # digits, as json would print them
+            self._miss(id_s, action_id)
             return True
         self.stats.hits += 1
         self._out.append(self._hit_line(id_s, *hit, key=aid_s))
@@ -747,7 +768,7 @@ class Server:
         action_id = _decode_id(req, "ActionID")
         hit = self.cache.get_file(action_id)
         if hit is None:
-            self._reply({"ID": id_, "Miss": True})
+            self._miss(b"%d" % id_, action_id)
             return
         self.stats.hits += 1
         self._out.append(self._hit_line(b"%d" % id_, *hit, key=binascii.b2a_base64(action_id, newline=False)))
@@ -777,10 +798,58 @@ class Server:
         self.stats.puts += 1
         self.stats.put_bytes += size
         self._reply({"ID": id_, "DiskPath": path})
+        if self.remote is not None:
+            self.remote.upload(action_id, output_id, size, path)
+
+    # ---- the remote tier (reference.remote)
+
+    def _miss(self, id_s: bytes, action_id: bytes) -> None:
+        """A local miss: answered now, or, with an active remote tier, by
+        one of its threads once the remote has answered."""
+        if self.remote is None or not self.remote.active:
+            self._out.append(b'{"ID":%s,"Miss":true}\n' % id_s)  # digits, as json would print them
+            return
+        self.remote.get(action_id, self._store_remote, lambda found: self._remote_answer(id_s, found))
+
+    def _store_remote(self, action_id: bytes, output_id: bytes, size: int, fetch: Callable[[Callable[[memoryview], object]], None]) -> tuple[str, Entry]:
+        """Store a remote hit's output (``fetch`` streams it, verified)
+        into DIR as a put would, then its index entry (in a worker
+        thread); returns the output's path and the entry."""
+        if size > self._stream_at:
+            out = _UnnamedOutput(self.cache, output_id)
+            try:
+                fetch(lambda chunk: _write_all(out.fd, chunk))  # type: ignore[arg-type]
+                out.publish(size)  # only now does the output have its name
+            finally:
+                out.close()
+            path = out.path
+        else:
+            body = bytearray()
+            fetch(body.extend)
+            path = self.cache.put_output(output_id, bytes(body))
+        return path, Entry(output_id, size, self.cache.put_index(action_id, output_id, size))
+
+    def _remote_answer(self, id_s: bytes, found: tuple[str, Entry] | None) -> None:
+        """Write a remote get's answer (from a worker thread)."""
+        if found is None:
+            line = b'{"ID":%s,"Miss":true}\n' % id_s
+        else:
+            path, entry = found
+            line = b'{"ID":%s,%s,"DiskPath":"%s"}\n' % (id_s, _answer(entry, cached=False), _json_string_body(path).encode())
+        with self._out_lock:
+            _write_all(self._outfd, line)
+
+    def _closing(self) -> None:
+        """Before answering close: the remote gets are answered and the
+        uploads finished (bounded in time), so nothing is lost when the go
+        command exits."""
+        if self.remote is not None:
+            self.flush()
+            self.remote.finish()
 
 
 def run(dir: str, protocol: str, infd: int = 0, outfd: int = 1, *, load_summary_after: int = LOAD_AFTER,
-        verbose: bool = False, stream_at: int = STREAM_AT) -> Stats:
+        verbose: bool = False, stream_at: int = STREAM_AT, remote: RemoteTier | None = None) -> Stats:
     """Serve one session on ``infd``/``outfd``; then report, write the
     summary and trim.
 
@@ -792,16 +861,21 @@ def run(dir: str, protocol: str, infd: int = 0, outfd: int = 1, *, load_summary_
     command still runs): a count needs the whole session, and every
     failed request has had its Err answer already.  A failure after the
     last answer (writing the summary, trimming) is one line when it
-    happens: each happens at most once a session."""
+    happens: each happens at most once a session.
+
+    ``remote``: the remote tier (``reference.remote``), or None."""
     # The go command blocks until it has this line: announce first, then
     # make the 256 subdirectories while it gets on with loading packages.
     _write_all(outfd, KNOWN_COMMANDS)
     cache = GoCache(dir, protocol=protocol)
-    server = Server(cache, infd, outfd, load_summary_after=load_summary_after, stream_at=stream_at)
+    server = Server(cache, infd, outfd, load_summary_after=load_summary_after, stream_at=stream_at, remote=remote)
     try:
         stats = server.serve()
+        if remote is not None:
+            remote.finish()  # end of input without close: the uploads still get their time
     finally:
-        _say(([server.stats.render()] if verbose else []) + server.stats.render_failures())
+        lines = ([server.stats.render()] if verbose else []) + server.stats.render_failures()
+        _say(lines + (remote.report(verbose) if remote is not None else []))
     # Go's DiskCache trims on Close; with GOCACHEPROG nobody else trims this
     # directory.  Close stdout first: the go command waits for it to close,
     # not for the trim (which is skipped on all but one run a day).
@@ -852,6 +926,8 @@ def _check_protocol(name: str) -> str | None:
 
 
 USAGE = """usage: idemwrite gocacheprog --dir DIR [--protocol P] [--verbose]
+           [--remote s3://BUCKET/PREFIX [--endpoint URL] [--remote-read-only]
+            [--remote-timeout SECONDS] [--remote-upload-wait SECONDS]]
 
 A GOCACHEPROG server storing into DIR (created if missing) in Go's own cache
 format.  --protocol names the catalogue program for every write (default
@@ -860,52 +936,114 @@ are streamed to an unnamed file, named once checked.  Stderr stays
 empty unless something fails (one line per kind of failure); --verbose, or
 IDEMWRITE_VERBOSE=1 in the environment, adds the session's counts.  Use it as
     GOCACHEPROG="idemwrite gocacheprog --dir DIR" go build ./...
+
+With --remote, a local miss is looked up in the bucket (the output checked
+by size and SHA-256, then stored in DIR) and every put is uploaded in the
+background, finished before close is answered (at most --remote-upload-wait
+seconds, default 60).  The endpoint is --endpoint or AWS_ENDPOINT_URL;
+credentials come from the AWS environment variables or config files.
+--remote-read-only never writes to the bucket.  A remote that fails is a
+miss: each request times out after --remote-timeout seconds (default 10).
 """
 
 
-def parse_args(argv: list[str]) -> tuple[str, str, bool]:
-    """(dir, protocol, verbose) from ``--dir DIR [--protocol P]
-    [--verbose]`` (also ``--x=v``).  Hand-rolled rather than argparse:
+class Options:
+    """The server's command line (a plain class: dataclasses cost import
+    time that every go command would pay)."""
+
+    def __init__(self) -> None:
+        self.dir = ""
+        self.protocol = DEFAULT_PROTOCOL
+        self.verbose = False
+        self.remote = ""
+        self.endpoint = ""
+        self.remote_read_only = False
+        self.remote_timeout = 10.0
+        self.remote_upload_wait = 60.0
+
+
+_VALUED = {"--dir": "dir", "--protocol": "protocol", "--remote": "remote", "--endpoint": "endpoint",
+           "--remote-timeout": "remote_timeout", "--remote-upload-wait": "remote_upload_wait"}
+_FLAGS = {"-v": "verbose", "--verbose": "verbose", "--remote-read-only": "remote_read_only"}
+
+
+def _seconds(name: str, value: str) -> float:
+    try:
+        t = float(value)
+    except ValueError:
+        t = -1.0
+    if not 0 < t < 86400:
+        raise BadRequest(f"{name} must be a number of seconds above 0, got {value!r}\n{USAGE}")
+    return t
+
+
+def parse_options(argv: list[str]) -> Options:
+    """Options from ``--dir DIR [--protocol P] [--verbose] [--remote URL
+    ...]`` (also ``--x=v``).  Hand-rolled rather than argparse:
     argparse's import is start-up time for every go command.  Raises
     BadRequest with a usage message."""
-    opts = {"--dir": "", "--protocol": DEFAULT_PROTOCOL}
-    verbose = False
+    opts = Options()
     it = iter(argv)
     for arg in it:
         if arg == "--":
             continue  # an end-of-options marker some wrappers pass through
-        if arg in ("-v", "--verbose"):
-            verbose = True
+        if arg in _FLAGS:
+            setattr(opts, _FLAGS[arg], True)
             continue
         name, eq, value = arg.partition("=")
         if name in ("-h", "--help"):
             raise BadRequest(USAGE)
-        if name not in opts:
+        if name not in _VALUED:
             raise BadRequest(f"unknown argument {arg!r}\n{USAGE}")
         if not eq:
             value = next(it, "")
         if not value:
             raise BadRequest(f"{name} needs a value\n{USAGE}")
-        opts[name] = value
-    if not opts["--dir"]:
+        field = _VALUED[name]
+        setattr(opts, field, _seconds(name, value) if field.startswith("remote_") else value)
+    if not opts.dir:
         raise BadRequest(f"--dir is required\n{USAGE}")
-    return opts["--dir"], opts["--protocol"], verbose
+    if not opts.remote and (opts.endpoint or opts.remote_read_only):
+        raise BadRequest(f"--endpoint and --remote-read-only need --remote\n{USAGE}")
+    return opts
+
+
+def parse_args(argv: list[str]) -> tuple[str, str, bool]:
+    """(dir, protocol, verbose) of ``parse_options``."""
+    opts = parse_options(argv)
+    return opts.dir, opts.protocol, opts.verbose
+
+
+def _open_remote(opts: Options) -> RemoteTier | None:
+    """The remote tier the options ask for (connecting to nothing yet);
+    raises RemoteConfigError for a bad URL or a missing library."""
+    if not opts.remote:
+        return None
+    from reference.remote import open_tier
+
+    return open_tier(opts.remote, endpoint=opts.endpoint or None, read_only=opts.remote_read_only,
+                     timeout=opts.remote_timeout, upload_wait=opts.remote_upload_wait, say=_say)
 
 
 def main(argv: list[str]) -> int:
     """``gocacheprog --dir DIR [--protocol P] [--verbose]``; exit 2 on bad
     usage, 1 if the session could not run or died of its input/output."""
     try:
-        dir, protocol, verbose = parse_args(argv)
+        opts = parse_options(argv)
     except BadRequest as e:
         print(f"idemwrite gocacheprog: {e}", file=sys.stderr)
         return 0 if str(e) == USAGE else 2
-    why = _check_protocol(protocol)
+    why = _check_protocol(opts.protocol)
     if why is not None:
         print(f"idemwrite gocacheprog: {why}", file=sys.stderr)
         return 2
     try:
-        run(dir, protocol, verbose=verbose or verbose_from_env())
+        remote = _open_remote(opts)
+    except ValueError as e:  # reference.remote.RemoteConfigError
+        print(f"idemwrite gocacheprog: {e}", file=sys.stderr)
+        return 2
+    try:
+        run(opts.dir, opts.protocol, verbose=opts.verbose or verbose_from_env(), remote=remote)
     except OSError as e:
         print(f"idemwrite gocacheprog: {e}", file=sys.stderr)
         return 1
