@@ -105,7 +105,7 @@ def index_implies_complete_output(system: System, w: World) -> str | None:
     return None
 
 
-def _objects_of(system: System, key: str) -> set[bytes]:
+def objects_put(system: System, key: str) -> set[bytes]:
     """Every object any process in the run means to PUT at ``key``."""
     out = set()
     for k in system.kinds:
@@ -136,7 +136,7 @@ def remote_record_names_complete_output(system: System, w: World) -> str | None:
     """Whenever the remote action record exists, the output object it
     names exists and is complete: a get that trusts the record finds the
     whole output."""
-    outputs = _objects_of(system, OUTPUT_KEY.name)
+    outputs = objects_put(system, OUTPUT_KEY.name)
     if w.fs.object(ACTION_KEY.name) is None or not outputs:
         return None
     out = w.fs.object_bytes(OUTPUT_KEY.name)
