@@ -272,6 +272,32 @@ def test_spin_agrees(name: str, system: System, prop: Property, depth: int, tmp_
         assert spin.error_depth is not None and explorer_depth(system, spin.error_depth) == depth
 
 
+def test_the_solver_transition_is_the_model_s_on_the_remote_tier() -> None:
+    """Z3's step (with each fault's variant) equals the model's on every
+    move of the explored states, object store included."""
+    from proofs.conformance import mismatches
+    for system in (System.of(S3_PUT, 1, 1, S3_GET, faults=1), System.of(S3_PUT_RECORD_FIRST, 1, 1, S3_GET_UNCHECKED,
+                                                                         faults=1)):
+        moves, bad = mismatches(system, max_states=40)
+        assert moves > 40 and not bad, bad[:3]
+
+
+def test_the_remote_theorems_prove_and_their_twins_are_refuted() -> None:
+    """Induction for any number of putters and getters (with vacuity
+    checks), and the same invariants failing, with a counterexample, on
+    the twins."""
+    from proofs.theorems import COUNTEREXAMPLE, PROVED, catalogue, run
+    remote = {t.name: t for t in catalogue() if t.name.startswith("s3-")}
+    assert len(remote) == 5
+    for name, t in remote.items():
+        res = run(t)
+        assert res.outcome == t.expect, (name, res.note)
+        if name.endswith("all-N-all-L"):
+            assert res.outcome == PROVED and any(c.name.startswith("vacuity") for c in res.checks)
+        else:
+            assert res.outcome == COUNTEREXAMPLE and res.bmc is not None
+
+
 # ------------------------------------------------------------ the OS interpreter
 
 
