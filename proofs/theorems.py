@@ -213,6 +213,35 @@ def _remote_twin(reader: Program, prop: Property, system: System, statement: str
                    None, system, _max_steps(system), True)
 
 
+def _remote_drops(prop: Property) -> list[Theorem]:
+    """The remote theorems' assumptions, each dropped over every run of a
+    small scope: one putter (or two) and one getter, each with payloads of
+    its own (an entry and an output)."""
+    s3put, s3rf = CATALOGUE["s3-put"], CATALOGUE["s3-put-record-first"]
+
+    def one(putter_output: bytes, other: bytes) -> System:
+        """A putter of ``putter_output``, and a getter expecting ``other``
+        (for the record property, a second putter of ``other`` too)."""
+        putters = (putter_output,) if prop == REMOTE_HIT else (putter_output, other)
+        return System(tuple(Process(s3put.program, (("entry", A), ("output", o))) for o in putters)
+                      + (Process(s3put.reader_for(prop), (("entry", A), ("output", other))),))
+
+    mixed = System.of([s3put, s3rf], 2, 1, s3put.reader_for(prop), entry_length=1)
+    hit = prop == REMOTE_HIT
+    who = "a getter expecting" if hit else "one of"
+    cases = [
+        (SAME_LENGTH, one(b"AB", b"A"), f"a putter of b'AB' and {who} b'A'", False),
+        # The model's check of a body is its length (and no zero byte), not
+        # its SHA-256: two outputs of one length look alike to it.
+        (SAME_BYTES, one(b"X", b"A"), f"a putter of b'X' and {who} b'A'" + (
+            " (the model's check is the length; the real one, SHA-256, would refuse b'X')" if hit else ""), hit),
+        (ONE_PROTOCOL, mixed, "one s3-put and one s3-put-record-first putter", not hit),
+    ]
+    return [_drop(s3put, prop, name, COUNTEREXAMPLE if needed else PROVED, system,
+                  f"without '{ASSUMPTION_TEXT[name]}': {what}; s3-put {'breaks' if needed else 'still keeps'} {prop.name}")
+            for name, system, what, needed in cases]
+
+
 def _drop(proto: Protocol, prop: Property, dropped: str, expect: str, system: System, statement: str) -> Theorem:
     return Theorem(f"{proto.name}/{prop.name}/drop-{dropped}", proto, prop, statement, expect, proto.reader_for(prop),
                    (), None, None, system, _max_steps(system), True, dropped)
@@ -284,6 +313,7 @@ def catalogue() -> list[Theorem]:
                      "the induction that proves s3-get fails with O_TRUNC; a second getter empties the file a first "
                      "one serves", inv.remote_served),
     ]
+    thms += _remote_drops(REMOTE_RECORD) + _remote_drops(REMOTE_HIT)
     thms += _drops(wtt, STAYS, (SAME_LENGTH, SAME_BYTES, ONE_PROTOCOL))
     thms += _drops(wtt, HITS, (SAME_LENGTH, ONE_PROTOCOL, NO_NUL))
     thms += _drops(rip, STAYS, (ONE_PROTOCOL,))
