@@ -52,6 +52,12 @@ The encoding:
   target's length; an inode's flock state ``lock`` and a descriptor's
   ``_lock`` and (O_APPEND) ``_app``; a write of more than one byte in one
   step as a loop over its bytes (an append lands whole);
+- the object store, where the programs use it: per key a global inode
+  number (``ob_<key>``) and ETag, and the last ETag handed out; an object
+  is an inode slot its PUT fills whole and nobody writes again; a fault on
+  a request is one transition per variant ``spec.semantics.fault_options``
+  offers (a PUT lost before or after the store acted, a GET failing or cut
+  after k bytes); a buffer write (a GET's body) is a loop over its bytes;
 - a process waiting for a lock (``Dom.block``): the operation's checks
   before the wait make no change, so the wait's condition, on the state
   before the step, is part of the ``d_step``'s guard - the process has
@@ -63,7 +69,9 @@ The encoding:
   nothing runs afterwards;
 - the properties ``published-entry-stays-complete``,
   ``reader-after-publication-hits``, ``reader-never-accepts-corrupt``,
-  ``mmap-reader-never-faults`` and ``index-implies-complete-output`` as an
+  ``mmap-reader-never-faults``, ``index-implies-complete-output``,
+  ``remote-hit-serves-complete-output`` and
+  ``remote-record-names-complete-output`` as an
   ``assert`` at the end of every process transition, and in ``init`` where
   a process returns before its first operation (so in every reachable state
   before a crash: the initial state can only fail one if a process ends at
@@ -73,7 +81,7 @@ The encoding:
 
 Not translated: programs with a backward jump (each ``create`` must run at
 most once for its fixed inode slot; the catalogue has no loops), files too
-long for byte offsets, properties other than the six above, and the
+long for byte offsets, properties other than the eight above, and the
 explorer's reductions (symmetry, inode renumbering and collection): SPIN
 sees every inode slot and every process order, so its state counts are
 larger; the verdicts, the shortest counterexamples' lengths and, where the
