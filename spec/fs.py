@@ -194,6 +194,7 @@ def put_object(fs: FileSystem, key: str, ino: int) -> FileSystem:
     """Point ``key`` at inode ``ino`` (already holding the whole object),
     with the next ETag: the last writer wins.
 
+    pre: len({k for k, _, _ in fs.objects}) == len(fs.objects)
     post: __return__.object(key) == (ino, fs.etags + 1)
     post: all(__return__.object(k) == (i, e) for k, i, e in fs.objects if k != key)
     """
