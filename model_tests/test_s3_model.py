@@ -225,6 +225,21 @@ def test_the_catalogue_declares_what_the_explorer_finds() -> None:
     assert any(m.reader == S3_GET_OVERWRITE and m.readers == 2 for m in MIXES)
 
 
+def test_an_unconditional_put_of_the_output_is_harmless_under_s3_semantics() -> None:
+    """SPEC.md's reason for choosing the local overwrite as the twin: a
+    putter that overwrites the content-addressed output unconditionally
+    (no If-None-Match) keeps both remote properties, faults included,
+    because a PUT is atomic and the bytes are the same."""
+    from spec.ops import ACTION_KEY
+    overwrite = Program("s3-put-unconditional", Role.WRITER, (
+        PutObject(OUTPUT_KEY, Data("output")), If(Failed(), "fail"),
+        PutObject(ACTION_KEY, Data("entry")), If(Failed(), "fail"),
+        Return(Outcome.OK), Label("fail"), Return(Outcome.FAIL)))
+    ex = explore(System.of(overwrite, 2, 2, S3_GET, faults=1, entry_length=1), [REMOTE_RECORD, REMOTE_HIT])
+    assert ex.verdict(REMOTE_RECORD) == ex.verdict(REMOTE_HIT) == "holds"
+    assert ex.states > 100  # it did explore the overwrites
+
+
 def test_once_a_put_returned_a_get_hits_without_faults_only() -> None:
     """reader-after-publication-hits for the remote tier: a get that starts
     after a put returned hits when nothing fails; one fault (on the get)
