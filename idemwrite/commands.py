@@ -27,6 +27,7 @@ from spec.protocols import CATALOGUE, UnknownProtocol
 from spec.report import markdown, text_table, violations_text
 from spec.ops import Role
 from spec.programs import go_read_entry_at
+from spec.semantics import OBJECTS
 from spec.system import SetupError, System
 from spec.trace import Trace, from_exploration, markdown_table, mermaid, show, table, to_json
 
@@ -211,6 +212,11 @@ def cmd_trace(args: argparse.Namespace) -> int:
         print(table(trace))
     if args.replay:
         print()
+        if OBJECTS in trace.system.features:
+            # The OS interpreter has no object store to ask (reference.syscalls.RemoteOperationError).
+            print("idemwrite: error: --replay runs a trace on real files, and this one makes object-store "
+                  "requests, which only the model, BMC and SPIN run", file=sys.stderr)
+            return 2
         print(_replay(trace))
     return 0
 

@@ -83,6 +83,10 @@ def trace_flags(r: Result) -> str:
     (those that differ from the command's defaults)."""
     s = r.scenario.system.describe()
     flags = [f"--faults {s['faults']}"]
+    if s["writers"] != 3:
+        flags.append(f"--writers {s['writers']}")
+    if s["readers"] != 1:
+        flags.append(f"--readers {s['readers']}")
     own = CATALOGUE[s["protocols"][0]].reader_for(r.scenario.property).name
     if s["reader"] is not None and s["reader"] != own:
         flags.append(f"--reader {s['reader']}")

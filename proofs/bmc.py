@@ -28,7 +28,19 @@ from spec.system import System
 from spec.trace import Trace, TraceStep, replay
 
 from .props import Procs, formula
-from .symbolic import SymFS, SymState, SymSystem, Term, encode, initial_state, may_create, op_pcs, step, term_if
+from .symbolic import (
+    SymFS,
+    SymState,
+    SymSystem,
+    Term,
+    encode,
+    initial_state,
+    may_create,
+    op_pcs,
+    reads_variant,
+    step,
+    term_if,
+)
 
 
 class DecodeError(RuntimeError):
@@ -101,7 +113,7 @@ def search(system: System, prop: Property, depth: int, timeout_ms: int = TIMEOUT
     n = len(system.processes)
     inodes = max_inodes(system, depth)
     s, facts = scalarize(initial_state(sysm, n), sysm, n, inodes, "@0")
-    sels: list[tuple[Term, Term]] = []
+    sels: list[tuple[Term, Term, Term]] = []
     bad = z3.Not(formula(prop)(sysm, s, Procs(n)))
     # Each query also asks whether a file outgrew the encoding's byte bound
     # in a state not asked about yet: a "no" for every depth is what makes
@@ -127,7 +139,8 @@ def search(system: System, prop: Property, depth: int, timeout_ms: int = TIMEOUT
                 if not z3.is_true(model.eval(bad, True)):
                     raise BoundTooSmall(f"a run may make a file longer than the {sysm.bytes.bound} bytes the "
                                         "encoding represents; no verdict for this system")
-                choices = [(model.eval(p, True).as_long(), z3.is_true(model.eval(f, True))) for p, f in sels]
+                choices = [(model.eval(p, True).as_long(), z3.is_true(model.eval(f, True)), model.eval(c, True).as_long())
+                           for p, f, c in sels]
                 steps, worlds = decode(system, choices)
                 res = BmcResult(system, prop, depth, steps, t, "counterexample", time.perf_counter() - started, worlds)
                 return _checked(res)
@@ -136,10 +149,10 @@ def search(system: System, prop: Property, depth: int, timeout_ms: int = TIMEOUT
                                  reason=solver.reason_unknown())
             if t == depth:
                 break
-        p, f = z3.Int(f"sel@{t}"), z3.Bool(f"fault@{t}")
-        s, facts = _extend(sysm, s, facts, p, f, n, inodes, t)
+        p, f, c = z3.Int(f"sel@{t}"), z3.Bool(f"fault@{t}"), z3.Int(f"cut@{t}")
+        s, facts = _extend(sysm, s, facts, p, f, c, n, inodes, t)
         facts += _first_steps_in_order(sels, p, twins)
-        sels.append((p, f))
+        sels.append((p, f, c))
         bad = z3.Not(formula(prop)(sysm, s, Procs(n)))
         overflows.append(_overflow(sysm, s, inodes))
     return BmcResult(system, prop, depth, None, depth, "none", time.perf_counter() - started)
@@ -153,16 +166,17 @@ def _overflow(sysm: SymSystem, s: SymState, inodes: int) -> Term:
     return z3.Or([z3.And(s.fs.size[i] > bound, *([] if link is None else [link[i] < 0])) for i in range(inodes)])
 
 
-def _first_steps_in_order(sels: list[tuple[Term, Term]], p: Term, twins: list[int]) -> list[Term]:
-    return [z3.Implies(p == i + 1, z3.Or([q == i for q, _ in sels])) for i in twins]
+def _first_steps_in_order(sels: list[tuple[Term, Term, Term]], p: Term, twins: list[int]) -> list[Term]:
+    return [z3.Implies(p == i + 1, z3.Or([q == i for q, _, _ in sels])) for i in twins]
 
 
-def _extend(sysm: SymSystem, s: SymState, facts: list[Term], p: Term, f: Term, n: int, inodes: int,
+def _extend(sysm: SymSystem, s: SymState, facts: list[Term], p: Term, f: Term, c: Term, n: int, inodes: int,
             t: int) -> tuple[SymState, list[Term]]:
-    """One more step: process ``p`` moves (with fault ``f`` or not)."""
+    """One more step: process ``p`` moves (with fault ``f`` of variant
+    ``c``, or not)."""
     # One transition per concrete process id: with constant indexes the
     # simplifier resolves every select, so each step is small.
-    trs = [step(sysm, s, z3.IntVal(i), f) for i in range(n)]
+    trs = [step(sysm, s, z3.IntVal(i), f, c) for i in range(n)]
     s2, eqs = scalarize(Chosen(s, [tr.after for tr in trs], p), sysm, n, inodes, f"@{t + 1}")
     return s2, facts + [p >= 0, p < n, z3.Or([z3.And(p == i, tr.enabled) for i, tr in enumerate(trs)]), *eqs]
 
@@ -232,7 +246,10 @@ def scalarize(src: SymState | Chosen, sysm: SymSystem, n: int, inodes: int, tag:
 
     fs = SymFS({k: shared(f"name:{k}", _get_name(k)) for k in sysm.shared_paths}, size, data,
                shared("nino", lambda st: st.fs.nino), {k: shared(f"dir:{k}", _get_dir(k)) for k in sysm.dirs},
-               per_inode("link", -1, lambda st: st.fs.link), per_inode("lock", 0, lambda st: st.fs.lock))
+               per_inode("link", -1, lambda st: st.fs.link), per_inode("lock", 0, lambda st: st.fs.lock),
+               {k: shared(f"object:{k}", _get_object(k)) for k in sysm.object_keys},
+               {k: shared(f"etag:{k}", _get_etag(k)) for k in sysm.object_keys},
+               None if chosen.before.fs.etags is None else shared("etags", _get_etags))
     eqs.append(fs.nino <= inodes)
     out = SymState(per_proc("pc", lambda st: st.pc), per_proc("st", lambda st: st.st), per_proc("last", lambda st: st.last),
                    per_proc("prog", lambda st: st.prog), per_proc("began", lambda st: st.began),
@@ -256,6 +273,18 @@ def _get_byte(j: int, b: int) -> Getter:
 
 def _get_name(k: str) -> Getter:
     return lambda st: st.fs.names[k]
+
+
+def _get_object(k: str) -> Getter:
+    return lambda st: st.fs.objects[k]
+
+
+def _get_etag(k: str) -> Getter:
+    return lambda st: st.fs.etag[k]
+
+
+def _get_etags(st: SymState) -> Term:
+    return st.fs.etags
 
 
 def _get_dir(k: str) -> Getter:
@@ -282,20 +311,24 @@ def _get_pub(k: str) -> Getter:
     return lambda st: st.pub_path[k]
 
 
-def decode(system: System, choices: list[tuple[int, bool]]) -> tuple[tuple[TraceStep, ...], list[World]]:
-    """Turn the solver's (process, fault?) choices into trace steps, naming
-    each fault as the model does (its errno, bytes landed before it), and
-    run them on ``spec.machine``; DecodeError if a step is impossible."""
+def decode(system: System, choices: list[tuple[int, bool, int]]) -> tuple[tuple[TraceStep, ...], list[World]]:
+    """Turn the solver's (process, fault?, fault variant) choices into
+    trace steps, naming each fault as the model does (its errno, bytes
+    landed before it - for an object-store request, the variant), and run
+    them on ``spec.machine``; DecodeError if a step is impossible."""
     w = initial(system)
     worlds = [w]
     steps: list[TraceStep] = []
-    for n, (i, faulty) in enumerate(choices, 1):
+    for n, (i, faulty, cut) in enumerate(choices, 1):
         name = system.names[i]
         if w.procs[i].status is not Status.RUNNING:
             raise DecodeError(f"step {n}: the solver stepped {name}, which has ended ({w.procs[i].status.value})")
         fault = None
         if faulty:
             allowed = faults(system, w, i)
+            ins = system.kinds[w.procs[i].kind].program.code[w.procs[i].pc]
+            if reads_variant(ins):
+                allowed = [a for a in allowed if a[1] == cut]
             if len(allowed) != 1:
                 raise DecodeError(f"step {n}: the solver injected a fault into {name} but the model allows {allowed}")
             fault = allowed[0]

@@ -46,6 +46,7 @@ def reg_fields(value: Reg) -> dict[str, int | bool]:
     if isinstance(value, Size):
         return {"n": value.n}
     if isinstance(value, Buf):
+        # src (a GET's body's object) is filled in by :func:`abstract`.
         return {"set": True, "len": len(value.data), "nz": 0 not in value.data}
     if isinstance(value, Mapped):
         return {"set": True, "ino": value.ino, "n": value.length}
@@ -73,7 +74,10 @@ def abstract(sysm: SymSystem, system: System, w: World) -> SymState:
         vals: dict[int, int | bool] = {}
         for i in idx:
             k = system.kinds[procs[i].kind]
-            got = reg_fields(procs[i].regs[k.reg[r]]) if r in k.reg else {}
+            value = procs[i].regs[k.reg[r]] if r in k.reg else None
+            got = reg_fields(value) if value is not None else {}
+            if f == "src" and isinstance(value, Buf):
+                got = {"src": body_source(w, value.data)}
             if f in got:
                 vals[i] = got[f]
         default = sysm.default(r, f)
@@ -91,7 +95,12 @@ def abstract(sysm: SymSystem, system: System, w: World) -> SymState:
     links = {i: sysm.link_targets.index(c.target) for i, c in enumerate(w.fs.contents) if isinstance(c, Symlink)}
     fs = SymFS(names, sizes, stores, z3.IntVal(len(w.fs.contents)), {d: z3.BoolVal(d in w.fs.dirs) for d in sysm.dirs},
                _int_array(links, -1) if S.LINKS in sysm.features else None,
-               _int_array(dict(w.fs.locks), 0) if S.LOCKS in sysm.features else None)
+               _int_array(dict(w.fs.locks), 0) if S.LOCKS in sysm.features else None,
+               {k: z3.IntVal(_or_absent(None if w.fs.object(k) is None else w.fs.object(k)[0]))  # type: ignore[index]
+                for k in sysm.object_keys},
+               {k: z3.IntVal(-1 if w.fs.object(k) is None else w.fs.object(k)[1])  # type: ignore[index]
+                for k in sysm.object_keys},
+               z3.IntVal(w.fs.etags) if S.OBJECTS in sysm.features else None)
     ok = {system.kinds[p.kind].program for p in procs if p.status is Status.OK}
     pub_path = {n: z3.BoolVal(any(any(pp.name == n for pp, _ in prog.publishes) for prog in ok))
                 for n in sysm.published_paths()}
@@ -103,6 +112,18 @@ def abstract(sysm: SymSystem, system: System, w: World) -> SymState:
         _int_array({i: int(procs[i].began) for i in idx}, 0),
         regs, priv, fs,
         z3.IntVal(w.faults), z3.BoolVal(published(w)), pub_path)
+
+
+def body_source(w: World, data: bytes) -> int:
+    """The object inode a GET's body came from: the model keeps the bytes
+    only, the encoding their source (an object's inode, never written
+    again).  The first object whose bytes start with ``data``; -1 if none
+    (a buffer a local read filled)."""
+    for _, ino, _ in w.fs.objects:
+        content = w.fs.contents[ino]
+        if isinstance(content, bytes) and content.startswith(data):
+            return ino
+    return -1
 
 
 def file_bytes(content: bytes | Symlink | None) -> bytes:

@@ -7,7 +7,8 @@ abstraction of the state (``proofs.concrete.abstract``).  With every input
 concrete, Z3's simplifier evaluates the symbolic successor to constants,
 which must equal the abstraction of the model's successor on every field
 the model defines: each process's pc, status, errno, progress, began and
-registers, every name, every inode's size and its bytes below the size.
+registers, every name, every inode's size and its bytes below the size,
+and the object store's keys and ETags.
 This is the evidence that the Z3 domain and its merging of checks and
 branches give the model's transition, not another one.
 """
@@ -50,11 +51,16 @@ def _fields(s: SymState, n: int, sizes: list[int]) -> dict[str, Term]:
     out: dict[str, Term] = {"faults": s.faults, "pub": s.pub, "nino": s.fs.nino}
     out.update({f"name:{k}": v for k, v in s.fs.names.items()})
     out.update({f"dir:{k}": v for k, v in s.fs.dirs.items()})
+    out.update({f"object:{k}": v for k, v in s.fs.objects.items()})
+    out.update({f"etag:{k}": v for k, v in s.fs.etag.items()})
+    if s.fs.etags is not None:
+        out["etags"] = s.fs.etags
     for i in range(n):
         for name, arr in (("pc", s.pc), ("st", s.st), ("last", s.last), ("prog", s.prog), ("began", s.began)):
             out[f"{name}[{i}]"] = arr[i]
         for (r, f), arr in s.regs.items():
-            out[f"{r}.{f}[{i}]"] = arr[i]
+            # An empty body's source names no byte (the model keeps bytes only).
+            out[f"{r}.{f}[{i}]"] = z3.If(s.regs[(r, "len")][i] > 0, arr[i], -2) if f == "src" else arr[i]
         for k, arr in s.priv.items():
             out[f"priv:{k}[{i}]"] = arr[i]
     for ino, size in enumerate(sizes):
@@ -84,7 +90,8 @@ def mismatches(system: System, max_states: int = 200) -> tuple[int, list[Mismatc
             can = enabled(system, w, i)
             for fault in [None, *faults(system, w, i)]:
                 moves += 1
-                tr = step(sysm, s, z3.IntVal(i), z3.BoolVal(fault is not None))
+                # The fault's variant, as the model names it (its "bytes").
+                tr = step(sysm, s, z3.IntVal(i), z3.BoolVal(fault is not None), z3.IntVal(fault[1] if fault else 0))
                 if not z3.is_true(z3.simplify(tr.enabled == can, expand_select_store=True)):
                     bad.append(Mismatch(w, i, fault, "enabled", str(can), _value(tr.enabled)))
                     continue

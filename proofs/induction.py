@@ -109,20 +109,29 @@ def _query(name: str, facts: list[Term], expect: str = "unsat", detail: str = ""
 
 def unbounded_system(writer: Program, reader: Program) -> SymSystem:
     """Writers of ``writer`` and readers of ``reader``, any number of each,
-    all with one entry of symbolic length L and bytes ``pay``."""
-    entry = SymPayload(z3.Int("L"), z3.Array("pay", z3.IntSort(), z3.IntSort()))
-    kinds = tuple(SymKind(prog, {"entry": entry}) for prog in (writer, reader))
+    all with one entry of symbolic length L and bytes ``pay`` (and, where
+    the programs name other payloads - a remote tier's ``output`` - one of
+    each, symbolic too: ``L_output`` and ``pay_output``)."""
+    names = ["entry", *(n for prog in (writer, reader) for n in prog.payloads() if n != "entry")]
+    payloads = {n: SymPayload(z3.Int("L" if n == "entry" else f"L_{n}"),
+                              z3.Array("pay" if n == "entry" else f"pay_{n}", z3.IntSort(), z3.IntSort()))
+                for n in dict.fromkeys(names)}
+    kinds = tuple(SymKind(prog, payloads) for prog in (writer, reader))
     return SymSystem(kinds, z3.Array("kind_of", z3.IntSort(), z3.IntSort()), Bytes(None), None)
 
 
 def assumptions(sysm: SymSystem, valid_entry: bool = True) -> list[Term]:
-    """L >= 1 and, with ``valid_entry``, the entry holds no zero byte (the
-    reader's own validation accepts the complete entry: Go's parser rejects
-    NUL in every field).  The bytes are otherwise arbitrary integers."""
-    pl = sysm.kinds[0].payload("entry")
-    b = z3.Int("b_pay")
-    nonzero = z3.ForAll([b], z3.Implies(z3.And(b >= 0, b < pl.length), pl.data[b] != 0))
-    return [pl.length >= 1] + ([nonzero] if valid_entry else [])
+    """Every payload's length >= 1 and, with ``valid_entry``, no payload
+    holds a zero byte (the reader's own validation accepts the complete
+    entry: Go's parser rejects NUL in every field).  The bytes are
+    otherwise arbitrary integers."""
+    out: list[Term] = []
+    for name, pl in sysm.kinds[0].payloads.items():
+        b = z3.Int(f"b_{name}")
+        out.append(pl.length >= 1)
+        if valid_entry:
+            out.append(z3.ForAll([b], z3.Implies(z3.And(b >= 0, b < pl.length), pl.data[b] != 0)))
+    return out
 
 
 def _view(sysm: SymSystem, s: SymState, procs: Procs) -> View:
@@ -181,9 +190,10 @@ def vacuity(sysm: SymSystem, inv: Invariant, system: System, wanted: list[Callab
     A state the explorer cannot provide is itself a failed check."""
     explored = list(explore(system, properties=(), stop_when_all_violated=False).worlds())
     checks: list[Check] = []
-    pl = sysm.kinds[0].payload("entry")
-    entry = system.kinds[0].payload("entry")
-    fix = [pl.length == len(entry)] + [pl.data[i] == byte for i, byte in enumerate(entry)]
+    fix: list[Term] = []
+    for name, pl in sysm.kinds[0].payloads.items():
+        value = system.kinds[0].payload(name)
+        fix += [pl.length == len(value)] + [pl.data[i] == byte for i, byte in enumerate(value)]
 
     def concrete(w: World) -> tuple[SymSystem, SymState, Term]:
         conc = SymSystem(sysm.kinds, kind_of_array(sysm, system, w.procs), sysm.bytes, None)

@@ -20,7 +20,23 @@ from typing import Callable
 
 import z3
 
-from spec.ops import ENTRY, TEMP, Close, Ftruncate, Instr, Open, Read, Rename, Write
+from spec.ops import (
+    ACTION_KEY,
+    ENTRY,
+    OUTPUT,
+    OUTPUT_KEY,
+    TEMP,
+    Close,
+    Ftruncate,
+    GetObject,
+    Instr,
+    Open,
+    PutObject,
+    Read,
+    Rename,
+    Write,
+    WriteBuf,
+)
 
 from spec.state import READ_BIT, WRITE_BIT, Began, Status
 
@@ -269,6 +285,90 @@ def rename_mapper(v: View) -> Conjuncts:
                                                         z3.And(settled(v.reg("map", "ino", p)), v.reg("map", "ino", p) < v.s.fs.nino,
                                                                v.reg("map", "n", p) <= L)))),
         ("no-sigbus", v.forall(lambda p: v.s.st[p] != sigbus)),
+    ]
+
+
+# ------------------------------------------------------------ the remote tier
+
+
+def remote_record(v: View) -> Conjuncts:
+    """s3-put (with s3-get on another machine): the record never names a
+    missing or partial output.  O and A are the inodes holding the output
+    object and the action record (-1: none), M and opay the output's
+    length and bytes.
+
+    - objects-fresh:   -1 <= O, A < the next inode number, and A != O;
+    - output-complete: O >= 0 implies O holds exactly the output (an
+                       object's inode is never written again);
+    - record-names-output: A >= 0 implies O >= 0;
+    - putter-has-output: a putter at its record PUT has seen O >= 0 (its
+                       own PUT stored it, or a 412 said it was there);
+    - local-not-objects: no descriptor any process holds, and no local
+                       name, is on O or A, and all are below the next inode.
+    """
+    code = v.code(v.writer)
+    rec = find(code, PutObject, 1)
+    O, A, nino = v.s.fs.objects[OUTPUT_KEY.name], v.s.fs.objects[ACTION_KEY.name], v.s.fs.nino
+    out = v.sysm.kinds[v.writer].payload("output")
+    local = [v.s.fs.names[n] for n in v.sysm.shared_paths]
+
+    def apart(ino: Term) -> Term:
+        return z3.And(ino >= 0, ino < nino, ino != O, ino != A)
+
+    return [
+        ("objects-fresh", z3.And(O >= -1, O < nino, A >= -1, A < nino, z3.Implies(O >= 0, A != O))),
+        ("output-complete", z3.Implies(O >= 0, holds_payload(v.sysm, v.s, O, out))),
+        ("record-names-output", z3.Implies(A >= 0, O >= 0)),
+        ("putter-has-output", v.forall(lambda p: z3.Implies(v.at(p, v.writer, rec), O >= 0))),
+        ("local-not-objects", z3.And(
+            *[z3.Implies(n >= 0, apart(n)) for n in local],
+            v.forall(lambda p: z3.Implies(v.reg("f", "set", p), apart(v.reg("f", "ino", p)))))),
+    ]
+
+
+def remote_served(v: View) -> Conjuncts:
+    """s3-get against s3-put: a hit's local file is the whole output, and
+    stays so (write-then-truncate of one checked body).  F is the inode
+    the local name ``output`` points at; the record invariant above, and:
+
+    - local-prefix:   F >= 0 implies 0 <= size(F) <= M and every byte
+                      below the size is the output's;
+    - getter-body:    a getter past its check holds a body of M bytes whose
+                      source is the output object O (O >= 0);
+    - getter-holds-F: a getter at its write, truncate or closes holds a
+                      write-only descriptor on F (F exists);
+    - getter-offset:  a getter at its write has offset = progress < M and
+                      progress <= size(F) (no hole);
+    - progress-idle:  a getter not at its write has progress 0;
+    - written:        a getter at its truncate or first close sees size(F) = M;
+    - served:         a getter that ended hit sees F >= 0 and size(F) = M.
+    """
+    assert v.reader is not None
+    code = v.code(v.reader)
+    op, wb, tr = find(code, Open), find(code, WriteBuf), find(code, Ftruncate)
+    cl, cl2 = find(code, Close), find(code, Close, 1)
+    O, F, size, nino = v.s.fs.objects[OUTPUT_KEY.name], v.s.fs.names[OUTPUT.name], v.s.fs.size, v.s.fs.nino
+    out = v.sysm.kinds[v.reader].payload("output")
+    M, hit = out.length, status_code(Status.HIT)
+
+    def prefix(ino: Term, n: Term) -> Term:
+        return v.sysm.bytes.forall_below(n, lambda b: v.s.fs.data[ino, b] == out.data[b])
+
+    def is_getter(p: Term) -> Term:
+        return v.sysm.kind_of[p] == v.reader
+
+    return remote_record(v) + [
+        ("local-prefix", z3.Implies(F >= 0, z3.And(size[F] >= 0, size[F] <= M, prefix(F, size[F])))),
+        ("getter-body", v.forall(lambda p: z3.Implies(v.at(p, v.reader, op, wb, tr, cl, cl2), z3.And(
+            O >= 0, v.reg("out", "set", p), v.reg("out", "len", p) == M, v.reg("out", "src", p) == O)))),
+        ("getter-holds-F", v.forall(lambda p: z3.Implies(v.at(p, v.reader, wb, tr, cl, cl2), z3.And(
+            F >= 0, _fd_is(v, p, F, WRITE_BIT))))),
+        ("getter-offset", v.forall(lambda p: z3.Implies(v.at(p, v.reader, wb), z3.And(
+            v.reg("f", "off", p) == v.s.prog[p], v.s.prog[p] >= 0, v.s.prog[p] < M, v.s.prog[p] <= size[F])))),
+        ("progress-idle", v.forall(lambda p: z3.Implies(z3.And(is_getter(p), z3.Not(v.at(p, v.reader, wb))),
+                                                        v.s.prog[p] == 0))),
+        ("written", v.forall(lambda p: z3.Implies(v.at(p, v.reader, tr, cl), size[F] == M))),
+        ("served", v.forall(lambda p: z3.Implies(z3.And(is_getter(p), v.s.st[p] == hit), z3.And(F >= 0, size[F] == M)))),
     ]
 
 

@@ -52,6 +52,12 @@ The encoding:
   target's length; an inode's flock state ``lock`` and a descriptor's
   ``_lock`` and (O_APPEND) ``_app``; a write of more than one byte in one
   step as a loop over its bytes (an append lands whole);
+- the object store, where the programs use it: per key a global inode
+  number (``ob_<key>``) and ETag, and the last ETag handed out; an object
+  is an inode slot its PUT fills whole and nobody writes again; a fault on
+  a request is one transition per variant ``spec.semantics.fault_options``
+  offers (a PUT lost before or after the store acted, a GET failing or cut
+  after k bytes); a buffer write (a GET's body) is a loop over its bytes;
 - a process waiting for a lock (``Dom.block``): the operation's checks
   before the wait make no change, so the wait's condition, on the state
   before the step, is part of the ``d_step``'s guard - the process has
@@ -63,7 +69,9 @@ The encoding:
   nothing runs afterwards;
 - the properties ``published-entry-stays-complete``,
   ``reader-after-publication-hits``, ``reader-never-accepts-corrupt``,
-  ``mmap-reader-never-faults`` and ``index-implies-complete-output`` as an
+  ``mmap-reader-never-faults``, ``index-implies-complete-output``,
+  ``remote-hit-serves-complete-output`` and
+  ``remote-record-names-complete-output`` as an
   ``assert`` at the end of every process transition, and in ``init`` where
   a process returns before its first operation (so in every reachable state
   before a crash: the initial state can only fail one if a process ends at
@@ -73,7 +81,7 @@ The encoding:
 
 Not translated: programs with a backward jump (each ``create`` must run at
 most once for its fixed inode slot; the catalogue has no loops), files too
-long for byte offsets, properties other than the six above, and the
+long for byte offsets, properties other than the eight above, and the
 explorer's reductions (symmetry, inode renumbering and collection): SPIN
 sees every inode slot and every process order, so its state counts are
 larger; the verdicts, the shortest counterexamples' lengths and, where the
@@ -91,16 +99,45 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, TypeGuard, Union
 
 from spec import semantics as S
+from spec.semantics import OBJECTS
 from spec.explore import Exploration
 from spec.fs import PAGE_SIZE, FileSystem
-from spec.machine import start, write_length
-from spec.ops import Data, Instr, Length, Mkdir, Path, Program, ProgramError, Readlink, Role, Symlink
-from spec.properties import HITS, INDEX_OUTPUT, NO_CORRUPT, NO_SIGBUS, STAYS, SURVIVES, Property, get_property
+from spec.machine import fault_operand, start
+from spec.ops import (
+    ACTION_KEY,
+    OUTPUT_KEY,
+    Data,
+    GetObject,
+    Instr,
+    Key,
+    Length,
+    Mkdir,
+    Path,
+    Program,
+    ProgramError,
+    Readlink,
+    Role,
+    Symlink,
+    WriteBuf,
+)
+from spec.properties import (
+    HITS,
+    INDEX_OUTPUT,
+    NO_CORRUPT,
+    NO_SIGBUS,
+    REMOTE_HIT,
+    REMOTE_RECORD,
+    STAYS,
+    SURVIVES,
+    Property,
+    get_property,
+    objects_put,
+)
 from spec.state import UNSET, Began, Crash, RegKind, Status
 from spec.system import Kind, System
 
 # Every property of spec.properties; SURVIVES speaks of post-crash states.
-SUPPORTED: tuple[Property, ...] = (STAYS, HITS, NO_CORRUPT, NO_SIGBUS, INDEX_OUTPUT, SURVIVES)
+SUPPORTED: tuple[Property, ...] = (STAYS, HITS, NO_CORRUPT, NO_SIGBUS, INDEX_OUTPUT, SURVIVES, REMOTE_HIT, REMOTE_RECORD)
 
 NOLEN = 255  # "no buffer": an unset buffer register; also the bound on byte offsets
 
@@ -822,6 +859,42 @@ class PmlDom:
         backed = _Op("((({} + {}) / {}) * {})", (self.file_size(ino), PAGE_SIZE - 1, PAGE_SIZE, PAGE_SIZE))
         return n > backed, _Bytes(ino, 0, n)
 
+    def buf_len(self, reg: str) -> Val:
+        r = _reg(reg)
+        return self._read(f"({r}_len == NOLEN -> 0 : {r}_len)", r)
+
+    def write_buf(self, ino: Val, at: Val, reg: str, first: Val, count: Val) -> None:
+        if _known(count) and not count:
+            return
+        self.pt.grows.add(self.running[-1])
+        i, r = text(ino), _reg(reg)
+        n, start, end = text(count), text(at + _Name("j")), text(at + count)
+        self.loops = True
+        self._bump("node.size", "node.data")
+        self.emit("j = 0;", f"do :: j < {n} -> node[{i}].data[{start}] = {r}[{text(first + _Name('j'))}]; j++ "
+                  ":: else -> break od;", f"if :: {end} > node[{i}].size -> node[{i}].size = {end} :: else -> skip fi;")
+
+    # -- the object store: per key its object's inode and ETag
+
+    def obj_lookup(self, key: Key) -> Val:
+        return self._read(_object(key))
+
+    def obj_etag(self, key: Key) -> Val:
+        return self._read(f"{_object(key)}_etag")
+
+    def obj_bind(self, key: Key, ino: Val) -> None:
+        self._assign(("etags", self._read("etags") + 1))
+        self._assign((_object(key), ino), (f"{_object(key)}_etag", self._read("etags")))
+
+    def obj_unbind(self, key: Key) -> None:
+        self._assign((_object(key), _Name("NOINO")))
+
+    def fill(self, ino: Val, payload: str, first: Val, count: Val) -> None:
+        self.write(ino, 0, payload, first, count)
+
+    def obj_read(self, ino: Val, n: Val) -> _Bytes:
+        return _Bytes(ino, 0, n)
+
     # -- the transition's code
 
     def body(self) -> list[str]:
@@ -849,6 +922,10 @@ def _key(var: str) -> str:
 
 def _reg(name: str) -> str:
     return f"r_{_ident(name)}"
+
+
+def _object(key: Key | str) -> str:
+    return f"ob_{_ident(key if isinstance(key, str) else key.name)}"
 
 
 def _dir(path: str) -> str:
@@ -895,6 +972,9 @@ def _operand_bytes(dom: PmlDom, ins: Instr) -> int:
             total += int(S.data_range(dom, v)[1])
         elif isinstance(v, Length):
             total += max(0, int(S.length(dom, v)))
+    if isinstance(ins, (GetObject, WriteBuf)):
+        # A GET's body, or a write of one: at most the longest object.
+        total += max((len(b) for _, b in dom.kind.payloads), default=0)
     return total
 
 
@@ -926,7 +1006,7 @@ class _Proctype:
         if self.tr.system.faults == 0:
             return []
         ins = self.kind.program.code[pc]
-        return S.fault_options(ins, write_length(self.kind, ins), 0, self.tr.system.granularity)
+        return S.fault_options(ins, fault_operand(self.kind, ins), 0, self.tr.system.granularity)
 
     def _transitions(self) -> list[str]:
         prog, out = self.kind.program, []
@@ -1010,6 +1090,11 @@ def _holds(length: str, byte: str, payloads: list[bytes]) -> str:
     return "(" + " || ".join(f"({a})" for a in alts) + ")"
 
 
+def _objects_of(system: System, key: str) -> list[bytes]:
+    """Every object any process in the run means to PUT at ``key``."""
+    return sorted(objects_put(system, key))
+
+
 def _link_targets(system: System) -> tuple[str, ...]:
     """Every symlink's target name, sorted (an inode's ``link`` is 1 + an index here)."""
     return tuple(sorted({ins.target.name for k in system.kinds for ins in k.program.code if isinstance(ins, Symlink)}))
@@ -1048,6 +1133,8 @@ def _invariant(system: System, prop: Property) -> str | None:
         # returned ok, each path it publishes holds some writer's payload.
         parts = []
         for ki, k in enumerate(system.kinds):
+            if k.program.role is not Role.WRITER:
+                continue  # only writers end ok
             ok = " || ".join(f"status[{i}] == {_status(Status.OK)}" for i in range(n) if system.kind_of[i] == ki)
             for path, _ in k.program.publishes:
                 parts.append(f"(!({ok}) || {_file_is(system, path.name, _payloads_of(system, path.name))})")
@@ -1067,6 +1154,21 @@ def _invariant(system: System, prop: Property) -> str | None:
         return f"({e} == NOINO || !({index}) || {_file_is(system, 'output', outputs)})"
     if prop == NO_CORRUPT:
         return None
+    if prop == REMOTE_RECORD:
+        outputs = _objects_of(system, OUTPUT_KEY.name)
+        if not outputs or OBJECTS not in system.features:
+            return "true"
+        o, a = _object(OUTPUT_KEY), _object(ACTION_KEY)
+        return f"({a} == NOINO || ({o} != NOINO && {_holds(f'node[{o}].size', f'node[{o}].data[%d]', outputs)}))"
+    if prop == REMOTE_HIT:
+        parts = []
+        for i in range(n):
+            k = system.kinds[system.kind_of[i]]
+            if k.program.role is not Role.READER:
+                continue
+            for path, name in k.program.publishes:
+                parts.append(f"(status[{i}] != {_status(Status.HIT)} || {_file_is(system, path.name, [k.payload(name)])})")
+        return " && ".join(parts) or "true"
     raise TranslationError(f"property {prop} is not translated (supported: {', '.join(map(str, SUPPORTED))})")
 
 
@@ -1130,6 +1232,11 @@ def translate(system: System, properties: Iterable[Property | str] = (STAYS,)) -
     ])
 
 
+def _object_keys(system: System) -> list[str]:
+    """Every object key a program names."""
+    return sorted({ins.key.name for k in system.kinds for ins in k.program.code if isinstance(ins, S.OBJECT_OPS)})
+
+
 def _shared_names(system: System) -> list[str]:
     """Every shared name of a file a program uses, publishes or reads (and ``entry``)."""
     names = {"entry"}
@@ -1184,6 +1291,10 @@ def _globals(tr: _Translation, ninodes: int, maxlen: int, bufmax: int, shared: l
         "Inode node[NINO];          /* inode slot ibase+k: the k-th create of that process's code */",
         *(f"short nm_{_ident(s)} = NOINO;  /* the inode the shared name {s!r} points at */" for s in shared),
         *(f"bool {_dir(d)} = {int(d in system.dirs)};  /* the directory {d!r} exists */" for d in tr.dirs),
+        *(ln for k in _object_keys(system) for ln in (
+            f"short {_object(k)} = NOINO;  /* the inode holding the object at key {k!r} */",
+            f"short {_object(k)}_etag = -1;  /* its ETag */")),
+        *(["byte etags;                /* the last ETag handed out */"] if OBJECTS in system.features else []),
         "byte status[NPROC];        /* S_RUN, or how the process ended */",
         "byte began[NPROC];         /* readers: 0 not yet stepped, 1 first step before publication, 2 after */",
         "byte faults;               /* injected faults so far (the budget is MAXFAULTS) */",

@@ -14,8 +14,8 @@ from typing import Callable, Mapping
 
 import z3
 
-from spec.ops import Role
-from spec.properties import HITS, NO_SIGBUS, STAYS, Property
+from spec.ops import ACTION_KEY, OUTPUT_KEY, ProgramError, PutObject, Role
+from spec.properties import HITS, NO_SIGBUS, REMOTE_HIT, REMOTE_RECORD, STAYS, Property
 from spec.state import Began, Status
 
 from .symbolic import SymPayload, SymState, SymSystem, Term, file_ino, status_code
@@ -87,12 +87,59 @@ def never_faults(sysm: SymSystem, s: SymState, procs: Procs) -> Term:
     return procs.forall(lambda p: s.st[p] != status_code(Status.SIGBUS))
 
 
+def objects_put(sysm: SymSystem, key: str) -> list[SymPayload]:
+    """Every distinct payload a process means to PUT at ``key`` (whole)."""
+    out: list[SymPayload] = []
+    for k in sysm.kinds:
+        for ins in k.program.code:
+            if isinstance(ins, PutObject) and ins.key.name == key:
+                if ins.data.start is not None or ins.data.stop is not None:
+                    raise ProgramError(f"{k.name}: {ins}: the solver's formula speaks of whole payloads only")
+                pl = k.payload(ins.data.payload)
+                if not any(pl.length.eq(o.length) and pl.data.eq(o.data) for o in out):
+                    out.append(pl)
+    return out
+
+
+def record_names_complete_output(sysm: SymSystem, s: SymState, procs: Procs) -> Term:
+    """remote-record-names-complete-output: while the action record
+    exists, the output object holds the complete payload of some putter."""
+    if ACTION_KEY.name not in s.fs.objects or OUTPUT_KEY.name not in s.fs.objects:
+        return z3.BoolVal(True)
+    outputs = objects_put(sysm, OUTPUT_KEY.name)
+    if not outputs:
+        return z3.BoolVal(True)
+    out = s.fs.objects[OUTPUT_KEY.name]
+    return z3.Implies(s.fs.objects[ACTION_KEY.name] >= 0, z3.Or([holds_payload(sysm, s, out, pl) for pl in outputs]))
+
+
+def hit_serves_complete_output(sysm: SymSystem, s: SymState, procs: Procs) -> Term:
+    """remote-hit-serves-complete-output: a process of a program that
+    publishes a local path and has ended with a hit finds that path
+    holding exactly its payload."""
+    servers = [(i, k) for i, k in enumerate(sysm.kinds) if k.program.role is Role.READER and k.program.publishes]
+    if not servers:
+        return z3.BoolVal(True)
+
+    def ok(p: Term) -> Term:
+        parts = []
+        for i, k in servers:
+            whole = z3.And([holds_payload(sysm, s, file_ino(sysm, s, path.name), k.payload(name))
+                            for path, name in k.program.publishes])
+            parts.append(z3.Implies(z3.And(sysm.kind_of[p] == i, s.st[p] == status_code(Status.HIT)), whole))
+        return z3.And(parts)
+
+    return procs.forall(ok)
+
+
 Formula = Callable[[SymSystem, SymState, Procs], Term]
 
 PROPERTY_FORMULAS: Mapping[Property, Formula] = MappingProxyType({
     STAYS: stays_complete,
     HITS: reader_hits,
     NO_SIGBUS: never_faults,
+    REMOTE_RECORD: record_names_complete_output,
+    REMOTE_HIT: hit_serves_complete_output,
 })
 
 

@@ -45,7 +45,18 @@ that uses none of it is encoded exactly as before it existed:
   block's condition, under the checks before it, is conjoined negated
   into the transition's ``enabled``;
 - O_APPEND ("append"): an ``append`` field in every descriptor register,
-  and writes of more than one byte in one step (an append lands whole).
+  and writes of more than one byte in one step (an append lands whole);
+- the object store ("objects"): per key the inode holding its object (-1:
+  none) and its ETag, and the last ETag handed out; an object's inode is
+  filled whole by its PUT and never written again, so a buffer that a GET
+  filled is its source inode and length (a ``src`` field in every buffer
+  register: the bytes of ``src`` from 0).  Only a GET sets ``src``: a
+  program that writes (``WriteBuf``) a buffer a local read filled is not
+  encoded (its bytes could change under it).  An injected fault on a
+  request chooses its variant with a per-step integer ``cut`` (the
+  model's "bytes" of the fault: a PUT lost before or after the store
+  acted, a GET's body cut after k bytes), constrained to the choices
+  ``spec.semantics.fault_options`` offers.
 """
 
 from __future__ import annotations
@@ -57,7 +68,24 @@ import z3
 
 from spec import fs as F
 from spec import semantics as S
-from spec.ops import Data, Instr, Mkdir, Path, Program, ProgramError, Role, Symlink
+from spec.ops import (
+    Data,
+    DeleteObject,
+    GetObject,
+    Instr,
+    Key,
+    Mkdir,
+    Path,
+    Program,
+    ProgramError,
+    PutObject,
+    Read,
+    Readlink,
+    MapRead,
+    Role,
+    Symlink,
+    WriteBuf,
+)
 from spec.machine import write_length
 from spec.state import RegKind, Status
 from spec.system import Kind, System
@@ -214,10 +242,12 @@ def reg_default(kind: RegKind, fname: str, is_bool: bool) -> Term:
 
 @dataclass(frozen=True)
 class SymBuf:
-    """A buffer value: its length and whether it holds no zero byte."""
+    """A buffer value: its length and whether it holds no zero byte; for a
+    GET's body, the object's inode whose first ``length`` bytes it is."""
 
     length: Term
     no_zero: Term
+    src: Term | None = None
 
 
 # ------------------------------------------------------------ state
@@ -251,6 +281,9 @@ class SymFS:
     dirs: Mapping[str, Term] = field(default_factory=dict)  # directory -> it exists (Bool)
     link: Term | None = None  # inode -> its target's index in SymSystem.link_targets, -1: no symlink
     lock: Term | None = None  # inode -> flock state: 0, n > 0 shared by n, -1 exclusive
+    objects: Mapping[str, Term] = field(default_factory=dict)  # key -> its object's inode, -1 when absent
+    etag: Mapping[str, Term] = field(default_factory=dict)  # key -> its object's ETag
+    etags: Term | None = None  # the last ETag handed out
 
 
 @dataclass(frozen=True)
@@ -305,11 +338,16 @@ class SymSystem:
     dirs: tuple[str, ...] = field(init=False, compare=False)  # every directory the programs can name
     start_dirs: frozenset[str] = field(init=False, compare=False)  # those that exist at the start
     link_targets: tuple[str, ...] = field(init=False, compare=False)  # every symlink's target name
+    object_keys: tuple[str, ...] = field(init=False, compare=False)  # every key the programs name
 
     def __post_init__(self) -> None:
         progs = tuple(k.program for k in self.kinds)
         object.__setattr__(self, "reg_kind", register_kinds(progs))
         object.__setattr__(self, "features", S.features(progs))
+        object.__setattr__(self, "object_keys", tuple(sorted({ins.key.name for prog in progs for ins in prog.code
+                                                              if isinstance(ins, S.OBJECT_OPS)})))
+        for prog in progs:
+            _check_buffer_writes(prog)
         shared: set[str] = set()
         private: set[str] = set()
         dirs: set[str] = set()
@@ -339,11 +377,13 @@ class SymSystem:
         return tuple(sorted({p.name for k in self.kinds for p, _ in k.program.publishes}))
 
     def kind_fields(self, kind: RegKind) -> tuple[tuple[str, bool], ...]:
-        """The fields of a register of ``kind`` (a descriptor's grow with
-        the features the programs use)."""
+        """The fields of a register of ``kind`` (a descriptor's and a
+        buffer's grow with the features the programs use)."""
         base = REG_FIELDS[kind]
         if kind is RegKind.FD:
             return base + tuple((f, b) for feat, f, b in FEATURE_FD_FIELDS if feat in self.features)
+        if kind is RegKind.BUF and S.OBJECTS in self.features:
+            return base + (("src", False),)
         return base
 
     def fields(self) -> list[tuple[str, str, bool]]:
@@ -353,6 +393,16 @@ class SymSystem:
     def default(self, reg: str, fname: str) -> Term:
         kind = self.reg_kind[reg]
         return reg_default(kind, fname, dict(self.kind_fields(kind))[fname])
+
+
+def _check_buffer_writes(prog: Program) -> None:
+    """A buffer written with ``WriteBuf`` must be a GET's body only (whose
+    bytes, an object's, never change): ProgramError otherwise."""
+    written = {ins.buf for ins in prog.code if isinstance(ins, WriteBuf)}
+    for ins in prog.code:
+        if isinstance(ins, (Read, Readlink, MapRead)) and ins.into in written:
+            raise ProgramError(f"{prog.name}: {ins} fills buffer {ins.into!r}, which a write(fd, buf) writes; "
+                               "the solver encodes the bytes of a GET's body only")
 
 
 def file_ino(sysm: SymSystem, s: SymState, path: str) -> Term:
@@ -411,7 +461,10 @@ def fresh_state(sysm: SymSystem, tag: str) -> SymState:
     fs = SymFS({n: z3.Int(f"name:{n}{tag}") for n in sysm.shared_paths}, arr("size"),
                z3.Array(f"data{tag}", I, I, I), z3.Int(f"nino{tag}"),
                {d: z3.Bool(f"dir:{d}{tag}") for d in sysm.dirs},
-               arr("link") if S.LINKS in sysm.features else None, arr("lock") if S.LOCKS in sysm.features else None)
+               arr("link") if S.LINKS in sysm.features else None, arr("lock") if S.LOCKS in sysm.features else None,
+               {k: z3.Int(f"object:{k}{tag}") for k in sysm.object_keys},
+               {k: z3.Int(f"etag:{k}{tag}") for k in sysm.object_keys},
+               z3.Int(f"etags{tag}") if S.OBJECTS in sysm.features else None)
     return SymState(arr("pc"), arr("st"), arr("last"), arr("prog"), arr("began"), regs,
                     {n: arr(f"priv:{n}") for n in sysm.private_paths}, fs, z3.Int(f"faults{tag}"),
                     z3.Bool(f"pub{tag}"), {n: z3.Bool(f"pub:{n}{tag}") for n in sysm.published_paths()})
@@ -467,7 +520,9 @@ def _empty_fs(sysm: SymSystem) -> SymFS:
                  z3.Array("data@init", I, I, I), z3.IntVal(0),
                  {d: z3.BoolVal(d in sysm.start_dirs) for d in sysm.dirs},
                  z3.K(I, z3.IntVal(-1)) if S.LINKS in sysm.features else None,
-                 z3.K(I, z3.IntVal(0)) if S.LOCKS in sysm.features else None)
+                 z3.K(I, z3.IntVal(0)) if S.LOCKS in sysm.features else None,
+                 {k: z3.IntVal(-1) for k in sysm.object_keys}, {k: z3.IntVal(-1) for k in sysm.object_keys},
+                 z3.IntVal(0) if S.OBJECTS in sysm.features else None)
 
 
 def _blank_local(sysm: SymSystem) -> Local:
@@ -570,7 +625,10 @@ def merge_fs(c: Term, a: SymFS, b: SymFS) -> SymFS:
     pick = _chooser(c)
     return SymFS({k: pick(v, b.names[k]) for k, v in a.names.items()}, pick(a.size, b.size),
                  pick(a.data, b.data), pick(a.nino, b.nino), {k: pick(v, b.dirs[k]) for k, v in a.dirs.items()},
-                 None if a.link is None else pick(a.link, b.link), None if a.lock is None else pick(a.lock, b.lock))
+                 None if a.link is None else pick(a.link, b.link), None if a.lock is None else pick(a.lock, b.lock),
+                 {k: pick(v, b.objects[k]) for k, v in a.objects.items()},
+                 {k: pick(v, b.etag[k]) for k, v in a.etag.items()},
+                 None if a.etags is None else pick(a.etags, b.etags))
 
 
 # ------------------------------------------------------------ the value domain
@@ -587,8 +645,11 @@ class Z3Dom:
     the condition under which it is the one that failed; ``blocked`` is
     where the process cannot take the step at all (it waits for a lock)."""
 
-    def __init__(self, sysm: SymSystem, kind: SymKind, loc: Local, fs: SymFS, fault: Term, pub: Term) -> None:
+    def __init__(self, sysm: SymSystem, kind: SymKind, loc: Local, fs: SymFS, fault: Term, pub: Term,
+                 cut: Term | None = None) -> None:
         self.sysm, self.kind, self.loc, self.fs, self.fault, self.pub = sysm, kind, loc, fs, fault, pub
+        # The fault's variant (its "bytes"): free unless the caller names it.
+        self.cut: Term = z3.FreshInt("cut") if cut is None else cut
         self.granularity = "byte"
         self.features = sysm.features
         self.blocked: Term = FALSE
@@ -661,7 +722,8 @@ class Z3Dom:
         return self.fault
 
     def fault_bytes(self) -> Term:
-        raise NotImplementedError("the solver encodes byte granularity only")
+        # Only the object store's requests read it at byte granularity.
+        return self.cut
 
     def when(self, cond: Term, effect: Callable[[], Term], otherwise: Term) -> Term:
         outer = self.live
@@ -787,7 +849,10 @@ class Z3Dom:
         self._put_reg(reg, n=n)
 
     def set_buf(self, reg: str, buf: SymBuf) -> None:
-        self._put_reg(reg, set=True, len=buf.length, nz=buf.no_zero)
+        if S.OBJECTS in self.features:
+            self._put_reg(reg, set=True, len=buf.length, nz=buf.no_zero, src=-1 if buf.src is None else buf.src)
+        else:
+            self._put_reg(reg, set=True, len=buf.length, nz=buf.no_zero)
 
     def set_map(self, reg: str, ino: Term, n: Term) -> None:
         self._put_reg(reg, set=True, ino=ino, n=n)
@@ -925,6 +990,41 @@ class Z3Dom:
         # Bytes past the end inside the last page read as zero.
         return n > backed, SymBuf(n, _and(n <= size, self._no_zero(ino, z3.IntVal(0), n)))
 
+    def buf_len(self, reg: str) -> Term:
+        return _ite(self.loc.reg(reg, "set"), self.loc.reg(reg, "len"), 0)
+
+    def write_buf(self, ino: Term, at: Term, reg: str, first: Term, count: Term) -> None:
+        # Byte granularity: ``count`` is 0 or 1, as in :meth:`write`; the
+        # byte is the buffer's source object's (only a GET's body is written).
+        old = self.fs.size[ino]
+        size = _max(old, at + 1)
+        byte = self.fs.data[self.loc.reg(reg, "src"), first]
+        grown = self.sysm.bytes.zero_fill(self.fs.data, ino, old, size)
+        wrote = replace(self.fs, size=z3.Store(self.fs.size, ino, size), data=z3.Store(grown, ino, at, byte))
+        self._under(_and(self.live, _lift(count) > 0), lambda: self._put_fs(wrote))
+
+    # -- the object store
+    def obj_lookup(self, key: Key) -> Term:
+        return self.fs.objects[key.name]
+
+    def obj_etag(self, key: Key) -> Term:
+        return self.fs.etag[key.name]
+
+    def obj_bind(self, key: Key, ino: Term) -> None:
+        assert self.fs.etags is not None
+        etag = self.fs.etags + 1
+        self._put_fs(replace(self.fs, objects={**self.fs.objects, key.name: _lift(ino)},
+                             etag={**self.fs.etag, key.name: etag}, etags=etag))
+
+    def obj_unbind(self, key: Key) -> None:
+        self._put_fs(replace(self.fs, objects={**self.fs.objects, key.name: z3.IntVal(-1)}))
+
+    def fill(self, ino: Term, payload: str, first: Term, count: Term) -> None:
+        self._write_run(ino, z3.IntVal(0), payload, first, _lift(count))
+
+    def obj_read(self, ino: Term, n: Term) -> SymBuf:
+        return SymBuf(n, self._no_zero(ino, z3.IntVal(0), n), ino)
+
 
 # ------------------------------------------------------------ faults
 
@@ -945,6 +1045,23 @@ def fault_allowed(sysm: SymSystem, k: SymKind, ins: Instr) -> Term:
         raise ProgramError(f"{ins}: its faults depend on a length, but it writes no data")
     n = S.data_range(_blank_dom(sysm, k), data)[1]
     return n > 0 if some else n == 0
+
+
+def fault_variant(sysm: SymSystem, k: SymKind, ins: Instr, cut: Term) -> Term:
+    """The fault's variant ``cut`` is one ``spec.semantics.fault_options``
+    offers: for a PUT or a DELETE 0 (lost before the store acted) or 1
+    (after); for a GET -1 (no body) or a cut after 0 <= k < len(body).
+    Other operations do not read it."""
+    if isinstance(ins, (PutObject, DeleteObject)):
+        return z3.Or(cut == 0, cut == 1)
+    if isinstance(ins, GetObject):
+        return z3.And(cut >= -1, cut < k.payload(ins.body).length)
+    return TRUE
+
+
+def reads_variant(ins: Instr) -> bool:
+    """Does a fault on ``ins`` come in variants (``cut``)?"""
+    return isinstance(ins, (PutObject, DeleteObject, GetObject))
 
 
 def may_create(sysm: SymSystem, k: SymKind, ins: Instr) -> bool:
@@ -973,17 +1090,22 @@ class Transition:
     after: SymState
 
 
-def case_step(sysm: SymSystem, s: SymState, p: Term, fault: Term, ki: int, pc: int) -> Transition:
+def case_step(sysm: SymSystem, s: SymState, p: Term, fault: Term, ki: int, pc: int,
+              cut: Term | None = None) -> Transition:
     """The step of a process of kind ``ki`` at operation ``pc``:
-    ``spec.semantics.step`` run on :class:`Z3Dom`."""
+    ``spec.semantics.step`` run on :class:`Z3Dom` (``cut``: the fault's
+    variant, free when not given)."""
     k = sysm.kinds[ki]
     loc = s.local(p)
-    d = Z3Dom(sysm, k, loc, s.fs, fault, s.pub)
+    d = Z3Dom(sysm, k, loc, s.fs, fault, s.pub, cut)
     S.step(k.program, pc, d)
     loc2 = d.loc
     waits = [] if is_false(d.blocked) else [z3.Not(d.blocked)]  # a process waiting for a lock cannot step
+    ins = k.program.code[pc]
+    variant = fault_variant(sysm, k, ins, d.cut)
     enabled = z3.And(sysm.kind_of[p] == ki, loc.pc == pc, loc.st == RUN_CODE,
-                     z3.Implies(fault, fault_allowed(sysm, k, k.program.code[pc])), *waits)
+                     z3.Implies(fault, fault_allowed(sysm, k, ins)),
+                     *([] if is_true(variant) else [z3.Implies(fault, variant)]), *waits)
     ok_now = z3.And(loc.st != OK_CODE, loc2.st == OK_CODE) if k.program.role is Role.WRITER else FALSE
     pub_path = {n: z3.Or(v, ok_now) if any(pp.name == n for pp, _ in k.program.publishes) else v
                 for n, v in s.pub_path.items()}
@@ -1005,10 +1127,12 @@ def cases(sysm: SymSystem) -> list[tuple[int, int]]:
     return [(ki, pc) for ki, k in enumerate(sysm.kinds) for pc in op_pcs(k)]
 
 
-def step(sysm: SymSystem, s: SymState, p: Term, fault: Term) -> Transition:
+def step(sysm: SymSystem, s: SymState, p: Term, fault: Term, cut: Term | None = None) -> Transition:
     """Any process ``p`` takes its next step: the case split over every
-    kind and operation, merged into one transition."""
-    steps = [case_step(sysm, s, p, fault, ki, pc) for ki, pc in cases(sysm)
+    kind and operation, merged into one transition (``cut``: the fault's
+    variant, shared by the cases)."""
+    cut = z3.FreshInt("cut") if cut is None else cut
+    steps = [case_step(sysm, s, p, fault, ki, pc, cut) for ki, pc in cases(sysm)
              if not is_false(z3.simplify(sysm.kind_of[p] == ki))]
     budget = TRUE if sysm.fault_budget is None else z3.Implies(fault, s.faults < sysm.fault_budget)
     enabled = z3.And(budget, z3.Or([t.enabled for t in steps]))

@@ -24,7 +24,8 @@ from typing import Any, Callable
 
 from spec.machine import write_length
 from spec.ops import Goto, If, Program, Return, Role
-from spec.properties import HITS, NO_SIGBUS, STAYS, Property
+from spec.programs import S3_GET_OVERWRITE, S3_GET_UNCHECKED
+from spec.properties import HITS, NO_SIGBUS, REMOTE_HIT, REMOTE_RECORD, STAYS, Property
 from spec.protocols import CATALOGUE, Protocol
 from spec.semantics import is_operation
 from spec.state import Began, Status, World, published
@@ -202,6 +203,45 @@ def _bmc(proto: Protocol, prop: Property, faults: int, length: int, depth: int, 
                    (), invariant, None, system, depth)
 
 
+def _remote_twin(reader: Program, prop: Property, system: System, statement: str,
+                 invariant: inv.Invariant) -> Theorem:
+    """A getter twin with s3-put: the invariant that proves s3-get must
+    fail for it, and BMC must find the violation over every run of a small
+    scope (from the least depth the explicit search reports)."""
+    proto = CATALOGUE["s3-put"]
+    return Theorem(f"{reader.name}/{prop.name}/bmc", proto, prop, statement, COUNTEREXAMPLE, reader, (), invariant,
+                   None, system, _max_steps(system), True)
+
+
+def _remote_drops(prop: Property) -> list[Theorem]:
+    """The remote theorems' assumptions, each dropped over every run of a
+    small scope: one putter (or two) and one getter, each with payloads of
+    its own (an entry and an output)."""
+    s3put, s3rf = CATALOGUE["s3-put"], CATALOGUE["s3-put-record-first"]
+
+    def one(putter_output: bytes, other: bytes) -> System:
+        """A putter of ``putter_output``, and a getter expecting ``other``
+        (for the record property, a second putter of ``other`` too)."""
+        putters = (putter_output,) if prop == REMOTE_HIT else (putter_output, other)
+        return System(tuple(Process(s3put.program, (("entry", A), ("output", o))) for o in putters)
+                      + (Process(s3put.reader_for(prop), (("entry", A), ("output", other))),))
+
+    mixed = System.of([s3put, s3rf], 2, 1, s3put.reader_for(prop), entry_length=1)
+    hit = prop == REMOTE_HIT
+    who = "a getter expecting" if hit else "one of"
+    cases = [
+        (SAME_LENGTH, one(b"AB", b"A"), f"a putter of b'AB' and {who} b'A'", False),
+        # The model's check of a body is its length (and no zero byte), not
+        # its SHA-256: two outputs of one length look alike to it.
+        (SAME_BYTES, one(b"X", b"A"), f"a putter of b'X' and {who} b'A'" + (
+            " (the model's check is the length; the real one, SHA-256, would refuse b'X')" if hit else ""), hit),
+        (ONE_PROTOCOL, mixed, "one s3-put and one s3-put-record-first putter", not hit),
+    ]
+    return [_drop(s3put, prop, name, COUNTEREXAMPLE if needed else PROVED, system,
+                  f"without '{ASSUMPTION_TEXT[name]}': {what}; s3-put {'breaks' if needed else 'still keeps'} {prop.name}")
+            for name, system, what, needed in cases]
+
+
 def _drop(proto: Protocol, prop: Property, dropped: str, expect: str, system: System, statement: str) -> Theorem:
     return Theorem(f"{proto.name}/{prop.name}/drop-{dropped}", proto, prop, statement, expect, proto.reader_for(prop),
                    (), None, None, system, _max_steps(system), True, dropped)
@@ -258,6 +298,22 @@ def catalogue() -> list[Theorem]:
         _bmc(wf, NO_SIGBUS, 0, 1, 12, "the induction that proves write-then-truncate fails for write-file; "
              "its O_TRUNC empties a file a reader has mapped, and the reader's touch faults", inv.in_place_mapper),
     ]
+    s3put, s3rf = CATALOGUE["s3-put"], CATALOGUE["s3-put-record-first"]
+    thms += [
+        _unbounded(s3put, REMOTE_RECORD, inv.remote_record, "for any number of putters and getters, with any faults, "
+                   "the action record never names a missing or partial output object"),
+        _unbounded(s3put, REMOTE_HIT, inv.remote_served, "for any number of putters and getters on one machine, with "
+                   "any faults, a remote hit's local file holds exactly the output while it is served"),
+        _bmc(s3rf, REMOTE_RECORD, 0, 1, 2, "the induction that proves s3-put fails for the record-first order; "
+             "its first PUT makes a record whose output is not there", inv.remote_record),
+        _remote_twin(S3_GET_UNCHECKED, REMOTE_HIT, System.of(s3put, 1, 1, S3_GET_UNCHECKED, faults=1, entry_length=1),
+                     "the induction that proves s3-get fails without its check; a body cut short is stored and "
+                     "served", inv.remote_served),
+        _remote_twin(S3_GET_OVERWRITE, REMOTE_HIT, System.of(s3put, 1, 2, S3_GET_OVERWRITE, entry_length=1),
+                     "the induction that proves s3-get fails with O_TRUNC; a second getter empties the file a first "
+                     "one serves", inv.remote_served),
+    ]
+    thms += _remote_drops(REMOTE_RECORD) + _remote_drops(REMOTE_HIT)
     thms += _drops(wtt, STAYS, (SAME_LENGTH, SAME_BYTES, ONE_PROTOCOL))
     thms += _drops(wtt, HITS, (SAME_LENGTH, ONE_PROTOCOL, NO_NUL))
     thms += _drops(rip, STAYS, (ONE_PROTOCOL,))

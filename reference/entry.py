@@ -56,6 +56,8 @@ def _usable(prog: Program) -> str | None:
     """Why writer ``prog`` cannot serve write_entry, or None if it can:
     it may name only the entry (and private temp files beside it) and only
     the ``entry`` payload."""
+    if S.OBJECTS in S.features([prog]):
+        return "makes object-store requests (a remote tier's protocol)"
     shared = {p.name for p in S.paths(prog) if not p.private}
     if shared - {ENTRY.name}:
         return f"also writes {', '.join(sorted(shared - {ENTRY.name}))}"

@@ -41,7 +41,40 @@ from spec import semantics as S
 from spec.ops import Instr, Path, ProgramError
 from spec.state import READ_BIT, WRITE_BIT, RegKind, Status
 
-from .syscalls import held_lock, is_set
+from .syscalls import RemoteOperationError, held_lock, is_set
+
+
+class _NoObjectStore:
+    """The primitives of the object store and of a buffer write, which the
+    OS interpreters do not run (``reference.syscalls`` refuses such a
+    program when it is compiled; these are never reached before that)."""
+
+    def _refuse(self) -> Any:
+        raise RemoteOperationError("the OS interpreter runs no object-store request and no write of a GET's body")
+
+    def buf_len(self, reg: str) -> Any:
+        return self._refuse()
+
+    def write_buf(self, ino: object, at: object, reg: str, first: object, count: object) -> None:
+        self._refuse()
+
+    def obj_lookup(self, key: object) -> Any:
+        return self._refuse()
+
+    def obj_etag(self, key: object) -> Any:
+        return self._refuse()
+
+    def obj_bind(self, key: object, ino: object) -> None:
+        self._refuse()
+
+    def obj_unbind(self, key: object) -> None:
+        self._refuse()
+
+    def fill(self, ino: object, payload: str, first: object, count: object) -> None:
+        self._refuse()
+
+    def obj_read(self, ino: object, n: object) -> Any:
+        return self._refuse()
 
 # ------------------------------------------------------------ outcomes
 
@@ -165,7 +198,7 @@ def _truth(b: object) -> bool | None:
     return b if isinstance(b, bool) else None
 
 
-class _Recorder(NoFlow):
+class _Recorder(_NoObjectStore, NoFlow):
     """Runs one operation's function to record its register effects.
 
     mode ``"ok"``: no check fires, no fault strikes; ``"refuse"``: the
@@ -415,7 +448,7 @@ def flock_holders(dev: int, ino: int) -> int:
     return shared
 
 
-class Probe(S.PyLogic, NoFlow):
+class Probe(S.PyLogic, _NoObjectStore, NoFlow):
     """The value domain of ``spec.semantics.probe`` for one step of one
     process on real files: registers are the real ones (a descriptor is
     held when set, its mode, O_APPEND and flock from the kernel), names

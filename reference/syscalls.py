@@ -34,11 +34,14 @@ from spec.ops import (
     Chtimes,
     Close,
     Data,
+    DeleteObject,
     Fdatasync,
     Flock,
     Fstat,
     Fsync,
     Ftruncate,
+    GetObject,
+    HeadObject,
     Length,
     Link,
     LockOp,
@@ -48,6 +51,8 @@ from spec.ops import (
     Open,
     OpenFlags,
     Path,
+    ProgramError,
+    PutObject,
     PWrite,
     Read,
     Readlink,
@@ -56,6 +61,7 @@ from spec.ops import (
     Symlink,
     Unlink,
     Write,
+    WriteBuf,
 )
 from spec.state import RegKind
 
@@ -250,6 +256,19 @@ def close_quietly(fd: int) -> None:
         os.close(fd)
     except OSError:
         pass
+
+
+class RemoteOperationError(ProgramError):
+    """The program makes an object-store request (or writes a GET's body),
+    which the OS interpreter does not run: it has only the local kernel to
+    ask.  The model, the solver and SPIN check such programs; the real S3
+    client is the GOCACHEPROG server's ``--remote`` tier."""
+
+
+def _remote(ins: Any, o: Operands) -> Bound:
+    raise RemoteOperationError(
+        f"{ins}: the OS interpreter runs file-system calls only, not object-store requests or a GET's body; "
+        "check this program with the explorer, BMC or SPIN (idemwrite check / trace / prove)")
 
 
 class Unheld(OSError):
@@ -480,6 +499,12 @@ BINDINGS: dict[type, Binder] = {
     Chtimes: _chtimes,
     Mmap: _mmap,
     MapRead: _map_read,
+    # Refused when the program is compiled, before any call is made.
+    PutObject: _remote,
+    GetObject: _remote,
+    HeadObject: _remote,
+    DeleteObject: _remote,
+    WriteBuf: _remote,
 }
 
 

@@ -15,9 +15,20 @@ from typing import Any, Callable, Iterable
 
 from .explore import explore
 from .ops import Program
-from .programs import GO_INDEX_ENTRY, GO_READ_ENTRY, READ_UNVALIDATED, WRITE_FILE, WRITE_THEN_TRUNCATE
-from .properties import PROPERTIES, STAYS, NO_CORRUPT, Property
+from .programs import (
+    GO_INDEX_ENTRY,
+    GO_READ_ENTRY,
+    READ_UNVALIDATED,
+    S3_GET,
+    S3_GET_OVERWRITE,
+    S3_GET_UNCHECKED,
+    S3_PUT,
+    WRITE_FILE,
+    WRITE_THEN_TRUNCATE,
+)
+from .properties import PROPERTIES, REMOTE_HIT, STAYS, NO_CORRUPT, Property
 from .protocols import CATALOGUE, Catalogue, Claim
+from .semantics import OBJECTS
 from .system import System
 from .trace import Trace, from_exploration, system_json
 
@@ -34,11 +45,15 @@ class Scenario:
 
 @dataclass(frozen=True)
 class Mix:
-    """A declared expectation for a mix of writers or a reader twin."""
+    """A declared expectation for a mix of writers or a reader twin;
+    ``n`` and ``readers``, when given, replace the matrix's counts (two
+    getters on one machine, say)."""
 
     writers: tuple[Program, ...]
     reader: Program
     claim: Claim
+    n: int | None = None
+    readers: int | None = None
 
 
 MIXES: tuple[Mix, ...] = (
@@ -48,6 +63,15 @@ MIXES: tuple[Mix, ...] = (
         Claim(STAYS, -1, "two Go versions sharing a GOCACHE: the old one's O_TRUNC empties the new one's entry")),
     Mix((WRITE_FILE, WRITE_THEN_TRUNCATE), GO_READ_ENTRY,
         Claim(STAYS, -1, "one O_TRUNC writer is enough to undo a safe writer's publication")),
+    # The remote tier's getters: one machine putting, and on another one or
+    # two getters of the same entry into one local directory.
+    Mix((S3_PUT,), S3_GET_UNCHECKED,
+        Claim(REMOTE_HIT, 0, "a body cut short is written into the local directory and served as a hit"), n=1),
+    Mix((S3_PUT,), S3_GET,
+        Claim(REMOTE_HIT, None, "two getters write the same checked bytes, and neither ever shortens the file"),
+        n=1, readers=2),
+    Mix((S3_PUT,), S3_GET_OVERWRITE,
+        Claim(REMOTE_HIT, -1, "a second getter's O_TRUNC empties the file a first getter serves"), n=1, readers=2),
 )
 
 
@@ -96,7 +120,8 @@ def default_scenarios(writers: int = 3, readers: int = 1, entry_length: int = 2,
                               entry_length=entry_length, granularity=granularity, crashes=int(c.property.after_crash))
                 out.append(Scenario(s, c.property, c.expected(f), c.reason))
         for m in MIXES:
-            s = System.of(m.writers, max(writers, len(m.writers)), readers, m.reader, faults=f,
+            n = max(writers if m.n is None else m.n, len(m.writers))
+            s = System.of(m.writers, n, readers if m.readers is None else m.readers, m.reader, faults=f,
                           entry_length=entry_length, granularity=granularity)
             out.append(Scenario(s, m.claim.property, m.claim.expected(f), m.claim.reason))
     return out
@@ -131,6 +156,8 @@ def applicable(system: System, catalogue: Catalogue = CATALOGUE) -> list[Propert
     out = []
     for p in PROPERTIES.values():
         if p.after_crash != crashes or (p.needs_reader and not readers):
+            continue
+        if p.needs_objects and OBJECTS not in system.features:
             continue
         if p.observed_by is not None and p.observed_by not in readers:
             continue

@@ -7,8 +7,8 @@ counterexample.  Three reductions keep it small, none of them unsound:
 - visited-state hashing: a world is explored once, however reached;
 - symmetry: processes that run the same program on the same data are
   interchangeable, so a world is stored in a canonical form (such processes
-  sorted, inodes numbered by name, then by first holder, unreferenced inodes
-  dropped), and of several identical processes only one is stepped;
+  sorted, inodes numbered by name, then by object key, then by first
+  holder, unreferenced inodes dropped), and of several identical processes only one is stepped;
 - local steps (branches, return) are folded into the preceding operation.
 
 How it is fast (as SPIN compiles its model once): every distinct process
@@ -77,6 +77,8 @@ class _Interned:
             self.fss.append(fs)
             remap: dict[int, int] = {}
             for _, ino in fs.names:
+                remap.setdefault(ino, len(remap))
+            for _, ino, _ in fs.objects:
                 remap.setdefault(ino, len(remap))
             n = len(fs.contents)
             self.tidy.append(len(remap) == n and all(remap.get(j) == j for j in range(n)))
@@ -239,6 +241,8 @@ def _renumbered(kinds: tuple[Kind, ...], blocks: tuple[tuple[int, int], ...], w:
     remap: dict[int, int] = {}
     for _, ino in w.fs.names:
         remap.setdefault(ino, len(remap))
+    for _, ino, _ in w.fs.objects:  # then the object store's, in key order
+        remap.setdefault(ino, len(remap))
     keys = [_relabel(p, kinds[p.kind], remap) for p in w.procs]
     order: list[int] = []
     for s, e in blocks:
@@ -255,7 +259,9 @@ def _renumbered(kinds: tuple[Kind, ...], blocks: tuple[tuple[int, int], ...], w:
         durable[new] = w.fs.durable[old]
     names = tuple((nm, remap[i]) for nm, i in w.fs.names)
     locks = tuple(sorted((remap[i], st) for i, st in w.fs.locks))
-    return World(FileSystem(names, tuple(contents), tuple(durable), w.fs.dirs, locks), procs, w.faults, w.crashed)
+    objects = tuple((k, remap[i], e) for k, i, e in w.fs.objects)
+    return World(FileSystem(names, tuple(contents), tuple(durable), w.fs.dirs, locks, objects, w.fs.etags), procs,
+                 w.faults, w.crashed)
 
 
 def canonical(system: System, w: World, *, symmetry: bool = True) -> World:

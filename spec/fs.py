@@ -13,6 +13,12 @@ Crashes: each inode also has *durable* content, the bytes a crash leaves
 (what its last successful fsync saw; a never-synced file is empty after a
 crash).  Names are taken as durable at once (a journalled directory); data
 is durable only through fsync, the pessimistic reading of POSIX.
+The object store (S3) of a remote cache tier is state of the same value,
+shared by every process: ``objects`` maps a key to the inode holding the
+object's bytes and its ETag.  An object's inode is made whole by one PUT
+and never written again (a PUT makes a new one), so a reader sees the old
+object or the new one, never a mix; a power loss on this machine leaves
+the remote store as it was.
 Not modelled: directories, permissions, times, link counts above one, and
 sizes beyond what the protocols write.  Every function here is pure: it returns a new state.
 """
@@ -33,6 +39,9 @@ EIO = "EIO"
 EACCES = "EACCES"
 ELOOP = "ELOOP"
 ENOLCK = "ENOLCK"
+# The object store's answers, as errnos: 404 NoSuchKey is ENOENT, an error
+# or a timeout is EIO, and 412 PreconditionFailed is this one.
+EPRECONDITION = "EPRECONDITION"
 
 
 class Symlink(NamedTuple):
@@ -55,6 +64,8 @@ class FileSystem(NamedTuple):
     dirs:     the directories, sorted (the root is implicit).
     locks:    sorted (inode, state) pairs for the inodes under flock: state
               n > 0 is n shared holders, -1 one exclusive holder.
+    objects:  the object store: sorted (key, inode, ETag) triples.
+    etags:    the last ETag handed out (each stored PUT takes the next).
     """
 
     names: tuple[tuple[str, int], ...] = ()
@@ -62,6 +73,8 @@ class FileSystem(NamedTuple):
     durable: tuple[Content, ...] = ()
     dirs: tuple[str, ...] = ()
     locks: tuple[tuple[int, int], ...] = ()
+    objects: tuple[tuple[str, int, int], ...] = ()
+    etags: int = 0
 
     def lookup(self, path: str) -> int | None:
         """The inode that ``path`` names, or None."""
@@ -84,6 +97,19 @@ class FileSystem(NamedTuple):
         if isinstance(data, Symlink):
             target = self.lookup(data.target)
             data = None if target is None else self.contents[target]
+        return data if isinstance(data, bytes) else None
+
+    def object(self, key: str) -> tuple[int, int] | None:
+        """The (inode, ETag) of the object at ``key``, or None (404)."""
+        for k, ino, etag in self.objects:
+            if k == key:
+                return ino, etag
+        return None
+
+    def object_bytes(self, key: str) -> bytes | None:
+        """The bytes of the object at ``key``, or None if there is none."""
+        got = self.object(key)
+        data = None if got is None else self.contents[got[0]]
         return data if isinstance(data, bytes) else None
 
     def lock(self, ino: int) -> int:
@@ -155,10 +181,34 @@ def crash(fs: FileSystem) -> FileSystem:
     """The file system a power loss leaves: every named inode holds its
     durable bytes; unnamed inodes are gone with their holders, and so are
     the locks.  Directories and symlinks are names: durable at once."""
-    keep = sorted({i for _, i in fs.names})
+    keep = sorted({i for _, i in fs.names} | {i for _, i, _ in fs.objects})
     new = {old: n for n, old in enumerate(keep)}
-    data = tuple(fs.durable[i] for i in keep)
-    return FileSystem(tuple((nm, new[i]) for nm, i in fs.names), data, data, fs.dirs)
+    remote = {i for _, i, _ in fs.objects}
+    # The remote store is another machine: its objects keep their bytes.
+    data = tuple(fs.contents[i] if i in remote else fs.durable[i] for i in keep)
+    objects = tuple((k, new[i], e) for k, i, e in fs.objects)
+    return FileSystem(tuple((nm, new[i]) for nm, i in fs.names), data, data, fs.dirs, (), objects, fs.etags)
+
+
+def put_object(fs: FileSystem, key: str, ino: int) -> FileSystem:
+    """Point ``key`` at inode ``ino`` (already holding the whole object),
+    with the next ETag: the last writer wins.
+
+    pre: len({k for k, _, _ in fs.objects}) == len(fs.objects)
+    post: __return__.object(key) == (ino, fs.etags + 1)
+    post: all(__return__.object(k) == (i, e) for k, i, e in fs.objects if k != key)
+    """
+    etag = fs.etags + 1
+    objects = tuple(sorted([o for o in fs.objects if o[0] != key] + [(key, ino, etag)]))
+    return fs._replace(objects=objects, etags=etag)
+
+
+def delete_object(fs: FileSystem, key: str) -> FileSystem:
+    """Remove ``key`` (nothing to do when there is none, as S3's 204).
+
+    post: __return__.object(key) is None
+    """
+    return fs._replace(objects=tuple(o for o in fs.objects if o[0] != key))
 
 
 def add_dir(fs: FileSystem, path: str) -> FileSystem:

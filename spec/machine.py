@@ -24,7 +24,7 @@ from typing import Callable
 from . import fs as F
 from . import semantics as S
 from .fs import FileSystem
-from .ops import Data, Instr, Path, PWrite, Write
+from .ops import Data, GetObject, Instr, Key, Path, PWrite, Write, WriteBuf
 from .state import UNSET, Began, Buf, Crash, Desc, Mapped, Proc, Reg, Size, Status, World, published
 from .system import Kind, System
 
@@ -295,6 +295,39 @@ class PyDom(S.PyLogic):
         got = F.mapped_read(self._content(ino), n)
         return got is None, got
 
+    def _buf(self, reg: str) -> bytes:
+        b = self._reg(reg)
+        return b.data if isinstance(b, Buf) else b""
+
+    def buf_len(self, reg: str) -> int:
+        return len(self._buf(reg))
+
+    def write_buf(self, ino: int, at: int, reg: str, first: int, count: int) -> None:
+        if count:
+            chunk = self._buf(reg)[first:first + count]
+            self.fs = F.set_content(self.fs, ino, F.write_at(self._content(ino), at, chunk))
+
+    # -- the object store
+    def obj_lookup(self, key: Key) -> int:
+        got = self.fs.object(key.name)
+        return -1 if got is None else got[0]
+
+    def obj_etag(self, key: Key) -> int:
+        got = self.fs.object(key.name)
+        return -1 if got is None else got[1]
+
+    def obj_bind(self, key: Key, ino: int) -> None:
+        self.fs = F.put_object(self.fs, key.name, ino)
+
+    def obj_unbind(self, key: Key) -> None:
+        self.fs = F.delete_object(self.fs, key.name)
+
+    def fill(self, ino: int, payload: str, first: int, count: int) -> None:
+        self.write(ino, 0, payload, first, count)
+
+    def obj_read(self, ino: int, n: int) -> bytes:
+        return self._content(ino)[:n]
+
 
 # ------------------------------------------------------------ transitions
 
@@ -312,12 +345,24 @@ def write_length(kind: Kind, ins: Instr) -> int:
     return 0
 
 
+def fault_operand(kind: Kind, ins: Instr) -> int:
+    """What ``spec.semantics.fault_options`` needs of an operation: a
+    write's length; a GET's ``body`` payload's length (where a cut may
+    fall); for a buffer write, the longest payload (its buffer's length is
+    known only when it runs)."""
+    if isinstance(ins, GetObject):
+        return len(kind.payload(ins.body))
+    if isinstance(ins, WriteBuf):
+        return max((len(b) for _, b in kind.payloads), default=0)
+    return write_length(kind, ins)
+
+
 def local_faults(system: System, p: Proc, can_fault: bool) -> list[tuple[str, int]]:
     """The injected faults process ``p``'s next step may suffer."""
     ins = current(system, p)
     if ins is None or not can_fault:
         return []
-    return S.fault_options(ins, write_length(system.kinds[p.kind], ins), p.progress, system.granularity)
+    return S.fault_options(ins, fault_operand(system.kinds[p.kind], ins), p.progress, system.granularity)
 
 
 def faults(system: System, world: World, i: int) -> list[tuple[str, int]]:

@@ -12,7 +12,9 @@ What a write writes is not a literal: it is a slice of one of the process's
 length and every writer's data.  Lengths (``ftruncate(len(entry))``) are
 symbolic for the same reason.
 
-Modelled: the file-system calls a cache writer or reader makes on one machine.
+Modelled: the file-system calls a cache writer or reader makes on one machine,
+and the requests it makes to a shared object store (S3: PUT, GET, HEAD,
+DELETE of whole objects, conditional PUTs).
 Not modelled: permissions, directories (paths are flat names), O_APPEND,
 signals other than SIGBUS from a mapped read, and the data's meaning beyond
 "equals a writer's payload".
@@ -363,6 +365,114 @@ class MapRead:
         return f"{self.into} = {self.map}[:]"
 
 
+# ---------------------------------------------------------------- the object store
+# An S3-compatible store shared by every process (every machine).  Each
+# request sets the last result as a file operation does: "" (2xx), ENOENT
+# (404), EPRECONDITION (412) or EIO (an error or a timeout).
+
+
+@dataclass(frozen=True, order=True)
+class Key:
+    """An object's key, named like a file path (``o/<OutputID>``); the
+    bucket and prefix are the store's, not the model's concern."""
+
+    name: str
+
+    def __post_init__(self) -> None:
+        if not self.name or self.name.startswith("/") or "" in self.name.split("/") \
+                or any(part in (".", "..") for part in self.name.split("/")):
+            raise ProgramError(f"bad key {self.name!r}: relative names of one or more parts, no '.' or '..'")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+# The keys of a remote Go cache: the action record (``ac/<ActionID>``,
+# the entry's bytes) and the output, addressed by its content
+# (``o/<OutputID>``, OutputID = SHA-256 of the output).  One payload per
+# key in a run, so a static name stands for the content address.
+ACTION_KEY = Key("ac/action-id")
+OUTPUT_KEY = Key("o/output-id")
+
+
+class Precondition(enum.Enum):
+    """A PUT's condition header."""
+
+    NONE = ""
+    IF_NONE_MATCH = "If-None-Match: *"  # 412 if the key exists
+    IF_MATCH = "If-Match"  # 412 unless the key exists with the ETag given
+
+
+@dataclass(frozen=True)
+class PutObject:
+    """PUT key <- data: the whole object, atomically; the last writer wins.
+    With ``IF_MATCH`` the ETag compared is size register ``etag`` (a HEAD's)."""
+
+    key: Key
+    data: Data = Data("output")
+    cond: Precondition = Precondition.NONE
+    etag: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.cond is Precondition.IF_MATCH) != (self.etag is not None):
+            raise ProgramError(f"PUT {self.key}: name an ETag register exactly when the condition is If-Match")
+
+    def __str__(self) -> str:
+        if self.cond is Precondition.IF_MATCH:
+            return f"PUT {self.key} <- {self.data}  If-Match: {self.etag}"
+        return f"PUT {self.key} <- {self.data}" + (f"  {self.cond.value}" if self.cond.value else "")
+
+
+@dataclass(frozen=True)
+class GetObject:
+    """GET key into buffer ``into``: the whole object, or (a fault) a body
+    cut short, which the client is not told of; ``body`` names the payload
+    whose length bounds where a cut may fall."""
+
+    key: Key
+    into: str = "buf"
+    body: str = "output"
+
+    def __str__(self) -> str:
+        return f"{self.into} = GET {self.key}"
+
+
+@dataclass(frozen=True)
+class HeadObject:
+    """HEAD key: its size into size register ``into`` (-1 on 404), its
+    ETag into size register ``etag`` when named."""
+
+    key: Key
+    into: str = "st"
+    etag: str | None = None
+
+    def __str__(self) -> str:
+        regs = self.into if self.etag is None else f"{self.into}, {self.etag}"
+        return f"{regs} = HEAD {self.key}"
+
+
+@dataclass(frozen=True)
+class DeleteObject:
+    """DELETE key (a missing key is no error, as on S3)."""
+
+    key: Key
+
+    def __str__(self) -> str:
+        return f"DELETE {self.key}"
+
+
+@dataclass(frozen=True)
+class WriteBuf:
+    """write(fd, buf): the bytes buffer register ``buf`` holds (a GET's
+    body), at the descriptor's offset, advancing it."""
+
+    buf: str = "buf"
+    fd: str = "f"
+
+    def __str__(self) -> str:
+        return f"write({self.fd}, {self.buf})"
+
+
 # ---------------------------------------------------------------- control
 
 
@@ -461,7 +571,7 @@ class Return:
 
 
 Op = Union[Open, Write, PWrite, Read, Ftruncate, Fsync, Fdatasync, Close, Stat, Fstat, Unlink, Rename, Link, Mkdir,
-           Symlink, Readlink, Flock, Chtimes, Mmap, MapRead]
+           Symlink, Readlink, Flock, Chtimes, Mmap, MapRead, PutObject, GetObject, HeadObject, DeleteObject, WriteBuf]
 Instr = Union[Op, If, Goto, Label, Return]
 
 
@@ -513,6 +623,8 @@ class Program:
             v = getattr(cond, "n", None) or (cond if isinstance(cond, Invalid) else None)
             if isinstance(v, (Length, Invalid)) and v.payload and v.payload not in names:
                 names.append(v.payload)
+            if isinstance(ins, GetObject) and ins.body not in names:
+                names.append(ins.body)  # bounds where a cut-short body may end
         return tuple(names)
 
     def listing(self) -> str:

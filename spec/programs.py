@@ -7,15 +7,31 @@ reader is how Go looks an entry up.  They are plain values: a
 ``spec.ops.Program`` each, named in upper case below.  What each is
 expected to keep is in ``spec.protocols`` (the claims).
 
+The remote tier (``s3-put``, ``s3-get`` and their twins) runs against an
+object store shared by every machine (``spec.ops.PutObject`` ...).  The
+model's file system is the getting machine's local cache directory; a
+putting machine's own local writes are the local protocols' business,
+checked above.
+
 Abstracted: Go's hash of the output is the reader's validity check (exact
 length, no zero-filled hole); ``chtimes`` has no effect on the model beyond
-its ENOENT; a short ``io.ReadFull`` loop is one read.
+its ENOENT; a short ``io.ReadFull`` loop is one read.  For a GET's body the
+check of length and SHA-256 is the same validity check: a body is always a
+prefix of the one object its content-addressed key names, so the length
+decides; a store that returns other bytes of the right length is not
+modelled.
 """
 
 from __future__ import annotations
 
 from .ops import (
+    ACTION_KEY,
     ENTRY,
+    OUTPUT_KEY,
+    GetObject,
+    Precondition,
+    PutObject,
+    WriteBuf,
     O_CREAT,
     O_EXCL,
     O_RDONLY,
@@ -260,6 +276,56 @@ def _go_get() -> tuple[Instr, ...]:
     )
 
 
+# ------------------------------------------------------------ the remote tier
+
+
+def _s3_put(record_first: bool) -> tuple[Instr, ...]:
+    """Upload one cache entry: the output object, content-addressed, with
+    If-None-Match: * (412: a complete object is already there - a PUT is
+    atomic, so an object that exists is whole), then the action record that
+    names it.  ``record_first`` is the known-bad order."""
+    output: tuple[Instr, ...] = (
+        PutObject(OUTPUT_KEY, Data("output"), Precondition.IF_NONE_MATCH),
+        If(Failed(frozenset({"EPRECONDITION"})), "output_there"),
+        If(ERR, "fail"),
+        Label("output_there"),
+    )
+    # The record last: only then may a get find it, and it names an output
+    # that is already whole.
+    record: tuple[Instr, ...] = (PutObject(ACTION_KEY, Data("entry")), If(ERR, "fail"))
+    return (*(record + output if record_first else output + record), OK, Label("fail"), FAIL)
+
+
+def _s3_get(check: bool, truncate_first: bool) -> tuple[Instr, ...]:
+    """Look an entry up remotely: GET the action record (a valid entry),
+    GET the output it names, check its length and hash, and write it into
+    the local directory - by default with write-then-truncate, so a second
+    getter of the same output never empties the file a first one serves."""
+    checked: tuple[Instr, ...] = (If(Invalid("output", "out"), "miss"),) if check else ()
+    open_flags = O_WRONLY | O_CREAT | O_TRUNC if truncate_first else O_WRONLY | O_CREAT
+    size: tuple[Instr, ...] = () if truncate_first else (Ftruncate(Length("output")), If(ERR, "close_miss"))
+    return (
+        GetObject(ACTION_KEY, "rec", "entry"),
+        If(ERR, "miss"),
+        If(Invalid("entry", "rec"), "miss"),
+        GetObject(OUTPUT_KEY, "out", "output"),
+        If(ERR, "miss"),
+        *checked,
+        Open(OUTPUT, open_flags),
+        If(ERR, "miss"),
+        WriteBuf("out"),
+        If(ERR, "close_miss"),
+        *size,
+        Close(),
+        If(ERR, "miss"),
+        Return(Outcome.HIT, "out"),
+        Label("close_miss"),
+        Close(),
+        Label("miss"),
+        MISS,
+    )
+
+
 # ------------------------------------------------------------ the programs
 
 
@@ -302,3 +368,16 @@ def go_read_entry_at(path: Path) -> Program:
     if path == ENTRY:
         return GO_READ_ENTRY
     return Program(GO_READ_ENTRY.name, Role.READER, _read_entry(True, path), reads=path, summary=GO_READ_ENTRY.summary)
+
+
+S3_PUT = _writer("s3-put", "PUT the output object (content-addressed, If-None-Match: *, 412 = done), then the action record",
+                 _s3_put(False), publishes=())
+S3_PUT_RECORD_FIRST = _writer("s3-put-record-first", "PUT the action record, then the output object (known-bad order)",
+                              _s3_put(True), publishes=())
+S3_GET = Program("s3-get", Role.READER, _s3_get(True, False), publishes=((OUTPUT, "output"),), reads=OUTPUT,
+                 summary="GET the action record, GET the output, check length and hash, write-then-truncate it locally")
+S3_GET_UNCHECKED = Program("s3-get-unchecked", Role.READER, _s3_get(False, False), publishes=((OUTPUT, "output"),),
+                           reads=OUTPUT, summary="s3-get without the length and hash check (known-bad twin)")
+S3_GET_OVERWRITE = Program("s3-get-overwrite", Role.READER, _s3_get(True, True), publishes=((OUTPUT, "output"),),
+                           reads=OUTPUT, summary="s3-get that writes the local file with O_TRUNC first, an unconditional "
+                                                 "overwrite (known-bad twin)")

@@ -17,7 +17,7 @@ from types import MappingProxyType
 from typing import Callable, Mapping
 
 from .fs import valid
-from .ops import ENTRY, OUTPUT, Program
+from .ops import ACTION_KEY, ENTRY, OUTPUT, OUTPUT_KEY, Program, PutObject
 from .programs import MMAP_READ
 from .state import Began, Buf, Crash, Status, World
 from .system import System
@@ -105,6 +105,46 @@ def index_implies_complete_output(system: System, w: World) -> str | None:
     return None
 
 
+def objects_put(system: System, key: str) -> set[bytes]:
+    """Every object any process in the run means to PUT at ``key``."""
+    out = set()
+    for k in system.kinds:
+        for ins in k.program.code:
+            if isinstance(ins, PutObject) and ins.key.name == key:
+                out.add(k.payload(ins.data.payload)[ins.data.start:ins.data.stop])
+    return out
+
+
+def remote_hit_serves_complete_output(system: System, w: World) -> str | None:
+    """A remote hit is served only as the complete output: while a process
+    that wrote a fetched output into the local directory has ended with a
+    hit, the local file holds exactly its payload (what the output's
+    SHA-256, its OutputID, names), in every later state."""
+    for i, q in enumerate(w.procs):
+        if q.status != Status.HIT:
+            continue
+        k = system.kinds[q.kind]
+        for path, payload in k.program.publishes:
+            data = w.fs.file(path.name)
+            if data != k.payload(payload):
+                what = "missing" if data is None else f"{len(data)} bytes {data!r}"
+                return f"process {i} served a remote hit but {path.name} is {what}"
+    return None
+
+
+def remote_record_names_complete_output(system: System, w: World) -> str | None:
+    """Whenever the remote action record exists, the output object it
+    names exists and is complete: a get that trusts the record finds the
+    whole output."""
+    outputs = objects_put(system, OUTPUT_KEY.name)
+    if w.fs.object(ACTION_KEY.name) is None or not outputs:
+        return None
+    out = w.fs.object_bytes(OUTPUT_KEY.name)
+    if out not in outputs:
+        return f"the action record exists but the output object is {'missing' if out is None else repr(out)}"
+    return None
+
+
 def published_entry_survives_crash(system: System, w: World) -> str | None:
     """If the machine loses power after the first publication, every path a
     writer had published holds, after the crash, exactly the complete payload
@@ -125,6 +165,8 @@ class Property:
     observed_by:  the reader that observes it (None: the reader of the
                   writer's protocol, ``spec.protocols.Protocol.reader``).
     needs_paths:  paths some writer must publish for it to say anything.
+    needs_objects: it speaks of the object store (a remote tier): a
+                  system with no object operation cannot break it.
     distinct_states_suffice: its verdict on a world depends only on the
                   file system, the faults and crash so far, and *which*
                   process states occur - not how many processes are in
@@ -140,6 +182,7 @@ class Property:
     observed_by: Program | None = None
     needs_paths: tuple[str, ...] = ()
     distinct_states_suffice: bool = False
+    needs_objects: bool = False  # it speaks of the object store: says nothing without it
 
     @property
     def doc(self) -> str:
@@ -158,10 +201,14 @@ NO_SIGBUS = Property("mmap-reader-never-faults", mmap_reader_never_faults, needs
 INDEX_OUTPUT = Property("index-implies-complete-output", index_implies_complete_output,
                         needs_paths=(ENTRY.name, OUTPUT.name), distinct_states_suffice=True)
 SURVIVES = Property("published-entry-survives-crash", published_entry_survives_crash, after_crash=True, distinct_states_suffice=True)
+REMOTE_HIT = Property("remote-hit-serves-complete-output", remote_hit_serves_complete_output, needs_reader=True,
+                      distinct_states_suffice=True, needs_objects=True)
+REMOTE_RECORD = Property("remote-record-names-complete-output", remote_record_names_complete_output,
+                         distinct_states_suffice=True, needs_objects=True)
 
 # Read-only: names are only how the command line picks a property.
 PROPERTIES: Mapping[str, Property] = MappingProxyType(
-    {p.name: p for p in (STAYS, HITS, NO_CORRUPT, NO_SIGBUS, INDEX_OUTPUT, SURVIVES)})
+    {p.name: p for p in (STAYS, HITS, NO_CORRUPT, NO_SIGBUS, INDEX_OUTPUT, SURVIVES, REMOTE_HIT, REMOTE_RECORD)})
 
 
 def get_property(name: str | Property) -> Property:

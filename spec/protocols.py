@@ -28,10 +28,26 @@ from .programs import (
     READ_UNVALIDATED,
     RENAME_INTO_PLACE,
     RENAME_INTO_PLACE_FSYNC,
+    S3_GET,
+    S3_GET_OVERWRITE,
+    S3_GET_UNCHECKED,
+    S3_PUT,
+    S3_PUT_RECORD_FIRST,
     WRITE_FILE,
     WRITE_THEN_TRUNCATE,
 )
-from .properties import HITS, INDEX_OUTPUT, NO_CORRUPT, NO_SIGBUS, STAYS, SURVIVES, Property, get_property
+from .properties import (
+    HITS,
+    INDEX_OUTPUT,
+    NO_CORRUPT,
+    NO_SIGBUS,
+    REMOTE_HIT,
+    REMOTE_RECORD,
+    STAYS,
+    SURVIVES,
+    Property,
+    get_property,
+)
 
 
 class UnknownProtocol(KeyError):
@@ -181,8 +197,24 @@ CATALOGUE = Catalogue((
         Claim(HITS, 0, "an emptied output or removed index makes a later get miss"),
         Claim(INDEX_OUTPUT, 0, "copyFile's truncate-on-error empties an output a valid index points at"),
     ), reader=GO_GET),
+    # The remote tier: N machines put, one more gets (its local directory
+    # is the model's file system).
+    Protocol(S3_PUT, (
+        Claim(REMOTE_RECORD, None, "the output object is whole before the record that names it is put, and nothing "
+                                   "deletes it"),
+        Claim(HITS, 0, "a GET that fails, times out or is cut short is a miss (never a failed build)"),
+        Claim(REMOTE_HIT, None, "the getter checks length and hash before it writes, and writes with "
+                                "write-then-truncate"),
+        Claim(NO_CORRUPT, None, "a hit delivers only a body of the output's length and hash"),
+    ), reader=S3_GET),
+    Protocol(S3_PUT_RECORD_FIRST, (
+        Claim(REMOTE_RECORD, -1, "between its two PUTs the record names an output object that is not there"),
+    ), reader=S3_GET),
     Protocol(GO_READ_ENTRY),
     Protocol(MMAP_READ),
     Protocol(READ_UNVALIDATED),
     Protocol(GO_GET),
+    Protocol(S3_GET),
+    Protocol(S3_GET_UNCHECKED),
+    Protocol(S3_GET_OVERWRITE),
 ))

@@ -49,7 +49,14 @@ from .ops import (
     Symlink,
     Cond,
     Data,
+    DeleteObject,
     Failed,
+    GetObject,
+    HeadObject,
+    Key,
+    Precondition,
+    PutObject,
+    WriteBuf,
     Fstat,
     Fsync,
     Ftruncate,
@@ -258,6 +265,33 @@ class Dom(Control, Protocol):
     def mapped_read(self, ino: V, n: V) -> tuple[V, V]:
         """Touch ``n`` mapped bytes: (SIGBUS?, the buffer)."""
 
+    def buf_len(self, reg: str) -> V:
+        """The length of buffer register ``reg`` (0 when unset)."""
+
+    def write_buf(self, ino: V, at: V, reg: str, first: V, count: V) -> None:
+        """``count`` bytes of buffer ``reg`` from index ``first`` land at
+        file offset ``at`` (as :meth:`write`)."""
+
+    # -- the object store (shared by every process; the keys are ``Key``s)
+    def obj_lookup(self, key: Key) -> V:
+        """The inode holding the object at ``key``, or -1 (404)."""
+
+    def obj_etag(self, key: Key) -> V:
+        """The object's ETag (-1 when there is none)."""
+
+    def obj_bind(self, key: Key, ino: V) -> None:
+        """``key`` now names inode ``ino`` with the next ETag."""
+
+    def obj_unbind(self, key: Key) -> None: ...
+
+    def fill(self, ino: V, payload: str, first: V, count: V) -> None:
+        """A new object's bytes, whole, in one step: ``count`` bytes of
+        ``payload`` from index ``first`` into the empty inode ``ino``."""
+
+    def obj_read(self, ino: V, n: V) -> V:
+        """The first ``n`` bytes of object ``ino``, as a buffer (an
+        object's inode is never written again, so they stay its bytes)."""
+
 
 class PyLogic:
     """The logic on Python values - :class:`Control`'s connectives and
@@ -323,15 +357,19 @@ def _allows(m: Dom, fd: str, bit: int) -> V:
 # What a system's programs use (:func:`features`): the rules for each are
 # only run where the programs can need them, so a system without symlinks
 # explores, proves and translates exactly as before they existed.
-LINKS, LOCKS, APPEND, HARDLINKS = "links", "locks", "append", "hardlinks"
+LINKS, LOCKS, APPEND, HARDLINKS, OBJECTS = "links", "locks", "append", "hardlinks", "objects"
+OBJECT_OPS = (PutObject, GetObject, HeadObject, DeleteObject)
 
 
 def features(programs: Iterable[Program]) -> frozenset[str]:
-    """The features ``programs`` use: symlinks, flock, O_APPEND, hard links."""
+    """The features ``programs`` use: symlinks, flock, O_APPEND, hard
+    links, the object store."""
     out: set[str] = set()
     for prog in programs:
         for ins in prog.code:
-            if isinstance(ins, Symlink):
+            if isinstance(ins, OBJECT_OPS):
+                out.add(OBJECTS)
+            elif isinstance(ins, Symlink):
                 out.add(LINKS)
             elif isinstance(ins, Link):
                 out.add(HARDLINKS)
@@ -438,6 +476,29 @@ def _write(ins: Write | PWrite, m: Dom) -> None:
     m.write(ino, start, ins.data.payload, lo + first, count)
     if at is None:
         m.set_fd_off(ins.fd, off + count)
+    m.complete(done)
+    m.fault_point()  # ENOSPC, after the bytes that landed
+
+
+def _write_buf(ins: WriteBuf, m: Dom) -> None:
+    """write(fd, buf): as write, with a buffer's bytes (at byte granularity
+    a byte a step; at write granularity a fault lets a prefix land).  A
+    fault may strike even a write of an empty buffer (then nothing lands):
+    the buffer's length is known only when the program runs."""
+    m.check(m.not_(_allows(m, ins.fd, WRITE_BIT)), F.EBADF)
+    n = m.buf_len(ins.buf)
+    ino, off = m.fd_ino(ins.fd), m.fd_off(ins.fd)
+    faulted = m.faulted()
+    if m.granularity == "write":
+        first, done = 0, True
+        count = m.ite(faulted, m.ite(m.fault_bytes() < n, m.fault_bytes(), n), n)
+    else:
+        first = m.progress()
+        nothing = m.or_(faulted, n == 0)
+        count = m.ite(nothing, 0, 1)
+        done = m.or_(nothing, first + 1 == n)
+    m.write_buf(ino, off, ins.buf, first, count)
+    m.set_fd_off(ins.fd, off + count)
     m.complete(done)
     m.fault_point()  # ENOSPC, after the bytes that landed
 
@@ -633,6 +694,80 @@ def _map_read(ins: MapRead, m: Dom) -> None:
     m.set_buf(ins.into, buf)
 
 
+# ------------------------------------------------------------ the object store
+# An injected fault on a request is an error or a timeout (EIO).  Its
+# "bytes" say which: for a PUT or a DELETE, 0 - the request was lost before
+# the store acted - or 1 - the store acted and the answer was lost (a
+# timeout: the client cannot tell the two apart); for a GET, -1 - no body -
+# or k >= 0 - the body is cut short after k bytes, and the client is not
+# told (a network cut, a buggy proxy).  Retries are the protocol's business.
+
+
+def _lost(m: Dom) -> V:
+    """The request was lost before the store acted."""
+    return m.and_(m.faulted(), m.fault_bytes() == 0)
+
+
+def _put_object(ins: PutObject, m: Dom) -> None:
+    """PUT key <- data: a new object, whole and atomically (readers see the
+    old object or the new one); the last writer wins.  If-None-Match: *
+    is 412 when the key exists, If-Match when it is missing or its ETag
+    differs; the store decides each condition and the write as one
+    (S3's conditional writes are atomic)."""
+    m.check(_lost(m), F.EIO)
+    cur = m.obj_lookup(ins.key)
+    refused: V = False
+    if ins.cond is Precondition.IF_NONE_MATCH:
+        refused = cur >= 0
+    elif ins.cond is Precondition.IF_MATCH:
+        assert ins.etag is not None
+        refused = m.or_(cur < 0, m.obj_etag(ins.key) != m.size_of(ins.etag))
+    lo, n = data_range(m, ins.data)
+    m.when(m.not_(refused), lambda: _store(m, ins.key, ins.data.payload, lo, n), None)
+    m.fault_point()  # EIO: a timeout after the store acted
+    m.check(refused, F.EPRECONDITION)
+
+
+def _store(m: Dom, key: Key, payload: str, lo: V, n: V) -> None:
+    ino = m.create()
+    m.fill(ino, payload, lo, n)
+    m.obj_bind(key, ino)
+
+
+def _get_object(ins: GetObject, m: Dom) -> None:
+    """GET key: the whole object into a buffer (a failed GET leaves none);
+    a cut-short body is a success to the client, with fewer bytes."""
+    cut = m.fault_bytes()
+    m.check(m.and_(m.faulted(), cut < 0), F.EIO, lambda: m.clear(ins.into))
+    ino = m.obj_lookup(ins.key)
+    m.check(ino < 0, F.ENOENT, lambda: m.clear(ins.into))  # 404 NoSuchKey
+    size = m.file_size(ino)
+    n = m.ite(m.and_(m.faulted(), cut < size), cut, size)
+    m.set_buf(ins.into, m.obj_read(ino, n))
+
+
+def _head_object(ins: HeadObject, m: Dom) -> None:
+    """HEAD key: its size and ETag (-1 for both on 404 or an error)."""
+    def none() -> None:
+        m.set_size(ins.into, -1)
+        if ins.etag is not None:
+            m.set_size(ins.etag, -1)
+
+    m.check(m.faulted(), F.EIO, none)
+    ino = m.obj_lookup(ins.key)
+    m.check(ino < 0, F.ENOENT, none)
+    m.set_size(ins.into, m.file_size(ino))
+    if ins.etag is not None:
+        m.set_size(ins.etag, m.obj_etag(ins.key))
+
+
+def _delete_object(ins: DeleteObject, m: Dom) -> None:
+    """DELETE key: gone at once for every reader (a missing key is no error)."""
+    m.check(_lost(m), F.EIO)
+    m.obj_unbind(ins.key)
+    m.fault_point()  # EIO: a timeout after the store acted
+
+
 # ------------------------------------------------------------ the table
 
 
@@ -677,6 +812,12 @@ OPS: dict[type, OpSpec] = {
     Chtimes: OpSpec(_chtimes, (), ("path",), local=True),
     Mmap: OpSpec(_mmap, (("fd", FD), ("into", MAP), ("size", SIZE))),
     MapRead: OpSpec(_map_read, (("into", BUF), ("map", MAP))),
+    WriteBuf: OpSpec(_write_buf, (("fd", FD), ("buf", BUF)), (), F.ENOSPC),
+    # The object store: keys are not paths (no directory, no descriptor).
+    PutObject: OpSpec(_put_object, (("etag", SIZE),), (), F.EIO),
+    GetObject: OpSpec(_get_object, (("into", BUF),), (), F.EIO),
+    HeadObject: OpSpec(_head_object, (("into", SIZE), ("etag", SIZE)), (), F.EIO),
+    DeleteObject: OpSpec(_delete_object, (), (), F.EIO),
 }
 
 # The registers a branch condition or a return reads.
@@ -710,7 +851,8 @@ def registers(program: Program) -> dict[str, RegKind]:
         row = OPS.get(type(ins))
         if row is not None:
             for attr, kind in row.regs:
-                note(getattr(ins, attr), kind)
+                if getattr(ins, attr) is not None:  # an optional operand (a HEAD's ETag)
+                    note(getattr(ins, attr), kind)
         elif isinstance(ins, If) and isinstance(ins.cond, (SizeIs, Invalid)):
             note(ins.cond.reg, _COND_REGS[type(ins.cond)])
         elif isinstance(ins, Return) and ins.outcome is Outcome.HIT:
@@ -753,11 +895,22 @@ def fault_options(ins: Instr, data_bytes: int, progress: int, granularity: str) 
     """The faults that may strike ``ins`` this step, as (errno, bytes that
     land first): at write granularity any prefix of a write may land; at
     byte granularity a write fails at its next byte; a write of no bytes
-    cannot fail.  ``data_bytes`` is the write's length (else ignored)."""
+    cannot fail.  ``data_bytes`` is the write's length, for a GET the
+    length of its ``body`` payload, for a buffer write the longest
+    payload (``spec.machine.fault_operand``); else ignored.  For the object
+    store's requests, see "the object store" above."""
     if not can_fault(ins):
         return []
     errno = OPS[type(ins)].fault
     assert errno is not None
+    if isinstance(ins, (PutObject, DeleteObject)):
+        return [(errno, 0), (errno, 1)]  # lost before the store acted, or its answer lost after
+    if isinstance(ins, GetObject):
+        return [(errno, -1), *((errno, k) for k in range(data_bytes))]  # no body, or one cut after k bytes
+    if isinstance(ins, WriteBuf):
+        if granularity == "write":
+            return [(errno, j) for j in range(max(1, data_bytes))]
+        return [(errno, progress)]
     if isinstance(ins, (Write, PWrite)):
         if granularity == "write":
             return [(errno, j) for j in range(data_bytes)]

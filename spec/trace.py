@@ -18,7 +18,7 @@ from typing import Any
 from .explore import Exploration
 from .fs import FileSystem
 from .machine import Fault, crash, current, faults, initial, step, write_length
-from .ops import Fstat, MapRead, PWrite, Read, Stat, Write
+from .ops import DeleteObject, Fstat, GetObject, MapRead, PutObject, PWrite, Read, Stat, Write, WriteBuf
 from .properties import Property, get_property
 from .state import Buf, Size, Status, World
 from .system import System
@@ -155,9 +155,20 @@ def rows(trace: Trace) -> list[Row]:
 
 
 def files(fs: FileSystem) -> tuple[tuple[str, bytes | None], ...]:
-    """The shared files after a step (entry first, then the rest by name)."""
+    """The shared files after a step (entry first, then the rest by name),
+    then the object store's objects (``s3:<key>``)."""
     names = sorted({n for n, _ in fs.names} | {"entry"}, key=lambda n: (n != "entry", n))
-    return tuple((n, fs.file(n)) for n in names)
+    return tuple((n, fs.file(n)) for n in names) + tuple((f"s3:{k}", fs.object_bytes(k)) for k, _, _ in fs.objects)
+
+
+def describe_fault(ins: object, fault: tuple[str, int]) -> str:
+    """An injected fault, in the words of the call it strikes."""
+    errno, landed = fault
+    if isinstance(ins, (PutObject, DeleteObject)):
+        return f"{errno} (injected: " + ("lost before the store acted)" if landed == 0 else "timeout after the store acted)")
+    if isinstance(ins, GetObject):
+        return f"{errno} (injected)" if landed < 0 else f"ok (injected: body cut after {landed} bytes)"
+    return f"{errno} (injected" + (f", after {landed} bytes)" if isinstance(ins, (Write, PWrite, WriteBuf)) else ")")
 
 
 def describe_op(system: System, w: World, i: int) -> str:
@@ -177,12 +188,13 @@ def describe_result(system: System, before: World, after: World, i: int, fault: 
     ins = current(system, p)
     k = system.kinds[p.kind]
     if fault is not None:
-        return f"{fault[0]} (injected" + (f", after {fault[1]} bytes)" if isinstance(ins, (Write, PWrite)) else ")")
+        res = describe_fault(ins, fault)
+        return res + (f"; returns {q.status.value}" if q.status is not Status.RUNNING and p.status is Status.RUNNING else "")
     if q.status is Status.SIGBUS:
         return "SIGBUS"
     res = q.last or "ok"
     running = q.status is Status.RUNNING
-    if not q.last and isinstance(ins, (Read, MapRead)) and running:
+    if not q.last and isinstance(ins, (Read, MapRead, GetObject)) and running:
         buf = q.regs[k.reg[ins.into]]
         res = f"{buf.data!r}" if isinstance(buf, Buf) else res
     if not q.last and isinstance(ins, (Stat, Fstat)) and running:
