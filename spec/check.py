@@ -92,8 +92,9 @@ def default_scenarios(writers: int = 3, readers: int = 1, entry_length: int = 2,
     for f in fault_budgets:
         for proto in catalogue.writers():
             for c in proto.claims:
-                s = System.of(proto, writers, readers, proto.reader_for(c.property), faults=f,
-                              entry_length=entry_length, granularity=granularity, crashes=int(c.property.after_crash))
+                s = System.of(proto, proto.writer_count(writers), readers, proto.reader_for(c.property), faults=f,
+                              entry_length=entry_length, granularity=granularity, crashes=int(c.property.after_crash),
+                              variants=proto.variants)
                 out.append(Scenario(s, c.property, c.expected(f), c.reason))
         for m in MIXES:
             s = System.of(m.writers, max(writers, len(m.writers)), readers, m.reader, faults=f,
