@@ -39,7 +39,7 @@ def test_each_diagram_is_what_its_command_prints() -> None:
 
     text = SPEC.read_text()
     found = re.findall(r"\(`(idemwrite trace [^`]*--mermaid)`\):\n\n```mermaid\n(.*?)\n```", text, re.S)
-    assert len(found) == 6, found  # one per property
+    assert len(found) == 8, found  # one per property
     for command, diagram in found:
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
