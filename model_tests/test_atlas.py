@@ -10,9 +10,10 @@ import pathlib
 
 import pytest
 
-from idemwrite.commands import main
+from idemwrite.commands import main, read_logs
 from reference.replay import replay_snapshots
 from spec import tools as T
+from spec.lift import lift
 from spec.explore import explore
 from spec.properties import INDEX_SAME, NO_CORRUPT, NO_MIX, Property
 from spec.protocols import ATLAS, CATALOGUE
@@ -150,3 +151,161 @@ def test_trace_replay_command_shows_the_real_files_agree(protocol: str) -> None:
     code, out = _run_cli("trace", protocol, "--property", NO_CORRUPT.name, "--replay")
     assert code == 0
     assert "the real files agree with the model at every step replayed" in out
+
+
+# ------------------------------------------------------------ confirmed against the real pip
+
+
+def _strace() -> str:
+    """strace, if it can trace here (else the test is skipped)."""
+    import shutil
+    import subprocess
+
+    exe = shutil.which("strace")
+    if exe is None:
+        pytest.skip("strace is not installed")
+    r = subprocess.run([exe, "-f", "-o", "/dev/null", "true"], capture_output=True, text=True, timeout=60)
+    if r.returncode != 0:
+        pytest.skip(f"strace cannot trace here: {r.stderr.strip()[:200]}")
+    return exe
+
+
+def _serve_index(root: pathlib.Path) -> tuple[object, int]:
+    """A one-package index (PEP 503) on loopback whose responses may be
+    cached (pip's CacheControl stores a response with an ETag)."""
+    import functools
+    import http.server
+    import threading
+    import zipfile
+
+    files = root / "files"
+    files.mkdir(parents=True)
+    with zipfile.ZipFile(files / "atlasdemo-1.0-py3-none-any.whl", "w") as z:
+        z.writestr("atlasdemo/__init__.py", "X = 1\n")
+        z.writestr("atlasdemo-1.0.dist-info/METADATA", "Metadata-Version: 2.1\nName: atlasdemo\nVersion: 1.0\n")
+        z.writestr("atlasdemo-1.0.dist-info/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        z.writestr("atlasdemo-1.0.dist-info/RECORD", "")
+    page = root / "simple" / "atlasdemo"
+    page.mkdir(parents=True)
+    (page / "index.html").write_text('<a href="../../files/atlasdemo-1.0-py3-none-any.whl">atlasdemo-1.0-py3-none-any.whl</a>')
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def end_headers(self) -> None:
+            self.send_header("Cache-Control", "max-age=600")
+            self.send_header("ETag", '"atlas-1"')
+            super().end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(root)))
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv, srv.server_address[1]
+
+
+def _real_writes(log: str, meta: str) -> list[tuple[str, ...]]:
+    """The write-side calls on one cache entry's files, in order, with the
+    names abstracted as the model names them (``entry`` the metadata,
+    ``output`` the body, ``.tmp`` their temp files); repeated writes to one
+    descriptor are one write (the model's read loop abstraction)."""
+    import re
+
+    def name(p: str) -> str | None:
+        if p == meta:
+            return "entry"
+        if p == meta + ".body":
+            return "output"
+        if p.startswith(meta + ".body") and p.endswith(".tmp"):
+            return "output.tmp"
+        if p.startswith(meta) and p.endswith(".tmp"):
+            return "entry.tmp"
+        return None
+
+    fds: dict[tuple[str, str], str] = {}
+    out: list[tuple[str, ...]] = []
+    for line in log.splitlines():
+        pid, _, call = line.partition(" ")
+        if m := re.match(r'openat\(AT_FDCWD, "([^"]+)", ([A-Z_|]+)(?:, \d+)?\) = (\d+)', call):
+            n = name(m.group(1))
+            if n is not None and "O_CREAT" in m.group(2):
+                fds[(pid, m.group(3))] = n
+                out.append(("open", n, "O_EXCL" if "O_EXCL" in m.group(2) else ""))
+        elif m := re.match(r"(write|fsync|close)\((\d+)[,)].* = \d+", call):
+            n = fds.get((pid, m.group(2)))
+            if n is not None and out[-1] != (m.group(1), n):
+                out.append((m.group(1), n))
+            if m.group(1) == "close":
+                fds.pop((pid, m.group(2)), None)
+        elif m := re.match(r'rename\("([^"]+)", "([^"]+)"\) = 0', call):
+            a, b = name(m.group(1)), name(m.group(2))
+            if a is not None and b is not None:
+                out.append(("rename", a, b))
+    return out
+
+
+def _model_writes() -> list[tuple[str, ...]]:
+    """The same abstraction of pip-http-cache's success path in the model."""
+    from spec.lift import success_path
+    from spec.ops import Close, Fsync, Open, OpenFlags, Rename, Write
+
+    at: dict[str, str] = {}
+    out: list[tuple[str, ...]] = []
+    for ins in success_path(T.PIP_HTTP_CACHE):
+        if isinstance(ins, Open):
+            at[ins.fd] = ins.path.name
+            out.append(("open", ins.path.name, "O_EXCL" if OpenFlags.EXCL in ins.flags else ""))
+        elif isinstance(ins, (Write, Fsync, Close)):
+            out.append(({Write: "write", Fsync: "fsync", Close: "close"}[type(ins)], at[ins.fd]))
+        elif isinstance(ins, Rename):
+            out.append(("rename", ins.src.name, ins.dst.name))
+    return out
+
+
+def test_real_pip_writes_its_http_cache_as_the_catalogue_says(tmp_path: pathlib.Path) -> None:
+    """pip (this environment's, >= 23.3: metadata and ``.body`` files),
+    downloading from an index the test serves on loopback with
+    ``--cache-dir``, under strace: for every cache entry it writes, the
+    calls on the entry's files are pip-http-cache's success path - the
+    metadata's temp file (O_EXCL), write, fsync, close, rename, then the
+    body's the same way.  (``idemwrite lift`` cannot express pip's
+    ``mkdir`` of the cache directories yet, so the log is compared
+    directly; where it can, the lifted writer is compared too.)"""
+    import os
+    import subprocess
+    import sys
+
+    from pip import __version__ as pip_version
+
+    strace = _strace()
+    if tuple(int(x) for x in pip_version.split(".")[:2]) < (23, 3):
+        pytest.skip(f"pip {pip_version} predates the separate body file")
+    srv, port = _serve_index(tmp_path / "index")
+    cache, log = tmp_path / "cache", tmp_path / "pip.log"
+    env = {**os.environ, "PIP_CONFIG_FILE": os.devnull, "PIP_FIND_LINKS": "", "PIP_NO_INPUT": "1"}
+    try:
+        r = subprocess.run([strace, "-f", "-o", str(log), "-e", "trace=%file,%desc,fsync,fdatasync,flock",
+                            sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
+                            "--index-url", f"http://127.0.0.1:{port}/simple/", "--trusted-host", "127.0.0.1",
+                            "--cache-dir", str(cache), "-d", str(tmp_path / "out"), "atlasdemo==1.0"],
+                           capture_output=True, text=True, timeout=300, env=env)
+    finally:
+        srv.shutdown()  # type: ignore[attr-defined]
+    assert r.returncode == 0, r.stderr[-2000:]
+    bodies = sorted(cache.rglob("*.body"))
+    assert len(bodies) == 2, bodies  # the index page and the wheel
+    text = log.read_text(errors="replace")
+    model = _model_writes()
+    assert len(model) == 10  # two files, each open O_EXCL, write, fsync, close, rename
+    for body in bodies:
+        real = _real_writes(text, str(body)[:-len(".body")])
+        assert real == model, body
+        assert real != model[5:] + model[:5]  # the comparison sees the order: body first would differ
+    from spec.lift import CannotExpress, success_path
+
+    try:
+        got = lift(read_logs([str(log)]), [f"{cache}/http-v2/?/?/?/?/?/*"])
+    except CannotExpress as e:
+        assert e.call == "mkdir"  # pip's ensure_dir; the comparison above stands alone
+        return
+    writers = got.writers()
+    assert writers and all(success_path(w.program) == success_path(T.PIP_HTTP_CACHE) for w in writers), got
