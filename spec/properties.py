@@ -116,12 +116,13 @@ def reader_never_mixes_writes(system: System, w: World) -> str | None:
     complete parts a reader has read are all the bytes of one single write.
     (A part that is not complete is ``reader-never-accepts-corrupt``'s
     concern; with one version of the bytes this cannot fail.)"""
-    writes = [set(x.values()) for x in _writes(system)]
-    every = set().union(*writes) if writes else set()
+    writes: list[set[bytes]] | None = None  # computed only when a reader holds two buffers
     for i, q in enumerate(w.procs):
-        if system.kinds[q.kind].program.role is not Role.READER:
+        held = {v.data for v in q.regs if isinstance(v, Buf)}
+        if len(held) < 2 or system.kinds[q.kind].program.role is not Role.READER:
             continue
-        parts = {v.data for v in q.regs if isinstance(v, Buf) and v.data in every}
+        writes = writes if writes is not None else [set(x.values()) for x in _writes(system)]
+        parts = {b for b in held if any(b in x for x in writes)}
         if len(parts) > 1 and not any(parts <= x for x in writes):
             return f"process {i} holds {sorted(parts)!r}, parts of different writes"
     return None
@@ -133,8 +134,10 @@ def index_implies_same_write(system: System, w: World) -> str | None:
     the bytes of that same write: a marker implies complete parts, and
     parts of the write it describes."""
     index = w.fs.file(ENTRY.name)
+    if index is None:
+        return None
     mine = [x for x in _writes(system) if x.get(ENTRY.name) == index and len(x) > 1]
-    if index is None or not mine:
+    if not mine:
         return None
     if any(all(w.fs.file(p) == b for p, b in x.items()) for x in mine):
         return None
