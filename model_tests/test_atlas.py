@@ -309,3 +309,81 @@ def test_real_pip_writes_its_http_cache_as_the_catalogue_says(tmp_path: pathlib.
         return
     writers = got.writers()
     assert writers and all(success_path(w.program) == success_path(T.PIP_HTTP_CACHE) for w in writers), got
+
+
+def _calls_on(log: str, final: str) -> list[tuple[str, ...]]:
+    """The calls on ``final`` and on the temp file renamed onto it, in
+    order, the temp named ``tmp`` (uv writes from several threads: every
+    pid of the log counts)."""
+    import re
+
+    temps = re.findall(r'rename(?:at2)?\((?:AT_FDCWD, )?"([^"]+)", (?:AT_FDCWD, )?"' + re.escape(final) + r'"', log)
+    assert len(temps) == 1, temps
+    tmp = temps[0]
+    names = {tmp: "tmp", final: "entry"}
+    fds: dict[str, str] = {}
+    out: list[tuple[str, ...]] = []
+    for line in log.splitlines():
+        call = line.partition(" ")[2]
+        if m := re.match(r'openat\(AT_FDCWD, "([^"]+)", ([A-Z_|]+)(?:, \d+)?\) = (\d+)', call):
+            if m.group(1) in names:
+                fds[m.group(3)] = names[m.group(1)]
+                flags = [f for f in ("O_EXCL", "O_TRUNC") if f in m.group(2)]
+                out.append(("open", names[m.group(1)], *flags))
+        elif m := re.match(r"(write|fsync|fdatasync|close)\((\d+)[,)].* = \d+", call):
+            if m.group(2) in fds and out[-1] != (m.group(1), fds[m.group(2)]):
+                out.append((m.group(1), fds[m.group(2)]))
+            if m.group(1) == "close":
+                fds.pop(m.group(2), None)
+        elif re.match(r'rename(at2)?\(.*"' + re.escape(tmp) + '"', call):
+            out.append(("rename", "tmp", "entry"))
+    return out
+
+
+def test_real_uv_writes_its_index_cache_as_uv_write_atomic_says(tmp_path: pathlib.Path) -> None:
+    """uv (the test extra's, from PyPI), installing from an index the test
+    serves on loopback with ``--cache-dir``, under strace: its cached index
+    page (``simple-v*/.../atlasdemo.rkyv``) appears only by a rename of a
+    temp file created with O_EXCL in the same directory, written and
+    closed before the rename, never fsynced - uv-write-atomic's success
+    path, whose SURVIVES claim (violated: no fsync) rests on that.  The
+    real uv opens the temp a second time by its name (O_TRUNC, from a
+    blocking thread) to write it: the same private, empty file, so the
+    model's one open stands for both."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from spec.lift import success_path
+    from spec.ops import Close, Fdatasync, Fsync, Rename, Write
+
+    strace = _strace()
+    uv = shutil.which("uv", path=os.path.dirname(sys.executable)) or shutil.which("uv")
+    if uv is None:
+        pytest.skip("uv is not installed (it is in the test extra)")
+    version = subprocess.run([uv, "--version"], capture_output=True, text=True, timeout=60).stdout.strip()
+    srv, port = _serve_index(tmp_path / "index")
+    cache, log = tmp_path / "cache", tmp_path / "uv.log"
+    try:
+        r = subprocess.run([strace, "-f", "-o", str(log), "-e", "trace=%file,%desc,fsync,fdatasync,flock", uv, "pip",
+                            "install", "--no-deps", "--no-config", "--cache-dir", str(cache), "--index-url",
+                            f"http://127.0.0.1:{port}/simple/", "--target", str(tmp_path / "t"), "--python",
+                            sys.executable, "atlasdemo==1.0"], capture_output=True, text=True, timeout=300,
+                           env={**os.environ, "UV_NO_CONFIG": "1"})
+    finally:
+        srv.shutdown()  # type: ignore[attr-defined]
+    assert r.returncode == 0, (version, r.stderr[-2000:])
+    (page,) = cache.glob("simple-v*/index/*/atlasdemo.rkyv")
+    calls = _calls_on(log.read_text(errors="replace"), str(page))
+    rename = calls.index(("rename", "tmp", "entry"))
+    before = calls[:rename]
+    assert before[0] == ("open", "tmp", "O_EXCL"), (version, calls)
+    assert ("write", "tmp") in before and ("close", "tmp") in before, (version, calls)
+    assert not any(c[0] in ("fsync", "fdatasync") for c in calls), (version, calls)
+    assert not any(c[1] == "entry" for c in before), (version, calls)  # the name appears only by the rename
+    # The catalogue's success path says the same: temp, write, close, rename, no fsync.
+    path = success_path(T.UV_PERSIST)
+    kinds = [type(i) for i in path]
+    assert Fsync not in kinds and Fdatasync not in kinds
+    assert kinds.index(Write) < kinds.index(Close) < kinds.index(Rename)

@@ -202,7 +202,8 @@ PIP_SOURCE = Source("pip", "23.3.1+ (reader fixed by #12364)", "pypa/pip", "src/
                     "SafeFileCache.get, get_body, set, set_body (with CacheControl's _cache_set: set, then set_body)",
                     ("pypa/pip#12361", "psf/cachecontrol#324"),
                     note="the fixed reader checks both files exist; the write side still assumes one URL always "
-                         "gives the same bytes (its docstring), which #324 says need not hold")
+                         "gives the same bytes (its docstring), which #324 says need not hold; the writer's calls "
+                         "confirmed under strace with pip 26.3 (model_tests/test_atlas.py)")
 
 ATLAS: tuple[Protocol, ...] = (
     Protocol(T.GIT_LOOSE_OBJECT, (
@@ -247,7 +248,9 @@ ATLAS: tuple[Protocol, ...] = (
                            "'Lockless, high-concurrency cache access'; the index is modelled by its first line")),
     Protocol(T.UV_PERSIST, _single_file("uv"), reader=T.UV_READ,
              source=Source("uv", "0.x", "astral-sh/uv", "crates/uv-fs/src/lib.rs", "write_atomic (tempfile persist)",
-                           read=False, note="temp file and rename as the brief describes it; no fsync assumed")),
+                           read=False, note="source not read; confirmed under strace with uv 0.13.9 "
+                                            "(model_tests/test_atlas.py): a temp file made with O_EXCL, opened again "
+                                            "by name with O_TRUNC and written, closed, renamed; no fsync")),
     Protocol(T.CCACHE_ATOMIC_FILE, _single_file("ccache"), reader=T.CCACHE_READ,
              source=Source("ccache", "4.x", "ccache/ccache", "src/ccache/core/atomicfile.cpp", "AtomicFile::commit",
                            note="fclose then rename, no fsync; the destructor unlinks an uncommitted temp")),
