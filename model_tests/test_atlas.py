@@ -203,6 +203,33 @@ def _serve_index(root: pathlib.Path) -> tuple[object, int]:
     return srv, srv.server_address[1]
 
 
+def _split_pid(line: str) -> tuple[str, str]:
+    """An ``strace -f`` line's pid and call (strace leaves the pid out
+    while the traced program has no other process or thread)."""
+    import re
+
+    m = re.match(r"(\d+) +(.*)", line)
+    return (m.group(1), m.group(2)) if m else ("", line)
+
+
+def _joined(log: str) -> list[str]:
+    """The log's lines with each call that another thread interrupted
+    (``<unfinished ...>`` ... ``<... call resumed>``) joined into one."""
+    import re
+
+    pending: dict[str, str] = {}
+    out: list[str] = []
+    for line in log.splitlines():
+        pid, call = _split_pid(line)
+        if call.endswith("<unfinished ...>"):
+            pending[pid] = call[: -len("<unfinished ...>")].rstrip()
+        elif (m := re.match(r"<\.\.\. \w+ resumed>(.*)", call)) and pid in pending:
+            out.append(f"{pid} {pending.pop(pid)}{m.group(1)}")
+        else:
+            out.append(line)
+    return out
+
+
 def _real_writes(log: str, meta: str) -> list[tuple[str, ...]]:
     """The write-side calls on one cache entry's files, in order, with the
     names abstracted as the model names them (``entry`` the metadata,
@@ -223,9 +250,9 @@ def _real_writes(log: str, meta: str) -> list[tuple[str, ...]]:
 
     fds: dict[tuple[str, str], str] = {}
     out: list[tuple[str, ...]] = []
-    for line in log.splitlines():
-        pid, _, call = line.partition(" ")
-        if m := re.match(r'openat\(AT_FDCWD, "([^"]+)", ([A-Z_|]+)(?:, \d+)?\) = (\d+)', call):
+    for line in _joined(log):
+        pid, call = _split_pid(line)
+        if m := re.match(r'openat\(AT_FDCWD, "([^"]+)", ([A-Z_|]+)(?:, \d+)?\)\s+=\s+(\d+)', call):
             n = name(m.group(1))
             if n is not None and "O_CREAT" in m.group(2):
                 fds[(pid, m.group(3))] = n
@@ -236,7 +263,7 @@ def _real_writes(log: str, meta: str) -> list[tuple[str, ...]]:
                 out.append((m.group(1), n))
             if m.group(1) == "close":
                 fds.pop((pid, m.group(2)), None)
-        elif m := re.match(r'rename\("([^"]+)", "([^"]+)"\) = 0', call):
+        elif m := re.match(r'rename\("([^"]+)", "([^"]+)"\)\s+=\s+0', call):
             a, b = name(m.group(1)), name(m.group(2))
             if a is not None and b is not None:
                 out.append(("rename", a, b))
@@ -323,9 +350,9 @@ def _calls_on(log: str, final: str) -> list[tuple[str, ...]]:
     names = {tmp: "tmp", final: "entry"}
     fds: dict[str, str] = {}
     out: list[tuple[str, ...]] = []
-    for line in log.splitlines():
-        call = line.partition(" ")[2]
-        if m := re.match(r'openat\(AT_FDCWD, "([^"]+)", ([A-Z_|]+)(?:, \d+)?\) = (\d+)', call):
+    for line in _joined(log):
+        call = _split_pid(line)[1]
+        if m := re.match(r'openat\(AT_FDCWD, "([^"]+)", ([A-Z_|]+)(?:, \d+)?\)\s+=\s+(\d+)', call):
             if m.group(1) in names:
                 fds[m.group(3)] = names[m.group(1)]
                 flags = [f for f in ("O_EXCL", "O_TRUNC") if f in m.group(2)]
