@@ -23,7 +23,7 @@ from spec.explore import explore
 from spec.lift import Lifted, LiftError, lift, render
 from spec.lift import to_json as lift_json
 from spec.properties import PROPERTIES, UnknownProperty, get_property
-from spec.protocols import CATALOGUE, UnknownProtocol
+from spec.protocols import CATALOGUE, Protocol, UnknownProtocol
 from spec.report import markdown, text_table, violations_text
 from spec.ops import Role
 from spec.programs import go_read_entry_at
@@ -38,7 +38,8 @@ READERS = tuple(p.name for p in CATALOGUE.readers())
 
 
 def _bounds(p: argparse.ArgumentParser, *, faults_many: bool) -> None:
-    p.add_argument("--writers", "-N", type=int, default=3, help="writer processes (default 3)")
+    p.add_argument("--writers", "-N", type=int, default=None,
+                   help="writer processes (default 3, or fewer where the protocol says so)")
     p.add_argument("--readers", "-R", type=int, default=1, help="reader processes (default 1)")
     p.add_argument("--reader", default=None, choices=READERS, help="reader protocol (default: the protocol's own, mmap-read for mmap-reader-never-faults)")
     if faults_many:
@@ -112,10 +113,24 @@ def _delegate(command: str, rest: list[str]) -> int:
     return delegate(command, rest)
 
 
+def _writers(args: argparse.Namespace, protocols: Sequence[Protocol]) -> int:
+    """``--writers``, or the protocols' own default (3, or fewer where a
+    protocol lowers it; at least one per protocol)."""
+    if args.writers is not None:
+        return int(args.writers)
+    return max(len(protocols), min(p.writer_count(3) for p in protocols))
+
+
+def _variants(protocols: Sequence[Protocol]) -> int:
+    """How many versions of the bytes the writers of a mix write."""
+    return max(p.variants for p in protocols)
+
+
 def _scenarios(args: argparse.Namespace) -> list[Scenario]:
     budgets = args.faults or [0, 1]
     if not args.protocol:
-        out = default_scenarios(args.writers, args.readers, args.entry_length, args.granularity, budgets)
+        out = default_scenarios(3 if args.writers is None else args.writers, args.readers, args.entry_length,
+                                args.granularity, budgets)
         if args.crashes is not None:
             out = [s for s in out if s.system.crashes == args.crashes]
         if args.reader:
@@ -126,8 +141,9 @@ def _scenarios(args: argparse.Namespace) -> list[Scenario]:
     for f in budgets:
         reader = CATALOGUE[args.reader].program if args.reader else writers[0].reader
         crashes = args.crashes if args.crashes is not None else int(bool(args.property) and all(get_property(p).after_crash for p in args.property))
-        system = System.of(writers, args.writers, args.readers, reader, faults=f, entry_length=args.entry_length,
-                           granularity=args.granularity, crashes=crashes)
+        system = System.of(writers, _writers(args, writers), args.readers, reader, faults=f,
+                           entry_length=args.entry_length, granularity=args.granularity, crashes=crashes,
+                           variants=_variants(writers))
         for prop in [get_property(p) for p in args.property] if args.property else applicable(system):
             expected, reason = declared(system, prop)
             out.append(Scenario(system, prop, expected, reason))
@@ -182,8 +198,9 @@ def _find_trace(args: argparse.Namespace) -> Trace | None:
     progress = Progress(enabled=not args.json)
     for f in [args.faults] if args.faults is not None else [0, 1, 2]:
         crashes = args.crashes if args.crashes is not None else int(prop.after_crash)
-        system = System.of(writers, args.writers, args.readers, reader, faults=f, entry_length=args.entry_length,
-                           granularity=args.granularity, crashes=crashes)
+        system = System.of(writers, _writers(args, writers), args.readers, reader, faults=f,
+                           entry_length=args.entry_length, granularity=args.granularity, crashes=crashes,
+                           variants=_variants(writers))
         try:
             ex = explore(system, [prop], progress=progress.explorer)
         finally:
@@ -244,6 +261,10 @@ def _replay(trace: Trace) -> str:
 def cmd_list() -> int:
     for p in CATALOGUE:
         print(f"{p.name} ({p.program.role.value}): {p.program.summary}")
+        if p.source is not None:
+            print(f"  source: {p.source.cite()}")
+        if p.variants > 1:
+            print(f"  its writers may write {p.variants} different versions of the bytes")
         for c in p.claims:
             print(f"  claims {c.property.name}: {_claim_text(c.holds_up_to)} - {c.reason}")
         print("  " + p.program.listing().replace("\n", "\n  "))

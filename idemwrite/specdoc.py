@@ -15,13 +15,13 @@ import sys
 from pathlib import Path
 
 from spec.check import Result, default_scenarios, run
-from spec.properties import PROPERTIES
-from spec.protocols import CATALOGUE
+from spec.properties import HITS, INDEX_OUTPUT, INDEX_SAME, NO_CORRUPT, NO_MIX, PROPERTIES, STAYS, SURVIVES
+from spec.protocols import ATLAS, CATALOGUE
 from spec.report import markdown
 from spec.trace import markdown_table, mermaid
 
 SPEC = Path(__file__).resolve().parent.parent / "spec" / "SPEC.md"
-REGION = re.compile(r"(<!-- BEGIN (\w+) -->\n)(.*?)(<!-- END \2 -->)", re.S)
+REGION = re.compile(r"(<!-- BEGIN ([\w-]+) -->\n)(.*?)(<!-- END \2 -->)", re.S)
 
 
 def protocols_md() -> str:
@@ -83,16 +83,98 @@ def trace_flags(r: Result) -> str:
     (those that differ from the command's defaults)."""
     s = r.scenario.system.describe()
     flags = [f"--faults {s['faults']}"]
-    if s["writers"] != 3:
+    protocols = [CATALOGUE[n] for n in s["protocols"]]
+    if s["writers"] != max(len(protocols), min(p.writer_count(3) for p in protocols)):
         flags.append(f"--writers {s['writers']}")
     if s["readers"] != 1:
         flags.append(f"--readers {s['readers']}")
-    own = CATALOGUE[s["protocols"][0]].reader_for(r.scenario.property).name
+    own = protocols[0].reader_for(r.scenario.property).name
     if s["reader"] is not None and s["reader"] != own:
         flags.append(f"--reader {s['reader']}")
     if s["crashes"]:
         flags.append("--crashes 1")
     return " " + " ".join(flags)
+
+
+# The columns of the atlas table: each property, by a short heading.
+_ATLAS_COLUMNS = (
+    (STAYS, "stays complete"), (HITS, "reader hits"), (NO_CORRUPT, "no corrupt hit"),
+    (INDEX_OUTPUT, "index → complete output"), (INDEX_SAME, "index → same write"), (NO_MIX, "no mixed parts"),
+    (SURVIVES, "survives crash (C=1)"),
+)
+
+
+def _anchor(r: Result) -> str:
+    s = r.scenario.system.describe()
+    name = re.sub(r"[^a-z0-9-]", "-", "-".join(s["protocols"]))
+    return f"cx-{name}-{r.scenario.property.name}-f{s['faults']}"
+
+
+def _atlas_results(results: list[Result]) -> dict[tuple[str, str, int], Result]:
+    """The results of the atlas's protocols, by (protocol, property, F)."""
+    names = {p.name for p in ATLAS}
+    return {(r.scenario.system.writer_programs()[0].name, r.scenario.property.name, r.scenario.system.faults): r
+            for r in results if len(r.scenario.system.writer_programs()) == 1
+            and r.scenario.system.writer_programs()[0].name in names}
+
+
+def _shown(by: dict[tuple[str, str, int], Result], r: Result) -> Result:
+    """The result whose counterexample is shown for ``r``: F=0's, when the
+    shortest counterexample at F=1 is the same run (it injects no fault)."""
+    key = (r.scenario.system.writer_programs()[0].name, r.scenario.property.name, 0)
+    first = by.get(key)
+    if first is not None and first.trace is not None and r.trace is not None and first.trace.steps == r.trace.steps:
+        return first
+    return r
+
+
+def _cell(by: dict[tuple[str, str, int], Result], proto: str, prop: str) -> str:
+    marks = []
+    for f in (0, 1):
+        r = by.get((proto, prop, f))
+        if r is None:
+            return "—"
+        marks.append("✓" if r.verdict == "holds" else f"[✗](#{_anchor(_shown(by, r))})")
+    return " / ".join(marks)
+
+
+def atlas_md(results: list[Result]) -> str:
+    """The table "Protocols of real tools": each tool's protocol, its
+    source, and the verdict of each property it is checked for, at F=0 /
+    F=1 (✓ holds, ✗ violated, linked to the shortest counterexample; the
+    crash column is C=1 at F=0 / F=1; — not checked)."""
+    by = _atlas_results(results)
+    head = ["tool", "version", "protocol (writer / reader)", "source", *[h for _, h in _ATLAS_COLUMNS]]
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for p in ATLAS:
+        src = p.source
+        assert src is not None, f"{p.name} is in the atlas without a source"
+        bugs = f"; bugs: {', '.join(src.bugs)}" if src.bugs else ""
+        read = "" if src.read else " (not read: modelled from the issue or docs)"
+        versions = f", {p.variants} versions of the bytes" if p.variants > 1 else ""
+        row = [src.tool, src.version, f"`{p.name}` / `{p.reader.name}`{versions}",
+               f"{src.repository} `{src.file}` {src.function}{read}{bugs}",
+               *[_cell(by, p.name, prop.name) for prop, _ in _ATLAS_COLUMNS]]
+        out.append("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |")
+    return "\n".join(out) + "\n"
+
+
+def atlas_counterexamples_md(results: list[Result]) -> str:
+    """Each atlas violation's shortest counterexample, under the anchor the
+    table links to, with the command that prints (and replays) it."""
+    out = []
+    by = _atlas_results(results)
+    for r in by.values():
+        if r.trace is None or _shown(by, r) is not r:
+            continue
+        s = r.scenario.system.describe()
+        crash = " --crashes 1" if s["crashes"] else ""
+        out.append(f'<a id="{_anchor(r)}"></a>\n\n#### `{s["protocols"][0]}` violates `{r.scenario.property.name}` '
+                   f"(N={s['writers']}, reader `{s['reader']}`, F={s['faults']}{crash and ', C=1'}"
+                   f"{', ' + str(s['variants']) + ' versions' if s['variants'] > 1 else ''})\n\n"
+                   f"{r.scenario.reason}.  `idemwrite trace {s['protocols'][0]} --property {r.scenario.property.name}"
+                   f"{trace_flags(r)}{' --replay' if not crash else ''}`\n\n{markdown_table(r.trace)}\n")
+    return "\n".join(out)
 
 
 def generated() -> dict[str, str]:
@@ -104,6 +186,8 @@ def generated() -> dict[str, str]:
         "properties": properties_md(),
         "verdicts": markdown(results) + "\n",
         "counterexamples": counterexamples_md(results),
+        "atlas": atlas_md(results),
+        "atlas-counterexamples": atlas_counterexamples_md(results),
     }
 
 

@@ -23,13 +23,19 @@ def test_every_scenario_has_its_recorded_verdict_and_counts() -> None:
 
 
 def test_the_manifest_is_the_whole_matrix() -> None:
-    """84 scenarios: every claim of every writer and every mix, F = 0, 1.
-    The 68 of one machine are the ones recorded before the remote tier, with
-    their state counts unchanged; 16 are the remote tier's."""
-    assert len(RECORDED) == 84
-    local = [r for r in RECORDED if not any(p.startswith("s3-") for p in r["protocols"])]
-    assert len(local) == 68 and sum(r["states"] for r in local) == 456_563
-    assert sum(r["states"] for r in RECORDED) == 458_709
+    """218 scenarios: every claim of every writer and every mix, F = 0, 1.
+    The 68 of one machine before the remote tier and the atlas of real tools
+    explore exactly the states they did before them (456,563); 16 are the
+    remote tier's, 134 the atlas's."""
+    from spec.protocols import ATLAS
+
+    atlas = {p.name for p in ATLAS}
+    remote = [r for r in RECORDED if any(p.startswith("s3-") for p in r["protocols"])]
+    before = [r for r in RECORDED if not set(r["protocols"]) & atlas and r not in remote]
+    assert len(RECORDED) == 218 and len(before) == 68 and len(remote) == 16
+    assert sum(r["states"] for r in before) == 456_563
+    assert sum(r["states"] for r in remote) == 2_146
+    assert sum(r["states"] for r in RECORDED) == 807_381
 
 
 def test_a_changed_count_is_seen() -> None:

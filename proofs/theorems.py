@@ -274,6 +274,26 @@ def _drops(proto: Protocol, prop: Property, needed: tuple[str, ...]) -> list[The
     return out
 
 
+def _every_run(proto: Protocol, prop: Property, system: System, statement: str) -> Theorem:
+    """No counterexample over every complete run of a small scope: a proof
+    for that scope (no invariant reaches all N for this protocol yet)."""
+    return Theorem(f"{proto.name}/{prop.name}/every-run", proto, prop, statement, _claim_expect(proto, prop, system.faults),
+                   proto.reader_for(prop), (), None, None, system, _max_steps(system), True)
+
+
+def _hypershift() -> list[Theorem]:
+    """openshift/hypershift#8624, from the atlas: the solver finds the
+    partial output of the server before the fix, and finds none after it
+    in any run of two writers with one fault."""
+    before, after = CATALOGUE["hypershift-put"], CATALOGUE["hypershift-put-fixed"]
+    return [
+        _bmc(before, STAYS, 0, 1, 8, "a second put's os.WriteFile (O_TRUNC) empties the output a first put "
+             "has published: a partial file at DiskPath (hypershift#8624)"),
+        _every_run(after, STAYS, System.of(after, 2, 0, faults=1, entry_length=1),
+                   "after #8624 (temp file and rename) the published output and action file stay complete"),
+    ]
+
+
 def catalogue() -> list[Theorem]:
     """Every theorem ``idemwrite prove`` runs, in order."""
     wtt, rip = CATALOGUE["write-then-truncate"], CATALOGUE["rename-into-place"]
@@ -314,6 +334,7 @@ def catalogue() -> list[Theorem]:
                      "one serves", inv.remote_served),
     ]
     thms += _remote_drops(REMOTE_RECORD) + _remote_drops(REMOTE_HIT)
+    thms += _hypershift()
     thms += _drops(wtt, STAYS, (SAME_LENGTH, SAME_BYTES, ONE_PROTOCOL))
     thms += _drops(wtt, HITS, (SAME_LENGTH, ONE_PROTOCOL, NO_NUL))
     thms += _drops(rip, STAYS, (ONE_PROTOCOL,))

@@ -116,8 +116,9 @@ def default_scenarios(writers: int = 3, readers: int = 1, entry_length: int = 2,
     for f in fault_budgets:
         for proto in catalogue.writers():
             for c in proto.claims:
-                s = System.of(proto, writers, readers, proto.reader_for(c.property), faults=f,
-                              entry_length=entry_length, granularity=granularity, crashes=int(c.property.after_crash))
+                s = System.of(proto, proto.writer_count(writers), readers, proto.reader_for(c.property), faults=f,
+                              entry_length=entry_length, granularity=granularity, crashes=int(c.property.after_crash),
+                              variants=proto.variants)
                 out.append(Scenario(s, c.property, c.expected(f), c.reason))
         for m in MIXES:
             n = max(writers if m.n is None else m.n, len(m.writers))

@@ -17,7 +17,7 @@ from types import MappingProxyType
 from typing import Callable, Mapping
 
 from .fs import valid
-from .ops import ACTION_KEY, ENTRY, OUTPUT, OUTPUT_KEY, Program, PutObject
+from .ops import ACTION_KEY, ENTRY, OUTPUT, OUTPUT_KEY, Program, PutObject, Role
 from .programs import MMAP_READ
 from .state import Began, Buf, Crash, Status, World
 from .system import System
@@ -145,6 +145,47 @@ def remote_record_names_complete_output(system: System, w: World) -> str | None:
     return None
 
 
+def _writes(system: System) -> list[dict[str, bytes]]:
+    """Each writer kind's write: the bytes it means to store, by path."""
+    return [{p.name: k.payload(pl) for p, pl in k.program.publishes} for k in system.kinds if k.program.publishes]
+
+
+def reader_never_mixes_writes(system: System, w: World) -> str | None:
+    """No reader ever holds, at once, complete parts of two different
+    writes (the metadata of one write and the body of another): whatever
+    complete parts a reader has read are all the bytes of one single write.
+    (A part that is not complete is ``reader-never-accepts-corrupt``'s
+    concern; with one version of the bytes this cannot fail.)"""
+    writes: list[set[bytes]] | None = None  # computed only when a reader holds two buffers
+    for i, q in enumerate(w.procs):
+        held = {v.data for v in q.regs if isinstance(v, Buf)}
+        if len(held) < 2 or system.kinds[q.kind].program.role is not Role.READER:
+            continue
+        writes = writes if writes is not None else [set(x.values()) for x in _writes(system)]
+        parts = {b for b in held if any(b in x for x in writes)}
+        if len(parts) > 1 and not any(parts <= x for x in writes):
+            return f"process {i} holds {sorted(parts)!r}, parts of different writes"
+    return None
+
+
+def index_implies_same_write(system: System, w: World) -> str | None:
+    """Whenever the index (the marker, the metadata) holds exactly the
+    index of one write, every other path that write publishes holds exactly
+    the bytes of that same write: a marker implies complete parts, and
+    parts of the write it describes."""
+    index = w.fs.file(ENTRY.name)
+    if index is None:
+        return None
+    mine = [x for x in _writes(system) if x.get(ENTRY.name) == index and len(x) > 1]
+    if not mine:
+        return None
+    if any(all(w.fs.file(p) == b for p, b in x.items()) for x in mine):
+        return None
+    path = next(p for p in mine[0] if w.fs.file(p) != mine[0][p])
+    data = w.fs.file(path)
+    return f"index is {index!r} but {path} is {'missing' if data is None else repr(data)}"
+
+
 def published_entry_survives_crash(system: System, w: World) -> str | None:
     """If the machine loses power after the first publication, every path a
     writer had published holds, after the crash, exactly the complete payload
@@ -205,10 +246,14 @@ REMOTE_HIT = Property("remote-hit-serves-complete-output", remote_hit_serves_com
                       distinct_states_suffice=True, needs_objects=True)
 REMOTE_RECORD = Property("remote-record-names-complete-output", remote_record_names_complete_output,
                          distinct_states_suffice=True, needs_objects=True)
+NO_MIX = Property("reader-never-mixes-writes", reader_never_mixes_writes, needs_reader=True, distinct_states_suffice=True)
+INDEX_SAME = Property("index-implies-same-write", index_implies_same_write,
+                      needs_paths=(ENTRY.name, OUTPUT.name), distinct_states_suffice=True)
 
 # Read-only: names are only how the command line picks a property.
 PROPERTIES: Mapping[str, Property] = MappingProxyType(
-    {p.name: p for p in (STAYS, HITS, NO_CORRUPT, NO_SIGBUS, INDEX_OUTPUT, SURVIVES, REMOTE_HIT, REMOTE_RECORD)})
+    {p.name: p for p in (STAYS, HITS, NO_CORRUPT, NO_SIGBUS, INDEX_OUTPUT, SURVIVES, NO_MIX, INDEX_SAME,
+                         REMOTE_HIT, REMOTE_RECORD)})
 
 
 def get_property(name: str | Property) -> Property:

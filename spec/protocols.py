@@ -39,7 +39,9 @@ from .programs import (
 from .properties import (
     HITS,
     INDEX_OUTPUT,
+    INDEX_SAME,
     NO_CORRUPT,
+    NO_MIX,
     NO_SIGBUS,
     REMOTE_HIT,
     REMOTE_RECORD,
@@ -48,6 +50,7 @@ from .properties import (
     Property,
     get_property,
 )
+from . import tools as T
 
 
 class UnknownProtocol(KeyError):
@@ -82,14 +85,58 @@ class Claim:
 
 
 @dataclass(frozen=True)
+class Source:
+    """Where a real tool's protocol was read: the tool and its version, the
+    repository, file and function, and the issues that report its known
+    bugs.  ``read`` is False where the source could not be read and the
+    protocol is modelled from the issue text or the tool's documentation
+    (``note`` then says from what)."""
+
+    tool: str
+    version: str
+    repository: str
+    file: str
+    function: str
+    bugs: tuple[str, ...] = ()
+    read: bool = True
+    note: str = ""
+
+    def cite(self) -> str:
+        """One line: tool version, repository file function, bugs, note."""
+        bugs = f"; known bugs: {', '.join(self.bugs)}" if self.bugs else ""
+        how = "" if self.read else " (source NOT read: modelled from the issue or documentation)"
+        note = f"; {self.note}" if self.note else ""
+        return f"{self.tool} {self.version}: {self.repository} {self.file} {self.function}{how}{bugs}{note}"
+
+
+@dataclass(frozen=True)
 class Protocol:
     """A program, its claims, and the reader that looks up what it writes
     (for the reader properties; a property may name its own observer,
-    ``Property.observed_by``)."""
+    ``Property.observed_by``).
+
+    source:   where a real tool's protocol was read (None for the
+              textbook protocols).
+    variants: how many different versions of the bytes its writers may
+              write for one entry (1: always the same bytes, as for
+              content-addressed entries; 2: an HTTP response that changed,
+              a build that is not reproducible) - see ``System.of``.
+    writers:  the number of writers the default check runs, where lower
+              than the check's own (see :meth:`writer_count`).
+    """
 
     program: Program
     claims: tuple[Claim, ...] = ()
     reader: Program = GO_READ_ENTRY
+    source: Source | None = None
+    variants: int = 1
+    writers: int | None = None
+
+    def writer_count(self, default: int) -> int:
+        """How many writers the default check runs: ``writers`` where the
+        protocol lowers it (a writer of many steps, whose property needs
+        no third writer to fail), else ``default``."""
+        return default if self.writers is None else min(self.writers, default)
 
     @property
     def name(self) -> str:
@@ -143,6 +190,154 @@ class Catalogue:
         """A new catalogue with ``more`` added (this one is unchanged)."""
         return Catalogue(self._protocols + more)
 
+
+# ------------------------------------------------------------ the atlas: real tools
+
+_RENAMED = Claim(STAYS, None, "the name only ever points at a complete file")
+_RENAMED_HITS = Claim(HITS, None, "the name only ever points at a complete file")
+_RENAMED_VALID = Claim(NO_CORRUPT, None, "a reader only ever opens a complete file")
+_NO_FSYNC = Claim(SURVIVES, -1, "no fsync before the name is published: after a power loss the entry may be empty")
+_TWO_DURABLE = Claim(SURVIVES, None, "each file is fsynced before it is renamed into place")
+
+
+def _single_file(name: str) -> tuple[Claim, ...]:
+    return (_RENAMED, _RENAMED_HITS, _RENAMED_VALID,
+            Claim(SURVIVES, -1, f"{name} does not fsync before the rename: after a power loss the entry may be empty"))
+
+
+PIP_SOURCE = Source("pip", "23.3.1+ (reader fixed by #12364)", "pypa/pip", "src/pip/_internal/network/cache.py",
+                    "SafeFileCache.get, get_body, set, set_body (with CacheControl's _cache_set: set, then set_body)",
+                    ("pypa/pip#12361", "psf/cachecontrol#324"),
+                    note="the fixed reader checks both files exist; the write side still assumes one URL always "
+                         "gives the same bytes (its docstring), which #324 says need not hold; the writer's calls "
+                         "confirmed under strace with pip 26.3 (model_tests/test_atlas.py)")
+
+ATLAS: tuple[Protocol, ...] = (
+    Protocol(T.GIT_LOOSE_OBJECT, (
+        Claim(STAYS, None, "link never replaces a name, and EEXIST finds another writer's complete object"),
+        Claim(HITS, None, "the object's name appears only by link or rename of a complete temp file"),
+        Claim(NO_CORRUPT, None, "a reader only ever opens a complete object"),
+        Claim(SURVIVES, -1, "core.fsync's default leaves loose objects out: after a power loss the object may be empty"),
+    ), reader=T.GIT_READ_OBJECT,
+        source=Source("git", "2.4x (stored commit 30bb547)", "git/git", "object-file.c",
+                      "write_loose_object, create_tmpfile, finalize_object_file",
+                      note="fsync only with core.fsync=loose-object (not the default); the collision check on "
+                           "EEXIST is a FIXME in finalize_object_file")),
+    Protocol(T.PIP_HTTP_CACHE, (
+        _RENAMED, _RENAMED_HITS,
+        Claim(NO_CORRUPT, None, "both files only ever hold a complete write, and the reader needs both"),
+        Claim(INDEX_OUTPUT, -1, "the metadata is replaced before the body is written: metadata with no body"),
+        Claim(INDEX_SAME, -1, "two downloads of different bytes leave one's metadata beside the other's body"),
+        Claim(NO_MIX, -1, "the reader reads metadata, then the body, which another write may have replaced "
+                          "(the write side of the race, left open by #12364)"),
+        _TWO_DURABLE,
+    ), reader=T.PIP_READ, source=PIP_SOURCE, variants=2, writers=2),
+    Protocol(T.PIP_HTTP_CACHE_23_3, (
+        _RENAMED, _RENAMED_HITS,
+        Claim(NO_CORRUPT, -1, "a reader between the metadata's and the body's rename gets metadata with no body, "
+                              "served as an empty body (pip#12361)"),
+        Claim(INDEX_OUTPUT, -1, "the metadata is replaced before the body is written: metadata with no body"),
+        Claim(INDEX_SAME, -1, "two downloads of different bytes leave one's metadata beside the other's body"),
+        Claim(NO_MIX, -1, "the reader reads metadata, then the body, which another write may have replaced"),
+        # No crash claim: the writer is pip-http-cache's, whose crash verdict
+        # is the same, and a crash exploration costs more than all the rest.
+    ), reader=T.PIP_READ_23_3, variants=2, writers=2,
+        source=Source("pip", "23.3", "pypa/pip", "src/pip/_internal/network/cache.py", "SafeFileCache.get, get_body",
+                      ("pypa/pip#12361",), note="get_body returned None for a missing body; fixed in #12364")),
+    Protocol(T.CACACHE_PUT, (
+        Claim(STAYS, None, "content appears only by link of a complete temp file, and EEXIST leaves it"),
+        Claim(HITS, None, "the index line is appended only after the content is in place"),
+        Claim(NO_CORRUPT, None, "appends land whole and content is verified"),
+        Claim(SURVIVES, -1, "nothing is fsynced: after a power loss the content may be empty"),
+    ), reader=T.CACACHE_GET,
+        source=Source("npm cacache", "stored commit 03e947e", "npm/cacache",
+                      "lib/util/move-file.js, lib/content/write.js, lib/entry-index.js", "moveFile, write, insert",
+                      note="README: 'Fault tolerance (immune to corruption, partial writes, process races, etc)', "
+                           "'Lockless, high-concurrency cache access'; the index is modelled by its first line")),
+    Protocol(T.UV_PERSIST, _single_file("uv"), reader=T.UV_READ,
+             source=Source("uv", "0.x", "astral-sh/uv", "crates/uv-fs/src/lib.rs", "write_atomic (tempfile persist)",
+                           read=False, note="source not read; confirmed under strace with uv 0.13.9 "
+                                            "(model_tests/test_atlas.py): a temp file made with O_EXCL, opened again "
+                                            "by name with O_TRUNC and written, closed, renamed; no fsync")),
+    Protocol(T.CCACHE_ATOMIC_FILE, _single_file("ccache"), reader=T.CCACHE_READ,
+             source=Source("ccache", "4.x", "ccache/ccache", "src/ccache/core/atomicfile.cpp", "AtomicFile::commit",
+                           note="fclose then rename, no fsync; the destructor unlinks an uncommitted temp")),
+    Protocol(T.GRADLE_STORE, _single_file("Gradle"), reader=T.GRADLE_LOAD,
+             source=Source("Gradle", "8.x", "gradle/gradle",
+                           "subprojects/build-cache/.../DirectoryBuildCacheService.java, DefaultBuildCacheTempFileStore.java",
+                           "store, withTempFile", read=False,
+                           note="only DefaultBuildCacheTempFileStore (<hash>-<random>.part, deleted in finally) was "
+                                "read; the move under the cache's lock is from the brief; Gradle locks with "
+                                "FileChannel.lock (fcntl on Linux), modelled as flock")),
+    Protocol(T.CARGO_UNPACK, (
+        Claim(STAYS, None, "under the lock a complete .cargo-ok is never rewritten, nor its crate"),
+        Claim(HITS, None, ".cargo-ok is written only after the extraction is complete"),
+        Claim(NO_CORRUPT, None, "a reader trusts only a complete .cargo-ok, written after the extraction"),
+        Claim(INDEX_OUTPUT, None, ".cargo-ok is written only after the extraction is complete"),
+        Claim(INDEX_SAME, None, "the lock serialises extractions: the marker and the files are of one"),
+        Claim(SURVIVES, -1, "nothing is fsynced: after a power loss .cargo-ok may stand beside an empty file"),
+    ), reader=T.CARGO_READ,
+        source=Source("cargo", "1.7x", "rust-lang/cargo", "src/cargo/sources/registry/mod.rs",
+                      "RegistrySource::unpack_package", read=False,
+                      note="modelled from the brief: package cache flock, extraction, then .cargo-ok")),
+    Protocol(T.GTC_UNIX, (
+        _RENAMED, Claim(HITS, None, "each name only ever points at a complete file, the output first"),
+        Claim(NO_CORRUPT, None, "a reader only ever opens a complete index"),
+        Claim(INDEX_OUTPUT, None, "the output is renamed into place before the action file"),
+        Claim(INDEX_SAME, None, "each file is renamed whole, the output before the action file"),
+        Claim(SURVIVES, -1, "no fsync before the renames: after a power loss the output may be empty"),
+    ), reader=GO_GET,
+        source=Source("bradfitz/go-tool-cache", "stored commit 0bc8aa9", "bradfitz/go-tool-cache",
+                      "cachers/disk.go, cachers/disk_notwindows.go", "SimpleDiskCache.Put, writeAtomic")),
+    Protocol(T.GTC_WINDOWS, (
+        Claim(STAYS, 0, "the remove on an error path deletes another writer's published output"),
+        Claim(HITS, 0, "after that remove a reader misses"),
+        Claim(NO_CORRUPT, None, "the index is written and truncated after, never shortened below the entry"),
+        Claim(INDEX_OUTPUT, 0, "the remove on an error path deletes an output a valid index points at"),
+        Claim(INDEX_SAME, 0, "the same remove leaves a valid index with no output"),
+        Claim(SURVIVES, -1, "nothing is fsynced: after a power loss the output may be empty"),
+    ), reader=GO_GET, writers=2,
+        source=Source("bradfitz/go-tool-cache", "stored commit 471441c", "bradfitz/go-tool-cache",
+                      "cachers/disk_windows.go", "writeOutputFile, writeActionFile",
+                      note="Windows' sharing modes are not modelled: Linux semantics")),
+    Protocol(T.GOBUILDCACHE_PUT, (
+        Claim(STAYS, None, "the output is renamed whole and the first symlink stays"),
+        Claim(HITS, None, "the symlink is made only after the output is complete"),
+        Claim(NO_CORRUPT, None, "the output a symlink names is always complete"),
+        Claim(SURVIVES, -1, "no fsync before the rename: after a power loss the output may be empty"),
+    ), reader=T.GOBUILDCACHE_GET,
+        source=Source("saracen/gobuildcache", "stored commit 0b3c9fb", "saracen/gobuildcache", "storage.go",
+                      "Disk.PutOutput, Disk.LinkActionToOutput, Disk.OutputIDFromAction",
+                      note="outputs are named by their hash: different builds give different names, so one "
+                           "version of the bytes is modelled")),
+    Protocol(T.HYPERSHIFT_PUT, (
+        Claim(STAYS, -1, "a second put's O_TRUNC empties the output another put has published"),
+        Claim(HITS, -1, "a reader between O_TRUNC and write misses"),
+        Claim(NO_CORRUPT, -1, "lookup answers the size it saw, so the go command takes a partial file at DiskPath"),
+        Claim(INDEX_OUTPUT, -1, "O_TRUNC of the output leaves a valid action file pointing at a partial one"),
+        Claim(INDEX_SAME, -1, "the same O_TRUNC"),
+        Claim(SURVIVES, -1, "nothing is fsynced: after a power loss the output may be empty"),
+    ), reader=T.HYPERSHIFT_GET,
+        source=Source("openshift/hypershift", "stored commit ef0746a (before the fix)", "openshift/hypershift",
+                      "contrib/ci/gocacheprog/main.go", "handlePut, lookup", ("openshift/hypershift#8624",))),
+    Protocol(T.HYPERSHIFT_PUT_FIXED, (
+        _RENAMED, Claim(HITS, None, "each name only ever points at a complete file, the output first"),
+        Claim(NO_CORRUPT, None, "the output at DiskPath is always complete"),
+        Claim(INDEX_OUTPUT, None, "the output is renamed into place before the action file"),
+        Claim(INDEX_SAME, None, "each file is renamed whole, the output before the action file"),
+        Claim(SURVIVES, -1, "no fsync before the renames: after a power loss the output may be empty"),
+    ), reader=T.HYPERSHIFT_GET,
+        source=Source("openshift/hypershift", "after #8624", "openshift/hypershift", "contrib/ci/gocacheprog/main.go",
+                      "handlePut", ("openshift/hypershift#8624",), read=False,
+                      note="the fixed handlePut is not in the stored index: modelled as temp file and rename for "
+                           "both files, as the fix is described")),
+)
+"""The protocols of real tools, each with its source (``idemwrite list``
+prints it; SPEC.md's "Protocols of real tools" table verdicts them)."""
+
+# The readers of the atlas, as protocols of their own (``--reader``).
+ATLAS_READERS: tuple[Protocol, ...] = tuple(
+    Protocol(r) for r in dict.fromkeys(p.reader for p in ATLAS) if r is not GO_GET)
 
 # ------------------------------------------------------------ the catalogue
 
@@ -217,4 +412,6 @@ CATALOGUE = Catalogue((
     Protocol(S3_GET),
     Protocol(S3_GET_UNCHECKED),
     Protocol(S3_GET_OVERWRITE),
+    *ATLAS,
+    *ATLAS_READERS,
 ))

@@ -59,6 +59,7 @@ class Description(TypedDict):
     entry_length: int
     granularity: str
     crashes: int
+    variants: int
 
 
 @dataclass(frozen=True)
@@ -155,11 +156,19 @@ class System:
     @classmethod
     def of(cls, writers: Runnable | Sequence[Runnable], n: int = 3, readers: int = 1,
            reader: Runnable | None = None, *, faults: int = 0, entry_length: int = 2,
-           granularity: str = "byte", crashes: int = 0) -> "System":
+           granularity: str = "byte", crashes: int = 0, variants: int = 1) -> "System":
         """``n`` writers (writer j runs ``writers[j % len]``, grouped by
         protocol) and ``readers`` readers of ``reader`` (default
-        ``go-read-entry``), all writing or expecting the same payloads of
-        ``entry_length`` bytes: ``entry`` and ``output``."""
+        ``go-read-entry``), writing or expecting payloads of
+        ``entry_length`` bytes: ``entry`` and ``output``.
+
+        ``variants``: how many different versions of the bytes the writers
+        of one protocol write (1: all the same, as Go's content-addressed
+        entries; 2: an HTTP response that changed between two downloads, or
+        a build that is not reproducible).  Each version's writers are
+        adjacent, so the explorer's symmetry reduction still takes them as
+        one class; readers expect the first version's lengths (all versions
+        have the same length)."""
         from .programs import GO_READ_ENTRY
 
         many: Sequence[Runnable] = [writers] if isinstance(writers, Program) or hasattr(writers, "program") else writers
@@ -181,12 +190,15 @@ class System:
             raise SetupError(f"entry length must be 1..{len(ENTRY_BYTES)}, not {entry_length}")
         if faults < 0:
             raise SetupError("need writers >= 1, readers >= 0, faults >= 0")
-        payloads = (("entry", ENTRY_BYTES[:entry_length]), ("output", OUTPUT_BYTES[:entry_length]))
+        if variants < 1 or variants * entry_length > len(ENTRY_BYTES):
+            raise SetupError(f"variants must be 1..{len(ENTRY_BYTES) // entry_length} at entry length {entry_length}, "
+                             f"not {variants}")
         counts = {p: 0 for p in progs}
         for j in range(n):
             counts[progs[j % len(progs)]] += 1
-        procs = [Process(p, payloads) for p in progs for _ in range(counts[p])]
-        procs += [Process(rd, payloads) for _ in range(readers)]
+        procs = [Process(p, _version(v, entry_length)) for p in progs for v, c in enumerate(_split(counts[p], variants))
+                 for _ in range(c)]
+        procs += [Process(rd, _version(0, entry_length)) for _ in range(readers)]
         return cls(tuple(procs), faults, crashes, granularity)
 
     # -- derived descriptions (the ``--json`` fields, the trace headings)
@@ -206,19 +218,37 @@ class System:
         """The length of the ``entry`` payload (0 when no process has one)."""
         return next((len(b) for p in self.processes for n, b in p.payloads if n == "entry"), 0)
 
+    def variants(self) -> int:
+        """How many different ``entry`` payloads the writers write."""
+        return len({b for p in self.processes if p.program.role is Role.WRITER for n, b in p.payloads if n == "entry"}) or 1
+
     def describe(self) -> Description:
         """The system in the terms of :meth:`of` (protocols by name)."""
         readers = self.reader_programs()
         return {"protocols": [p.name for p in self.writer_programs()], "writers": self.count(Role.WRITER),
                 "readers": self.count(Role.READER), "reader": readers[0].name if readers else None,
                 "faults": self.faults, "entry_length": self.entry_length(), "granularity": self.granularity,
-                "crashes": self.crashes}
+                "crashes": self.crashes, "variants": self.variants()}
 
     def bounds(self) -> str:
         """``N=3 R=1 F=0 L=2 byte`` (and `` crash``)."""
         crash = " crash" if self.crashes else ""
+        versions = f" V={self.variants()}" if self.variants() > 1 else ""
         return (f"N={self.count(Role.WRITER)} R={self.count(Role.READER)} F={self.faults} "
-                f"L={self.entry_length()} {self.granularity}{crash}")
+                f"L={self.entry_length()}{versions} {self.granularity}{crash}")
+
+
+def _version(v: int, length: int) -> tuple[tuple[str, bytes], ...]:
+    """Version ``v`` of the payloads: the next ``length`` letters for each
+    (no zero byte, so every version passes the reader's validation)."""
+    lo = v * length
+    return (("entry", ENTRY_BYTES[lo:lo + length]), ("output", OUTPUT_BYTES[lo:lo + length]))
+
+
+def _split(n: int, variants: int) -> list[int]:
+    """How many of ``n`` writers write each version: as even as can be,
+    the first versions taking the rest (3 over 2 versions: 2 and 1)."""
+    return [n // variants + (1 if v < n % variants else 0) for v in range(variants)]
 
 
 def _check_payloads(k: Kind) -> None:

@@ -270,7 +270,8 @@ def from_json(d: dict[str, Any], catalogue: Any = None) -> Trace:
     s = d["setup"]
     reader = catalogue[s["reader"]] if s.get("reader") else None
     system = System.of([catalogue[n] for n in s["protocols"]], s["writers"], s["readers"], reader, faults=s["faults"],
-                       entry_length=s["entry_length"], granularity=s["granularity"], crashes=s.get("crashes", 0))
+                       entry_length=s["entry_length"], granularity=s["granularity"], crashes=s.get("crashes", 0),
+                       variants=s.get("variants", 1))
     return Trace(system, tuple(TraceStep.from_json(x) for x in d["steps"]), d.get("property", ""))
 
 
