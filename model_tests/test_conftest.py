@@ -22,7 +22,8 @@ def test_hypothesis_storage_is_outside_the_repository() -> None:
     """In this process (conftest has run): the storage directory is not
     under the repository."""
     got = storage_directory(intent_to_write=False)
-    home = Path(getattr(got, "path", got)).resolve()  # a Path in older Hypothesis, a StorageDirectory now
+    where: object = getattr(got, "path", got)  # a Path in older Hypothesis, a StorageDirectory now
+    home = Path(str(where)).resolve()
     assert REPO not in home.parents and home != REPO, home
 
 
