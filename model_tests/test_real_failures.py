@@ -35,7 +35,6 @@ import resource
 import shutil
 import signal
 import subprocess
-import tempfile
 from pathlib import Path as FsPath
 from typing import Any, Callable
 
