@@ -1,0 +1,50 @@
+"""proofs.bmc.decode: the solver's choices become a model trace, or a clear refusal.
+
+A BMC counterexample is a list of (process, fault?) choices; ``decode``
+names each fault as the model does and runs the steps on ``spec.machine``.
+The solver encodes faults at byte granularity, where a step has at most one
+fault; a choice the model cannot take (an ended process, a fault where the
+model allows none or several) must be refused with DecodeError, never
+turned silently into some other trace.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from proofs.bmc import DecodeError, decode
+from spec import CATALOGUE, System
+
+
+def _system(granularity: str) -> System:
+    return System.of(CATALOGUE["write-then-truncate"], 1, readers=0, faults=1, entry_length=2, granularity=granularity)
+
+
+def test_a_fault_at_byte_granularity_is_named_as_the_model_names_it() -> None:
+    """open, then a faulted write: one fault option, the model's own."""
+    steps, worlds = decode(_system("byte"), [(0, False), (0, True)])
+    assert steps[1].fault == ("ENOSPC", 0) and len(worlds) == 3
+    assert worlds[-1].procs[0].last in ("ENOSPC", "")  # the error path may have moved on
+
+
+def test_a_fault_the_model_allows_in_several_ways_is_refused() -> None:
+    """At write granularity a write may fail after any prefix: several
+    options, so a bare "fault" from the solver is ambiguous - refused."""
+    with pytest.raises(DecodeError, match="the model allows"):
+        decode(_system("write"), [(0, False), (0, True)])
+
+
+def test_a_fault_where_the_model_allows_none_is_refused() -> None:
+    """A reader's plain open never faults."""
+    system = System.of(CATALOGUE["write-then-truncate"], 1, readers=1, faults=1, entry_length=2)
+    reader = system.names.index("R1")
+    with pytest.raises(DecodeError, match="the model allows \\[\\]"):
+        decode(system, [(reader, True)])
+
+
+def test_an_ended_process_is_refused() -> None:
+    """write-then-truncate takes four steps (open, write, ftruncate, close)."""
+    steps, worlds = decode(_system("write"), [(0, False)] * 4)
+    assert worlds[-1].procs[0].status.value == "ok"
+    with pytest.raises(DecodeError, match="which has ended"):
+        decode(_system("write"), [(0, False)] * 5)
