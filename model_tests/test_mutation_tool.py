@@ -32,7 +32,7 @@ def test_the_report_has_a_total_row_with_a_percentage() -> None:
                   survivors=["--- a\n+++ b\n-    x = 1\n+    x = 2\n"])
     text = run.render([a, b], partial=True, sample=5)
     assert "PARTIAL RUN" in text
-    assert "| **Total** | 150 | 15 | 11 | 2 | 1 | 1 | 84.6% |" in text  # 11 / (11 + 2)
+    assert "| **Total** | 150 | 0 | 15 | 11 | 2 | 1 | 1 | 84.6% |" in text  # 11 / (11 + 2)
     assert "+    x = 2" in text
 
 
@@ -63,3 +63,14 @@ def test_the_targets_are_the_modules_that_carry_the_promises() -> None:
         "reference/osrun.py", "reference/osworld.py", "reference/outcomes.py",
         "reference/gocache.py", "reference/gocacheprog.py", "reference/summary.py",
         "proofs/induction.py", "proofs/bmc.py"}
+
+
+def test_annotations_are_found_only_under_postponed_evaluation() -> None:
+    """A mutant inside an annotation is equivalent only where annotations
+    are strings (``from __future__ import annotations``)."""
+    run = _tool()
+    src = "from __future__ import annotations\n\ndef f(a: int | None) -> str | None:\n    x: int = a or 0\n    return str(x | 1)\n"
+    spans = run.annotation_spans(src)
+    assert run._inside((3, 9), spans) and run._inside((3, 28), spans) and run._inside((4, 7), spans)
+    assert not run._inside((5, 15), spans)  # the code's own `|`
+    assert run.annotation_spans(src.split("\n", 1)[1]) == []

@@ -87,6 +87,7 @@ class Tally:
     survived: int = 0
     equivalent: int = 0
     incompetent: int = 0
+    annotation: int = 0  # mutants inside annotations: equivalent by rule, not run
     seconds: float = 0.0
     survivors: list[str] = field(default_factory=list)
 
@@ -151,6 +152,38 @@ def _cr(args: list[str], scratch: Path, env: dict[str, str], timeout: float | No
     return p.returncode
 
 
+def annotation_spans(source: str) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """Where the annotations of a module lie ((line, col) start and end),
+    if the module has ``from __future__ import annotations``: there an
+    annotation is a string never evaluated at run time, so a mutant inside
+    one is equivalent (mypy, not a test, is what catches it).  Empty
+    otherwise."""
+    import ast
+
+    tree = ast.parse(source)
+    future = any(isinstance(n, ast.ImportFrom) and n.module == "__future__" and any(a.name == "annotations" for a in n.names)
+                 for n in tree.body)
+    if not future:
+        return []
+    spans = []
+    for node in ast.walk(tree):
+        notes = []
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            notes.append(node.returns)
+        elif isinstance(node, ast.arg):
+            notes.append(node.annotation)
+        elif isinstance(node, ast.AnnAssign):
+            notes.append(node.annotation)
+        for a in notes:
+            if a is not None and a.end_lineno is not None and a.end_col_offset is not None:
+                spans.append(((a.lineno, a.col_offset), (a.end_lineno, a.end_col_offset)))
+    return spans
+
+
+def _inside(pos: tuple[int, int], spans: list[tuple[tuple[int, int], tuple[int, int]]]) -> bool:
+    return any(start <= pos < end for start, end in spans)
+
+
 def _equivalent() -> list[dict[str, object]]:
     return json.loads(EQUIVALENT.read_text()) if EQUIVALENT.exists() else []
 
@@ -178,7 +211,13 @@ def mutate(t: Target, sample: int | None, budget_scale: float, known: list[dict[
             items = list(work.work_items)
             tally.generated = len(items)
             keep = sample if sample is not None else t.sample
-            chosen = set(random.Random(SEED).sample([i.job_id for i in items], min(keep, len(items))))
+            # Mutants inside an annotation are equivalent by rule (see
+            # annotation_spans): counted, never run, never sampled.
+            spans = annotation_spans((scratch / t.module).read_text())
+            notes = {i.job_id for i in items if any(_inside(tuple(m.start_pos), spans) for m in i.mutations)}
+            tally.annotation = len(notes)
+            runnable = [i.job_id for i in items if i.job_id not in notes]
+            chosen = set(random.Random(SEED).sample(runnable, min(keep, len(runnable))))
             skipped = [i.job_id for i in items if i.job_id not in chosen]
             if skipped:
                 work.set_multiple_results(skipped, WorkResult(worker_outcome=WorkerOutcome.SKIPPED))
@@ -231,17 +270,20 @@ def render(tallies: list[Tally], partial: bool, sample: int | None) -> str:
         "- score: killed / (killed + survived); equivalent mutants (mutation/equivalent.json, each with its reason) "
         "and incompetent ones (the mutant does not run: a syntax or import error, or a timeout) are left out",
         "",
-        "| module | generated | run | killed | survived | equivalent | incompetent | score | seconds |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "- annotations: a mutant inside a type annotation of a module with `from __future__ import annotations` "
+        "is equivalent by rule (the annotation is a string never evaluated; mypy catches it): counted, not run",
+        "",
+        "| module | generated | in annotations | run | killed | survived | equivalent | incompetent | score | seconds |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     total = Tally("Total")
     for t in tallies:
-        for f in ("generated", "run", "killed", "survived", "equivalent", "incompetent", "seconds"):
+        for f in ("generated", "annotation", "run", "killed", "survived", "equivalent", "incompetent", "seconds"):
             setattr(total, f, getattr(total, f) + getattr(t, f))
     for t in [*tallies, total]:
         score = "-" if t.score is None else f"{t.score:.1f}%"
         name = f"`{t.module}`" if t is not total else "**Total**"
-        lines.append(f"| {name} | {t.generated} | {t.run} | {t.killed} | {t.survived} | {t.equivalent} | "
+        lines.append(f"| {name} | {t.generated} | {t.annotation} | {t.run} | {t.killed} | {t.survived} | {t.equivalent} | "
                      f"{t.incompetent} | {score} | {t.seconds:.0f} |")
     survivors = [(t.module, d) for t in tallies for d in t.survivors]
     if survivors:
