@@ -32,7 +32,7 @@ def test_the_report_has_a_total_row_with_a_percentage() -> None:
                   survivors=["--- a\n+++ b\n-    x = 1\n+    x = 2\n"])
     text = run.render([a, b], partial=True, sample=5)
     assert "PARTIAL RUN" in text
-    assert "| **Total** | 150 | 0 | 15 | 11 | 2 | 1 | 1 | 84.6% |" in text  # 11 / (11 + 2)
+    assert "| **Total** | 150 | 0 | 0 | 15 | 11 | 2 | 1 | 1 | 84.6% |" in text  # 11 / (11 + 2)
     assert "+    x = 2" in text
 
 

@@ -88,6 +88,7 @@ class Tally:
     equivalent: int = 0
     incompetent: int = 0
     annotation: int = 0  # mutants inside annotations: equivalent by rule, not run
+    sampled: int = 0  # chosen to run; those the budget did not reach are sampled - run
     seconds: float = 0.0
     survivors: list[str] = field(default_factory=list)
 
@@ -218,6 +219,7 @@ def mutate(t: Target, sample: int | None, budget_scale: float, known: list[dict[
             tally.annotation = len(notes)
             runnable = [i.job_id for i in items if i.job_id not in notes]
             chosen = set(random.Random(SEED).sample(runnable, min(keep, len(runnable))))
+            tally.sampled = len(chosen)
             skipped = [i.job_id for i in items if i.job_id not in chosen]
             if skipped:
                 work.set_multiple_results(skipped, WorkResult(worker_outcome=WorkerOutcome.SKIPPED))
@@ -266,24 +268,25 @@ def render(tallies: list[Tally], partial: bool, sample: int | None) -> str:
         f"- tool: cosmic-ray {_version()} (local distributor, one mutant at a time)",
         f"- date: {when}; Python {sys.version.split()[0]}",
         f"- sample: {'per module, as in mutation/run.py TARGETS' if sample is None else f'{sample} mutants per module'} "
-        f"(fixed seed {SEED}); the others are generated, not run",
+        f"(fixed seed {SEED}); the others are generated, not run; sampled but not run: the module's time budget ran out",
         "- score: killed / (killed + survived); equivalent mutants (mutation/equivalent.json, each with its reason) "
         "and incompetent ones (the mutant does not run: a syntax or import error, or a timeout) are left out",
         "",
         "- annotations: a mutant inside a type annotation of a module with `from __future__ import annotations` "
         "is equivalent by rule (the annotation is a string never evaluated; mypy catches it): counted, not run",
         "",
-        "| module | generated | in annotations | run | killed | survived | equivalent | incompetent | score | seconds |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| module | generated | in annotations | sampled | run | killed | survived | equivalent | incompetent | score "
+        "| seconds |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     total = Tally("Total")
     for t in tallies:
-        for f in ("generated", "annotation", "run", "killed", "survived", "equivalent", "incompetent", "seconds"):
+        for f in ("generated", "annotation", "sampled", "run", "killed", "survived", "equivalent", "incompetent", "seconds"):
             setattr(total, f, getattr(total, f) + getattr(t, f))
     for t in [*tallies, total]:
         score = "-" if t.score is None else f"{t.score:.1f}%"
         name = f"`{t.module}`" if t is not total else "**Total**"
-        lines.append(f"| {name} | {t.generated} | {t.annotation} | {t.run} | {t.killed} | {t.survived} | {t.equivalent} | "
+        lines.append(f"| {name} | {t.generated} | {t.annotation} | {t.sampled} | {t.run} | {t.killed} | {t.survived} | {t.equivalent} | "
                      f"{t.incompetent} | {score} | {t.seconds:.0f} |")
     survivors = [(t.module, d) for t in tallies for d in t.survivors]
     if survivors:
