@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: check test test-deep bench clean
+.PHONY: check test test-deep bench mutate clean
 
 # Editable mode compat: a plain path in a .pth.  The default editable finder
 # costs 12 ms at every start of `idemwrite gocacheprog`, which the go command
@@ -42,6 +42,19 @@ $(BENCH_STAMP): $(STAMP)
 
 bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench
+
+# Mutation testing (cosmic-ray) of the modules that carry the promises,
+# each with its own fast tests and time budget: under an hour on 2 cores.
+# Not part of `make test`.  Writes docs/MUTATION.md; see mutation/run.py.
+MUTATE_STAMP := $(VENV)/.mutate-installed
+
+$(MUTATE_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[test,mutate]' --config-settings editable_mode=compat \
+	  || $(BIN)/pip install --quiet -e '.[test,mutate]'
+	touch $(MUTATE_STAMP)
+
+mutate: $(MUTATE_STAMP)
+	$(BIN)/python mutation/run.py $(MUTATE_ARGS)
 
 clean:
 	rm -rf $(VENV)

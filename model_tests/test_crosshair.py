@@ -3,7 +3,10 @@ the reference.
 
 ``crosshair check`` runs as subprocesses (two at a time, one per core),
 each condition bounded by ``--per_condition_timeout``: a clean run is a
-bounded search that found nothing, not a proof.  Every check has a
+bounded search that found nothing, not a proof - and would be as clean
+for a contract whose precondition can never hold, so
+``test_contract_witnesses.py`` meets every precondition of these contracts
+and reaches each postcondition's interesting branch.  Every check has a
 known-bad twin that it must catch:
 
 - the contracts of ``spec.fs``, ``spec.goentry`` and the op wrappers of

@@ -2,7 +2,9 @@
 
 The format cases are Go's own (``cmd/go/internal/cache/cache.go``): every
 reason Go's ``DiskCache.get`` gives for a miss has a crafted entry here.
-The write-failure tests run the real kernel's EFBIG (RLIMIT_FSIZE in a child
+The comparison machine runs several writers (each with its own protocol)
+on one directory and puts under the real kernel's EFBIG.  The write-failure
+tests run the real kernel's EFBIG (RLIMIT_FSIZE in a child
 process) through the catalogue protocols: write-then-truncate keeps another
 writer's complete files, and Go's go-index-entry (remove on error) is the
 known-bad twin that loses them.
@@ -23,6 +25,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from reference.errors import WriteError
 from reference.gocache import ENTRY_SIZE, Entry, GoCache, Miss, format_entry, parse_entry, parse_entry_slowly
 
 AID = bytes(range(32))
@@ -121,14 +124,52 @@ def test_fast_path_agrees_with_gos_check_by_check_path(raw: bytes) -> None:
     assert parse_entry(AID, raw) == parse_entry_slowly(AID, raw)
 
 
-@given(st.integers(0, ENTRY_SIZE - 1), st.integers(0, 255))
-def test_one_changed_byte_never_yields_a_different_id(at: int, byte: int) -> None:
-    """Corruption in the framing or the ID is a miss, never another entry."""
-    raw = bytearray(good())
-    raw[at] = byte
-    got = parse_entry(AID, bytes(raw))
-    if at < 68:  # "v1 ", the action ID and the space after it
-        assert isinstance(got, Miss) or bytes(raw).lower() == good()
+def _what_the_bytes_say(raw: bytes) -> Entry | None:
+    """An oracle written from the format alone (not from gocache's parser):
+    the entry ``raw`` states for AID, if its framing is Go's, its action ID
+    is AID (hex digits in either case, as Go's hex.Decode accepts) and its
+    fields are a 64-digit hex output ID and two non-negative decimal
+    numbers padded with leading spaces; None otherwise."""
+    framing = raw[:3] == b"v1 " and raw[67:68] == raw[132:133] == raw[153:154] == b" " and raw[174:] == b"\n"
+    hexdigits = set(b"0123456789abcdefABCDEF")
+
+    def number(field_: bytes) -> int | None:
+        s = field_.lstrip(b" ")
+        if s[:1] == b"+":
+            s = s[1:]
+        return int(s) if s and all(0x30 <= c <= 0x39 for c in s) and int(s) < 2**63 else None
+
+    if not framing or raw[3:67].lower() != AID.hex().encode() or not set(raw[68:132]) <= hexdigits:
+        return None
+    size, tm = number(raw[133:153]), number(raw[154:174])
+    if size is None or tm is None:
+        return None
+    return Entry(bytes.fromhex(raw[68:132].decode()), size, tm)
+
+
+def test_one_changed_byte_never_yields_a_different_id() -> None:
+    """Every one-byte change of a good entry, at every position to every
+    byte value: corruption in the framing or the action ID is a miss, never
+    another entry, and a change in a field yields exactly the entry the
+    bytes state or a miss - never some other entry.  (Exhaustive: 175 x 256
+    parses.)"""
+    hits = {"framing or ID": 0, "fields": 0}
+    for at in range(ENTRY_SIZE):
+        for byte in range(256):
+            raw = bytearray(good())
+            raw[at] = byte
+            got = parse_entry(AID, bytes(raw))
+            want = _what_the_bytes_say(bytes(raw))
+            assert got == (want if want is not None else got) and isinstance(got, Entry) == (want is not None), (at, byte, got)
+            if at < 68 or at in (132, 153, 174):  # "v1 ", the action ID, the separators, the newline
+                assert isinstance(got, Miss) or bytes(raw).lower() == good(), (at, byte, got)
+                hits["framing or ID"] += isinstance(got, Entry)
+            else:
+                hits["fields"] += isinstance(got, Entry)
+    # Not vacuous: the unchanged bytes (and upper-case hex in the ID) parse,
+    # and so do the many changes that still state an entry.
+    letters = sum(c in b"abcdef" for c in AID.hex().encode())
+    assert hits["framing or ID"] == 68 + 3 + letters and hits["fields"] > 1000, hits
 
 
 # ------------------------------------------------------------ put and get
@@ -400,80 +441,198 @@ def test_cli_verify_stat_trim(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule  # noqa: E402  # beside its one use
 
 ACTIONS = [bytes([i]) * 32 for i in (1, 2, 3)]
+# Several writers on one directory, each its own GoCache with its own
+# protocol: the two the model proves safe, and Go's go-index-entry, whose
+# remove on a write error deletes what another writer published.
+WRITERS = ("write-then-truncate", "rename-into-place", "go-index-entry")
+DATAS = [b"", b"a", b"bb", b"object code" * 30]  # the last is longer than an index entry (175 bytes)
+# RLIMIT_FSIZE for a faulted put: before the first byte, mid-output, mid-entry.
+LIMITS = [0, 1, 100, 174]
+
+
+def _faulted_put(cache: GoCache, aid: bytes, data: bytes, limit: int) -> tuple[str, object]:
+    """``cache.put`` in a forked child whose files may not grow past
+    ``limit`` bytes: the kernel's own EFBIG, mid-write."""
+    from test_faults import in_child  # the forked-child runner of the real-fault tests
+
+    return in_child(lambda: cache.put(aid, data), fsize=limit)
 
 
 class GoCacheComparison(RuleBasedStateMachine):
-    """The real directory and a model side by side: the index maps an
-    action to (output ID, size), the outputs map an output ID to the bytes on
-    disk.  Rules damage entries and outputs the way crashes and other
-    programs do; the invariants compare every lookup with the model."""
+    """The real directory and a model side by side, with several writers
+    and real write faults.
 
-    @initialize()
-    def setup(self) -> None:
+    The model: per action, the set of outputs its entry may name and
+    whether a miss is allowed (``must_hit``: the last thing that touched
+    the entry was a successful put, and its output has not been damaged
+    since); per output, the bytes on disk (None: absent).  Writers of one
+    action may store different outputs (a rebuild), so a put that fails
+    midway may leave the entry torn - a miss, never another answer.  Rules
+    damage entries and outputs the way crashes and other programs do.  The
+    invariants: every hit is an output put for that action, whose bytes
+    hash to its ID; an entry that must hit does; verify counts the damaged
+    outputs.  A failed put by a protocol in SAFE never destroys a complete
+    output, and leaves an entry naming that same output a hit."""
+
+    SAFE = frozenset(("write-then-truncate", "rename-into-place"))
+
+    @initialize(protocols=st.lists(st.sampled_from(WRITERS), min_size=2, max_size=3))
+    def setup(self, protocols: list[str]) -> None:
         import tempfile
 
         self._tmp = tempfile.TemporaryDirectory()
-        self.cache = GoCache(self._tmp.name)
-        self.index: dict[bytes, tuple[bytes, int]] = {}
-        self.outputs: dict[bytes, bytes] = {}
+        self.writers = [GoCache(self._tmp.name, protocol=p) for p in protocols]
+        self.cache = GoCache(self._tmp.name)  # the reader
+        self.allowed: dict[bytes, set[bytes]] = {}  # action -> outputs its entry may name
+        self.must_hit: dict[bytes, bytes] = {}  # action -> the output a get must find
+        self.outputs: dict[bytes, bytes | None] = {}  # output ID -> bytes on disk
+        self.faults = 0
 
     def teardown(self) -> None:
         if hasattr(self, "_tmp"):
             self._tmp.cleanup()
 
-    @rule(aid=st.sampled_from(ACTIONS), data=st.sampled_from([b"", b"a", b"bb", b"object code"]))
-    def put(self, aid: bytes, data: bytes) -> None:
-        out, size = self.cache.put(aid, data)
-        self.outputs[out] = data
-        self.index[aid] = (out, size)
+    def _damaged(self, out: bytes) -> None:
+        for aid, o in list(self.must_hit.items()):
+            if o == out:
+                del self.must_hit[aid]
 
-    @precondition(lambda self: bool(self.index))
+    @rule(w=st.integers(0, 2), aid=st.sampled_from(ACTIONS), data=st.sampled_from(DATAS))
+    def put(self, w: int, aid: bytes, data: bytes) -> None:
+        out, size = self.writers[w % len(self.writers)].put(aid, data)
+        assert (out, size) == (hashlib.sha256(data).digest(), len(data))
+        self.outputs[out] = data
+        self.allowed.setdefault(aid, set()).add(out)
+        self.must_hit[aid] = out
+
+    @rule(w=st.integers(0, 2), aid=st.sampled_from(ACTIONS), data=st.sampled_from(DATAS), limit=st.sampled_from(LIMITS))
+    def put_under_efbig(self, w: int, aid: bytes, data: bytes, limit: int) -> None:
+        """A put whose writer hits the file-size limit: it fails with a
+        WriteError naming EFBIG, or succeeds when nothing it writes grows a
+        file past the limit."""
+        writer = self.writers[w % len(self.writers)]
+        how, value = _faulted_put(writer, aid, data, limit)
+        out = hashlib.sha256(data).digest()
+        self.allowed.setdefault(aid, set()).add(out)
+        if how == "returned":
+            assert value == (out, len(data))
+            self.outputs[out] = data
+            self.must_hit[aid] = out
+            return
+        self.faults += 1
+        assert isinstance(value, WriteError) and value.errno_name == "EFBIG", value
+        # What is on disk now is what the kernel left: a torn output of
+        # write-then-truncate, none of go-index-entry's, the old one of
+        # rename-into-place.  Read; but a safe protocol never destroys an
+        # output that was complete (another writer's publication).
+        before, after = self.outputs.get(out), _read_or_none(writer.file_name(out, "d"))
+        if before == data and writer.protocol in self.SAFE:
+            assert after == data, f"a failed put by {writer.protocol} destroyed a complete output: {after!r}"
+        self.outputs[out] = after
+        if after != data:
+            self._damaged(out)
+        if self.must_hit.get(aid) != out or writer.protocol not in self.SAFE:
+            self.must_hit.pop(aid, None)  # the entry may be torn (an entry of another output, or removed)
+
+    @precondition(lambda self: bool(self.allowed))
     @rule(aid=st.sampled_from(ACTIONS), junk=st.sampled_from([b"", b"v1 junk", b"x" * 400]))
     def corrupt_entry(self, aid: bytes, junk: bytes) -> None:
         Path(self.cache.file_name(aid, "a")).write_bytes(junk)
-        self.index.pop(aid, None)
+        self.must_hit.pop(aid, None)
 
     @precondition(lambda self: any(self.outputs.values()))
     @rule(data=st.data())
     def cut_output(self, data: st.DataObject) -> None:
         out = data.draw(st.sampled_from(sorted(o for o, b in self.outputs.items() if b)))
-        Path(self.cache.file_name(out, "d")).write_bytes(self.outputs[out][:-1])
-        self.outputs[out] = self.outputs[out][:-1]
+        cut = self.outputs[out][:-1]  # type: ignore[index]
+        Path(self.cache.file_name(out, "d")).write_bytes(cut)
+        self.outputs[out] = cut
+        self._damaged(out)
 
-    @precondition(lambda self: bool(self.outputs))
+    @precondition(lambda self: any(b is not None for b in self.outputs.values()))
     @rule(data=st.data())
     def remove_output(self, data: st.DataObject) -> None:
-        out = data.draw(st.sampled_from(sorted(self.outputs)))
+        out = data.draw(st.sampled_from(sorted(o for o, b in self.outputs.items() if b is not None)))
         os.unlink(self.cache.file_name(out, "d"))
-        del self.outputs[out]
+        self.outputs[out] = None
+        self._damaged(out)
 
     @invariant()
     def lookups_agree_with_the_model(self) -> None:
         if not hasattr(self, "cache"):
             return
         for aid in ACTIONS:
-            want = self.index.get(aid)
-            on_disk = self.outputs.get(want[0]) if want else None
             hit = self.cache.get_file(aid)
-            assert (hit is not None) == (on_disk is not None and len(on_disk) == want[1])  # type: ignore[index]
             got = self.cache.get_bytes(aid)
-            assert (got is not None) == (on_disk is not None and hashlib.sha256(on_disk).digest() == want[0])  # type: ignore[index]
+            if aid in self.must_hit:
+                want = self.must_hit[aid]
+                assert hit is not None and hit[1].output_id == want, f"action {aid.hex()[:4]} must hit {want.hex()[:8]}: got {hit}"
+                assert got is not None and got[0] == self.outputs[want]
+            for answer in (hit, got):
+                if answer is not None:  # never another answer: an output put for this action, whole
+                    assert answer[1].output_id in self.allowed.get(aid, set()), answer
+            if got is not None:
+                assert hashlib.sha256(got[0]).digest() == got[1].output_id
+            if hit is not None:
+                assert Path(hit[0]).stat().st_size == hit[1].size
 
     @invariant()
     def verify_counts_the_damage(self) -> None:
         if not hasattr(self, "cache"):
             return
         report = self.cache.verify()
-        corrupt_outputs = sum(hashlib.sha256(b).digest() != o for o, b in self.outputs.items())
+        corrupt_outputs = sum(b is not None and hashlib.sha256(b).digest() != o for o, b in self.outputs.items())
         assert sum(p.kind == "corrupt-output" for p in report.problems) == corrupt_outputs
 
 
+def _read_or_none(path: str) -> bytes | None:
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        return None
+
+
 TestGoCacheComparison = GoCacheComparison.TestCase
-# Each step lists 256 subdirectories (verify): fewer, shorter runs than the
-# profile's default keep this test to seconds; the deep profile still scales.
+# Each step lists 256 subdirectories (verify) and a faulted put forks: fewer
+# examples than the profile's default keep this test to seconds, but
+# runs long enough for several writers to meet on one action (the deep
+# profile still scales).
 _profile = settings()  # the loaded profile (conftest: ci or deep)
 TestGoCacheComparison.settings = settings(
     _profile,
     max_examples=max(15, _profile.max_examples // 4),
-    stateful_step_count=min(15, _profile.stateful_step_count),
+    stateful_step_count=min(30, _profile.stateful_step_count),
 )
+
+
+def test_the_comparison_machine_meets_faults_and_several_writers() -> None:
+    """Not vacuous: the machine's runs include puts that failed under the
+    fault and several writers on one directory."""
+    from hypothesis.stateful import run_state_machine_as_test
+
+    seen = {"faults": 0, "writers": 0}
+
+    class Counting(GoCacheComparison):
+        def teardown(self) -> None:
+            seen["faults"] += getattr(self, "faults", 0)
+            seen["writers"] = max(seen["writers"], len(getattr(self, "writers", ())))
+            super().teardown()
+
+    run_state_machine_as_test(Counting, settings=settings(max_examples=5, stateful_step_count=30, derandomize=True,
+                                                          database=None, deadline=None))
+    assert seen["faults"] > 0 and seen["writers"] >= 2, seen
+
+
+def test_the_comparison_machine_catches_go_index_entry() -> None:
+    """The known-bad twin: counted as safe, go-index-entry (remove on a
+    write error) is caught destroying another writer's complete output."""
+    from hypothesis import Phase
+    from hypothesis.stateful import run_state_machine_as_test
+
+    class Trusting(GoCacheComparison):
+        SAFE = frozenset(WRITERS)
+
+    with pytest.raises(AssertionError, match="destroyed a complete output|must hit"):
+        run_state_machine_as_test(Trusting, settings=settings(max_examples=50, stateful_step_count=30, derandomize=True,
+                                                              database=None, deadline=None,
+                                                              phases=(Phase.explicit, Phase.generate)))

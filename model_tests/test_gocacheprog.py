@@ -158,6 +158,104 @@ def test_a_bad_request_gets_err_and_the_server_goes_on(tmp_path: Path, line: byt
     assert len(r) == 4
 
 
+# ------------------------------------------------------------ the compact fast path, sent bad requests
+
+GOOD64 = b64(AID).encode()
+OTHER64 = b64(bytes(32)).encode()
+# Lines in (or next to) the exact form the fast path takes,
+# {"ID":<digits>,"Command":"get","ActionID":"<text>"}: each must be answered
+# as the general (json) path answers the same JSON spaced out, and the
+# server must go on.  The message the Err must carry, or None for an answer.
+FAST_PATH_LINES = [
+    (b'{"ID":5,"Command":"get","ActionID":"AAAA"}', "ActionID must be 32 bytes, got 3"),
+    (b'{"ID":5,"Command":"get","ActionID":""}', "ActionID must be 32 bytes, got 0"),
+    (b'{"ID":5,"Command":"get","ActionID":"!!notbase64"}', "ActionID is not valid base64"),
+    (b'{"ID":5,"Command":"get","ActionID":"%s"}' % GOOD64[:-1], "ActionID is not valid base64"),  # padding cut
+    (b'{"ID":5,"Command":"get","ActionID":"%s="}' % GOOD64, "ActionID is not valid base64"),  # padding added
+    (b'{"ID":5,"Command":"get","ActionID":"%s"}' % GOOD64.replace(b"+", b"-").replace(b"/", b"_"), None),  # urlsafe
+    (b'{"ID":5,"Command":"get","ActionID":"%s"}' % b64(b"\xfb\xff" * 16).encode().replace(b"+", b"-"),
+     "ActionID is not valid base64"),
+    (b'{"ID":5,"Command":"get","ActionID":"%s"}' % b64(bytes(33)).encode(), "ActionID must be 32 bytes, got 33"),
+    (b'{"ID":5,"Command":"get","ActionID":"\\u0041%s"}' % GOOD64[1:], None),  # a JSON escape: the json path decodes it
+    (b'{"ID":5,"Command":"get","ActionID":"%s","Extra":"x"}' % GOOD64, None),  # another field after it
+    (b'{"ID":5,"Command":"get","ActionID":"%s"} "}' % GOOD64, "not JSON"),  # trailing junk that ends like one
+    (b'{"ID":-5,"Command":"get","ActionID":"%s"}' % GOOD64, None),  # a negative ID: json reads an integer
+    (b'{"ID":5.0,"Command":"get","ActionID":"%s"}' % GOOD64, "ID missing or not an integer"),
+    (b'{"ID":05,"Command":"get","ActionID":"%s"}' % GOOD64, "not JSON"),  # a leading zero is not JSON
+    (b'{"ID":,"Command":"get","ActionID":"%s"}' % GOOD64, "not JSON"),
+    (b'{"ID":5 ,"Command":"get","ActionID":"%s"}' % GOOD64, None),
+    (b'{"ID":%s,"Command":"get","ActionID":"%s"}' % (b"9" * 30, GOOD64), None),  # past int64: json still reads it
+    (b'{"ID":5,"Command":"get","ActionID":"%s"}' % OTHER64, None),  # a plain miss, for contrast
+    (b'{"ID":5,"Command":"close"}', None),  # the compact close: ends the session
+    (b'{"ID":5,"Command":"close","X":1}', None),
+    (b'{"ID":-5,"Command":"close"}', None),
+]
+
+
+def _spaced(line: bytes) -> bytes:
+    """The same JSON, not in the fast path's exact form."""
+    return b"{ " + line[1:]
+
+
+def _session(tmp: Path, line: bytes) -> list[dict[str, Any]]:
+    return converse(tmp, put(1, AID, b"kept") + line + b"\n\n" + get(2, AID) + close(3))
+
+
+def _comparable(answer: dict[str, Any]) -> dict[str, Any]:
+    """An answer with what two sessions on two directories may differ in
+    made equal: the DiskPath's directory and the entry's time (kept: that
+    there is one)."""
+    out = dict(answer)
+    if "DiskPath" in out:
+        out["DiskPath"] = "/".join(Path(out["DiskPath"]).parts[-2:])
+    if "Time" in out:
+        out["Time"] = "set"
+    return out
+
+
+@pytest.mark.parametrize("line, message", FAST_PATH_LINES)
+def test_the_fast_path_answers_bad_requests_as_the_json_path(tmp_path: Path, line: bytes, message: str | None) -> None:
+    """Sent bad (and odd but valid) requests in its exact form, the fast
+    path answers each as the json path answers the same request spaced
+    out - the same object, or an Err with the same ID and reason - and the
+    server goes on: the put before it is still served."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    fast, slow = _session(tmp_path / "a", line), _session(tmp_path / "b", _spaced(line))
+    assert fast[0]["ID"] == 1 and "Err" not in fast[0]
+    if message is not None:
+        assert message in fast[1]["Err"], fast[1]
+        assert fast[1]["ID"] == slow[1]["ID"] and message in slow[1]["Err"], (fast[1], slow[1])
+    else:
+        assert "Err" not in fast[1], fast[1]
+        assert _comparable(fast[1]) == _comparable(slow[1])
+    closed = b'"close"' in line
+    assert len(fast) == len(slow) == (2 if closed else 4), fast
+    if not closed:
+        assert fast[2]["ID"] == 2 and Path(fast[2]["DiskPath"]).read_bytes() == b"kept"  # nothing lost
+        assert fast[3] == {"ID": 3}
+
+
+_ACTION_TEXT = st.text(alphabet="AQgw+/=_-\\\"u0 ", max_size=50) | st.sampled_from([GOOD64.decode(), OTHER64.decode()])
+
+
+@given(id_text=st.sampled_from(["0", "7", "-1", "07", "1e2", "", "99999999999999999999", " 3"]), action=_ACTION_TEXT)
+def test_the_fast_path_agrees_with_the_json_path_on_any_get(tmp_path_factory: pytest.TempPathFactory,
+                                                             id_text: str, action: str) -> None:
+    """Any text where the go command puts the ID and the ActionID: the
+    compact line and its spaced twin get the same answer, or both an Err
+    with the same ID."""
+    line = b'{"ID":%s,"Command":"get","ActionID":"%s"}' % (id_text.encode(), action.encode())
+    fast = _session(tmp_path_factory.mktemp("a"), line)
+    slow = _session(tmp_path_factory.mktemp("b"), _spaced(line))
+    assert len(fast) == len(slow)
+    for f, s in zip(fast, slow):
+        if "Err" in f or "Err" in s:
+            assert "Err" in f and "Err" in s and f["ID"] == s["ID"], (f, s)
+        else:
+            assert _comparable(f) == _comparable(s)
+
+
 def test_a_put_whose_body_is_missing_loses_the_next_request(tmp_path: Path) -> None:
     """No: the line that came instead of the body is served as a request."""
     header = json.dumps({"ID": 1, "Command": "put", "ActionID": b64(AID),

@@ -86,13 +86,184 @@ def test_unbounded_proofs_pass_every_check_including_vacuity(rows: dict[str, Row
             continue
         kinds = [c["check"] for c in r["checks"]]
         assert "initiation" in kinds and "invariant implies property" in kinds
-        assert sum(k.startswith("consecution") for k in kinds) >= 8
+        assert _consecution_cases(kinds) == list(CONSECUTION_CASES[name])  # pinned, see above
         assert sum(k.startswith("vacuity") and k.endswith("has an enabled step") for k in kinds) == len(SAMPLES)
         # every consecution case has its own non-vacuity witness
         steps = {k.removeprefix("consecution ") for k in kinds if k.startswith("consecution")}
         witnessed = {k.removeprefix("vacuity: ").removesuffix(": invariant and step satisfiable") for k in kinds}
         assert steps <= witnessed, steps - witnessed
         assert all(c["answer"] == c["expect"] for c in r["checks"]), name
+
+
+# Every consecution case of every unbounded theorem, pinned: each operation
+# of the writer and the reader, with and without an injected fault where
+# the semantics let one strike (spec.semantics.can_fault; a write of
+# symbolic length may always fault).  Dropping a case - a fault step
+# forgotten by the induction, an operation skipped - fails the test below;
+# a new operation or fault is added here on purpose.
+CONSECUTION_CASES: dict[str, tuple[str, ...]] = {
+    "write-then-truncate/published-entry-stays-complete/all-N-all-L": (
+        "write-then-truncate@0 f = open(entry, O_WRONLY|O_CREAT)",
+        "write-then-truncate@0 f = open(entry, O_WRONLY|O_CREAT) [fault]",
+        "write-then-truncate@2 write(f, entry)",
+        "write-then-truncate@2 write(f, entry) [fault]",
+        "write-then-truncate@4 ftruncate(f, len(entry))",
+        "write-then-truncate@4 ftruncate(f, len(entry)) [fault]",
+        "write-then-truncate@6 close(f)",
+        "write-then-truncate@6 close(f) [fault]",
+        "write-then-truncate@10 close(f)",
+        "write-then-truncate@10 close(f) [fault]",
+        "go-read-entry@0 f = open(entry, O_RDONLY)",
+        "go-read-entry@2 buf = read(f, len(entry)+1)",
+        "go-read-entry@3 close(f)",
+        "go-read-entry@3 close(f) [fault]",
+    ),
+    "write-then-truncate/reader-after-publication-hits/all-N-all-L": (
+        "write-then-truncate@0 f = open(entry, O_WRONLY|O_CREAT)",
+        "write-then-truncate@0 f = open(entry, O_WRONLY|O_CREAT) [fault]",
+        "write-then-truncate@2 write(f, entry)",
+        "write-then-truncate@2 write(f, entry) [fault]",
+        "write-then-truncate@4 ftruncate(f, len(entry))",
+        "write-then-truncate@4 ftruncate(f, len(entry)) [fault]",
+        "write-then-truncate@6 close(f)",
+        "write-then-truncate@6 close(f) [fault]",
+        "write-then-truncate@10 close(f)",
+        "write-then-truncate@10 close(f) [fault]",
+        "go-read-entry@0 f = open(entry, O_RDONLY)",
+        "go-read-entry@2 buf = read(f, len(entry)+1)",
+        "go-read-entry@3 close(f)",
+        "go-read-entry@3 close(f) [fault]",
+    ),
+    "rename-into-place/published-entry-stays-complete/all-N-all-L": (
+        "rename-into-place@0 f = open(entry.tmp.<pid>, O_WRONLY|O_CREAT|O_EXCL)",
+        "rename-into-place@0 f = open(entry.tmp.<pid>, O_WRONLY|O_CREAT|O_EXCL) [fault]",
+        "rename-into-place@2 write(f, entry)",
+        "rename-into-place@2 write(f, entry) [fault]",
+        "rename-into-place@4 close(f)",
+        "rename-into-place@4 close(f) [fault]",
+        "rename-into-place@6 rename(entry.tmp.<pid>, entry)",
+        "rename-into-place@6 rename(entry.tmp.<pid>, entry) [fault]",
+        "rename-into-place@9 close(f)",
+        "rename-into-place@9 close(f) [fault]",
+        "rename-into-place@10 unlink(entry.tmp.<pid>)",
+        "go-read-entry@0 f = open(entry, O_RDONLY)",
+        "go-read-entry@2 buf = read(f, len(entry)+1)",
+        "go-read-entry@3 close(f)",
+        "go-read-entry@3 close(f) [fault]",
+    ),
+    "rename-into-place/reader-after-publication-hits/all-N-all-L": (
+        "rename-into-place@0 f = open(entry.tmp.<pid>, O_WRONLY|O_CREAT|O_EXCL)",
+        "rename-into-place@0 f = open(entry.tmp.<pid>, O_WRONLY|O_CREAT|O_EXCL) [fault]",
+        "rename-into-place@2 write(f, entry)",
+        "rename-into-place@2 write(f, entry) [fault]",
+        "rename-into-place@4 close(f)",
+        "rename-into-place@4 close(f) [fault]",
+        "rename-into-place@6 rename(entry.tmp.<pid>, entry)",
+        "rename-into-place@6 rename(entry.tmp.<pid>, entry) [fault]",
+        "rename-into-place@9 close(f)",
+        "rename-into-place@9 close(f) [fault]",
+        "rename-into-place@10 unlink(entry.tmp.<pid>)",
+        "go-read-entry@0 f = open(entry, O_RDONLY)",
+        "go-read-entry@2 buf = read(f, len(entry)+1)",
+        "go-read-entry@3 close(f)",
+        "go-read-entry@3 close(f) [fault]",
+    ),
+    "write-then-truncate/mmap-reader-never-faults/all-N-all-L": (
+        "write-then-truncate@0 f = open(entry, O_WRONLY|O_CREAT)",
+        "write-then-truncate@0 f = open(entry, O_WRONLY|O_CREAT) [fault]",
+        "write-then-truncate@2 write(f, entry)",
+        "write-then-truncate@2 write(f, entry) [fault]",
+        "write-then-truncate@4 ftruncate(f, len(entry))",
+        "write-then-truncate@4 ftruncate(f, len(entry)) [fault]",
+        "write-then-truncate@6 close(f)",
+        "write-then-truncate@6 close(f) [fault]",
+        "write-then-truncate@10 close(f)",
+        "write-then-truncate@10 close(f) [fault]",
+        "mmap-read@0 f = open(entry, O_RDONLY)",
+        "mmap-read@2 st = fstat(f)",
+        "mmap-read@3 map = mmap(f, st)",
+        "mmap-read@4 close(f)",
+        "mmap-read@4 close(f) [fault]",
+        "mmap-read@6 buf = map[:]",
+    ),
+    "rename-into-place/mmap-reader-never-faults/all-N-all-L": (
+        "rename-into-place@0 f = open(entry.tmp.<pid>, O_WRONLY|O_CREAT|O_EXCL)",
+        "rename-into-place@0 f = open(entry.tmp.<pid>, O_WRONLY|O_CREAT|O_EXCL) [fault]",
+        "rename-into-place@2 write(f, entry)",
+        "rename-into-place@2 write(f, entry) [fault]",
+        "rename-into-place@4 close(f)",
+        "rename-into-place@4 close(f) [fault]",
+        "rename-into-place@6 rename(entry.tmp.<pid>, entry)",
+        "rename-into-place@6 rename(entry.tmp.<pid>, entry) [fault]",
+        "rename-into-place@9 close(f)",
+        "rename-into-place@9 close(f) [fault]",
+        "rename-into-place@10 unlink(entry.tmp.<pid>)",
+        "mmap-read@0 f = open(entry, O_RDONLY)",
+        "mmap-read@2 st = fstat(f)",
+        "mmap-read@3 map = mmap(f, st)",
+        "mmap-read@4 close(f)",
+        "mmap-read@4 close(f) [fault]",
+        "mmap-read@6 buf = map[:]",
+    ),
+}
+
+
+def _consecution_cases(checks: list[str]) -> list[str]:
+    return [k.removeprefix("consecution ") for k in checks if k.startswith("consecution ")]
+
+
+def _witnessed_cases(checks: list[str]) -> list[str]:
+    return [k.removeprefix("vacuity: ").removesuffix(": invariant and step satisfiable") for k in checks
+            if k.startswith("vacuity: ") and k.endswith(": invariant and step satisfiable")]
+
+
+def test_each_theorem_checks_exactly_its_pinned_consecution_cases(rows: dict[str, Row]) -> None:
+    """Per unbounded theorem, the consecution queries are exactly the
+    pinned cases (each once, every fault case among them), and each has
+    exactly one non-vacuity witness."""
+    proved = {n for n in rows if n.endswith("all-N-all-L")}
+    assert proved == set(CONSECUTION_CASES)
+    for name in sorted(proved):
+        kinds = [c["check"] for c in rows[name]["checks"]]
+        assert _consecution_cases(kinds) == list(CONSECUTION_CASES[name]), name
+        assert sorted(_witnessed_cases(kinds)) == sorted(CONSECUTION_CASES[name]), name
+
+
+def test_the_pinned_cases_follow_from_the_semantics() -> None:
+    """The pinned table is not arbitrary: per theorem, one case per
+    operation of the writer and of the reader (``spec.semantics.is_operation``)
+    and a fault case exactly where ``spec.semantics.can_fault`` says an
+    injected fault may strike - derived here without proofs/."""
+    from spec import semantics as S
+
+    by_name = {t.name: t for t in catalogue()}
+    for name, pinned in CONSECUTION_CASES.items():
+        t = by_name[name]
+        want = []
+        for prog in (t.protocol.program, t.reader):
+            for pc, ins in enumerate(prog.code):
+                if S.is_operation(ins):
+                    want.append(f"{prog.name}@{pc} {ins}")
+                    if S.can_fault(ins):
+                        want.append(f"{prog.name}@{pc} {ins} [fault]")
+        assert list(pinned) == want, name
+    assert sum(c.endswith("[fault]") for cs in CONSECUTION_CASES.values() for c in cs) >= 6 * 5
+
+
+def test_an_induction_that_forgets_the_fault_steps_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The known-bad twin: an induction whose fault steps are dropped (no
+    operation may fault) still proves the theorem - which is why the cases
+    are pinned - and the pinned comparison names what is missing."""
+    from proofs import induction
+
+    name = "write-then-truncate/published-entry-stays-complete/all-N-all-L"
+    t = find(name)
+    monkeypatch.setattr(induction, "_may_fault", lambda sysm, ki, pc: False)
+    res = prove(unbounded_system(t.protocol.program, t.reader), t.invariant, t.property)  # type: ignore[arg-type]
+    got = _consecution_cases([c.name for c in res.checks])
+    assert res.proved  # the broken induction passes on its own...
+    missing = set(CONSECUTION_CASES[name]) - set(got)
+    assert missing and all(m.endswith("[fault]") for m in missing)  # ...the pinned cases do not
 
 
 def test_write_file_induction_genuinely_fails_then_bmc_finds_a_trace(rows: dict[str, Row]) -> None:

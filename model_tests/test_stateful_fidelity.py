@@ -34,7 +34,7 @@ import tempfile
 from typing import Callable
 
 import pytest
-from hypothesis import Phase, event, settings, strategies as st
+from hypothesis import Phase, event, given, settings, strategies as st
 from hypothesis.control import currently_in_test_context
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 
@@ -239,6 +239,14 @@ programs = (st.lists(bodies, min_size=1, max_size=3) | st.lists(bodies, min_size
 start_dirs = st.sampled_from([(), ("d",), ("e/f",), ("d", "e")])
 
 
+def _without_abstractions(bodies: list[list[Instr]]) -> list[list[Instr]]:
+    """What the generator cannot keep out by construction: a system with a
+    flock runs without mmap (ABSTRACTIONS: flock-kept-by-a-mapping)."""
+    if any(isinstance(i, Flock) for b in bodies for i in b):
+        return [[i for i in b if not isinstance(i, (Mmap, MapRead))] for b in bodies]
+    return bodies
+
+
 class Fidelity(RuleBasedStateMachine):
     """Arbitrary programs, stepped in the model and on Linux together."""
 
@@ -259,8 +267,7 @@ class Fidelity(RuleBasedStateMachine):
         # A symlink's target lies in a directory there from the start
         # (spec.system: the model does not walk a target's directories).
         dirs = tuple(sorted({*dirs, *(d for b in bodies for i in b if isinstance(i, Symlink) for d in i.target.parents())}))
-        if any(isinstance(i, Flock) for b in bodies for i in b):  # ABSTRACTIONS: flock-kept-by-a-mapping
-            bodies = [[i for i in b if not isinstance(i, (Mmap, MapRead))] for b in bodies]
+        bodies = _without_abstractions(bodies)
         procs = tuple(Process(_program(b, n, dirs if n == 0 else ()), (("p", PAYLOAD),)) for n, b in enumerate(bodies))
         self.system = System(procs, 2, 0, granularity)
         self.model = initial(self.system)
@@ -631,3 +638,54 @@ def _kernel_keeps_a_mapped_flock() -> bool:
         return kept
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+# ------------------------------------------------------------ the table, checked
+
+
+def test_every_abstraction_has_its_pinning_test() -> None:
+    """Each entry of ABSTRACTIONS has a ``test_abstraction_<name>`` here
+    showing both sides, and each such test names an entry: the table and
+    the tests cannot drift apart."""
+    tests = {n[len("test_abstraction_"):] for n in globals() if n.startswith("test_abstraction_")}
+    assert tests == {k.replace("-", "_") for k in ABSTRACTIONS}
+
+
+def _abstraction_broken(body: list[Instr]) -> str | None:
+    """Which ABSTRACTIONS entry one generated program would step into, or
+    None: the generator's promise, stated from the table's words."""
+    for ins in body:
+        if isinstance(ins, Symlink) and (ins.path not in LINKS or ins.target not in FILES):
+            return "symlink-chain"  # a link made elsewhere, or pointing at a link name
+        if isinstance(ins, (Rename, Link)):
+            src, dst = (ins.src, ins.dst) if isinstance(ins, Rename) else (ins.old, ins.new)
+            if src in LINKS and dst not in LINKS:
+                return "symlink-chain"  # a link name moved onto a file name: a link could point at it
+            if src in LINKS and src.parents() != dst.parents():
+                return "symlink-moved-across-directories"
+    return None
+
+
+@settings(max_examples=300, derandomize=True, database=None, deadline=None)
+@given(programs)
+def test_the_generator_keeps_out_what_the_table_names(bodies: list[list[Instr]]) -> None:
+    """Sound as stated: no generated system (after the machine's own
+    preparation) steps into an abstraction - no symlink made outside LINKS
+    or at a target outside FILES, no link name moved onto a non-link name or
+    into another directory, no mmap in a system that takes a flock."""
+    prepared = _without_abstractions(bodies)
+    for body in prepared:
+        assert _abstraction_broken(body) is None, body
+    if any(isinstance(i, Flock) for b in prepared for i in b):
+        assert not any(isinstance(i, (Mmap, MapRead)) for b in prepared for i in b)  # flock-kept-by-a-mapping
+
+
+@pytest.mark.parametrize("name, body", [
+    ("symlink-chain", [Symlink(Path("l"), Path("m"))]),
+    ("symlink-chain", [Rename(Path("l"), Path("a"))]),
+    ("symlink-moved-across-directories", [Link(Path("d/l"), Path("l"))]),
+])
+def test_the_generator_check_sees_each_abstraction(name: str, body: list[Instr]) -> None:
+    """The check above is not vacuous: a program that steps into an
+    abstraction (the very bodies the pinning tests run) is named."""
+    assert _abstraction_broken(body) == name
