@@ -22,7 +22,7 @@ def _system(granularity: str) -> System:
 
 def test_a_fault_at_byte_granularity_is_named_as_the_model_names_it() -> None:
     """open, then a faulted write: one fault option, the model's own."""
-    steps, worlds = decode(_system("byte"), [(0, False), (0, True)])
+    steps, worlds = decode(_system("byte"), [(0, False, 0), (0, True, 0)])
     assert steps[1].fault == ("ENOSPC", 0) and len(worlds) == 3
     assert worlds[-1].procs[0].last in ("ENOSPC", "")  # the error path may have moved on
 
@@ -31,7 +31,7 @@ def test_a_fault_the_model_allows_in_several_ways_is_refused() -> None:
     """At write granularity a write may fail after any prefix: several
     options, so a bare "fault" from the solver is ambiguous - refused."""
     with pytest.raises(DecodeError, match="the model allows"):
-        decode(_system("write"), [(0, False), (0, True)])
+        decode(_system("write"), [(0, False, 0), (0, True, 0)])
 
 
 def test_a_fault_where_the_model_allows_none_is_refused() -> None:
@@ -39,15 +39,15 @@ def test_a_fault_where_the_model_allows_none_is_refused() -> None:
     system = System.of(CATALOGUE["write-then-truncate"], 1, readers=1, faults=1, entry_length=2)
     reader = system.names.index("R1")
     with pytest.raises(DecodeError, match="the model allows \\[\\]"):
-        decode(system, [(reader, True)])
+        decode(system, [(reader, True, 0)])
 
 
 def test_an_ended_process_is_refused() -> None:
     """write-then-truncate takes four steps (open, write, ftruncate, close)."""
-    steps, worlds = decode(_system("write"), [(0, False)] * 4)
+    steps, worlds = decode(_system("write"), [(0, False, 0)] * 4)
     assert worlds[-1].procs[0].status.value == "ok"
     with pytest.raises(DecodeError, match="which has ended"):
-        decode(_system("write"), [(0, False)] * 5)
+        decode(_system("write"), [(0, False, 0)] * 5)
 
 
 # ------------------------------------------------------------ search agrees with the explorer

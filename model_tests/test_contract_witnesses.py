@@ -44,6 +44,8 @@ Args = dict[str, Any]
 Witnesses = tuple[list[Args], Callable[[Args, Any], bool], str]
 
 FS2 = F.FileSystem((("a", 0), ("b", 1)), (b"xy", b""), (b"x", b""))
+# The object store holding two objects ("k" in inode 0, "m" in inode 1).
+FS_OBJ = FS2._replace(objects=(("k", 0, 1), ("m", 1, 2)), etags=2)
 AID = bytes(range(32))
 LOW = bytes([0x0A]) + bytes(31)  # first byte below 0x10: Go's %02x pads it
 GOOD = G.encode(AID, AID[::-1], 5, 7)
@@ -79,6 +81,10 @@ WITNESSES: dict[str, Callable[[], Witnesses]] = {
                                  lambda a, r: a["n"] > len(a["old"]), "ftruncate zero-extends"),
     "spec.fs.mapped_read": lambda: ([{"current": b"ab", "length": F.PAGE_SIZE + 1}, {"current": b"ab", "length": 3}],
                                     lambda a, r: r is None, "SIGBUS past the last page"),
+    "spec.fs.put_object": lambda: ([{"fs": FS_OBJ, "key": "k", "ino": 1}, {"fs": FS_OBJ, "key": "n", "ino": 0}],
+                                   lambda a, r: a["fs"].object(a["key"]) is not None, "an object replaced, its ETag new"),
+    "spec.fs.delete_object": lambda: ([{"fs": FS_OBJ, "key": "k"}, {"fs": FS_OBJ, "key": "n"}],
+                                      lambda a, r: a["fs"].object(a["key"]) is not None, "an object that was there"),
     "spec.fs.valid": lambda: ([{"buf": b"abc", "length": 3}, {"buf": b"a\0c", "length": 3}, {"buf": None, "length": 0}],
                               lambda a, r: r is True, "an entry the reader accepts"),
     # spec/goentry.py

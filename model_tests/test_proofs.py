@@ -102,6 +102,48 @@ def test_unbounded_proofs_pass_every_check_including_vacuity(rows: dict[str, Row
 # forgotten by the induction, an operation skipped - fails the test below;
 # a new operation or fault is added here on purpose.
 CONSECUTION_CASES: dict[str, tuple[str, ...]] = {
+    # The remote tier: every object-store request may fault (an error, a
+    # timeout, a body cut short), as may the local write's calls.
+    "s3-put/remote-record-names-complete-output/all-N-all-L": (
+        "s3-put@0 PUT o/output-id <- output  If-None-Match: *",
+        "s3-put@0 PUT o/output-id <- output  If-None-Match: * [fault]",
+        "s3-put@3 PUT ac/action-id <- entry",
+        "s3-put@3 PUT ac/action-id <- entry [fault]",
+        "s3-get@0 rec = GET ac/action-id",
+        "s3-get@0 rec = GET ac/action-id [fault]",
+        "s3-get@3 out = GET o/output-id",
+        "s3-get@3 out = GET o/output-id [fault]",
+        "s3-get@6 f = open(output, O_WRONLY|O_CREAT)",
+        "s3-get@6 f = open(output, O_WRONLY|O_CREAT) [fault]",
+        "s3-get@8 write(f, out)",
+        "s3-get@8 write(f, out) [fault]",
+        "s3-get@10 ftruncate(f, len(output))",
+        "s3-get@10 ftruncate(f, len(output)) [fault]",
+        "s3-get@12 close(f)",
+        "s3-get@12 close(f) [fault]",
+        "s3-get@15 close(f)",
+        "s3-get@15 close(f) [fault]",
+    ),
+    "s3-put/remote-hit-serves-complete-output/all-N-all-L": (
+        "s3-put@0 PUT o/output-id <- output  If-None-Match: *",
+        "s3-put@0 PUT o/output-id <- output  If-None-Match: * [fault]",
+        "s3-put@3 PUT ac/action-id <- entry",
+        "s3-put@3 PUT ac/action-id <- entry [fault]",
+        "s3-get@0 rec = GET ac/action-id",
+        "s3-get@0 rec = GET ac/action-id [fault]",
+        "s3-get@3 out = GET o/output-id",
+        "s3-get@3 out = GET o/output-id [fault]",
+        "s3-get@6 f = open(output, O_WRONLY|O_CREAT)",
+        "s3-get@6 f = open(output, O_WRONLY|O_CREAT) [fault]",
+        "s3-get@8 write(f, out)",
+        "s3-get@8 write(f, out) [fault]",
+        "s3-get@10 ftruncate(f, len(output))",
+        "s3-get@10 ftruncate(f, len(output)) [fault]",
+        "s3-get@12 close(f)",
+        "s3-get@12 close(f) [fault]",
+        "s3-get@15 close(f)",
+        "s3-get@15 close(f) [fault]",
+    ),
     "write-then-truncate/published-entry-stays-complete/all-N-all-L": (
         "write-then-truncate@0 f = open(entry, O_WRONLY|O_CREAT)",
         "write-then-truncate@0 f = open(entry, O_WRONLY|O_CREAT) [fault]",
