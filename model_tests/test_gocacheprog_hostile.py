@@ -67,7 +67,7 @@ from reference.gocacheprog import KNOWN_COMMANDS, MAX_LINE, run
 REPO = Path(__file__).resolve().parent.parent
 DEEP = os.environ.get("HYPOTHESIS_PROFILE") == "deep"
 # Streamed bodies are exercised with small bodies: the fuzzer's server
-# streams every body over this many bytes, as a real one does over 4 MiB.
+# streams every body over this many bytes, as a real one does over 16 MiB.
 FUZZ_STREAM_AT = 64
 SESSION_TIMEOUT_S = 120.0  # a bound on a hang, not a speed requirement
 CHECK_AID = bytes([0x5A]) * 32

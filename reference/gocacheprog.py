@@ -931,7 +931,7 @@ USAGE = """usage: idemwrite gocacheprog --dir DIR [--protocol P] [--verbose]
 
 A GOCACHEPROG server storing into DIR (created if missing) in Go's own cache
 format.  --protocol names the catalogue program for every write (default
-write-then-truncate; write-file is the known-bad twin); outputs over 4 MiB
+write-then-truncate; write-file is the known-bad twin); outputs over 16 MiB
 are streamed to an unnamed file, named once checked.  Stderr stays
 empty unless something fails (one line per kind of failure); --verbose, or
 IDEMWRITE_VERBOSE=1 in the environment, adds the session's counts.  Use it as

@@ -12,12 +12,15 @@ What a write writes is not a literal: it is a slice of one of the process's
 length and every writer's data.  Lengths (``ftruncate(len(entry))``) are
 symbolic for the same reason.
 
-Modelled: the file-system calls a cache writer or reader makes on one machine,
-and the requests it makes to a shared object store (S3: PUT, GET, HEAD,
-DELETE of whole objects, conditional PUTs).
-Not modelled: permissions, directories (paths are flat names), O_APPEND,
-signals other than SIGBUS from a mapped read, and the data's meaning beyond
-"equals a writer's payload".
+Modelled: the file-system calls a cache writer or reader makes on one machine
+(open with O_CREAT/O_EXCL/O_TRUNC/O_APPEND/O_NOFOLLOW, write, read, ftruncate,
+fstat, mmap, fsync and fdatasync, close, rename and renameat2's
+RENAME_NOREPLACE, unlink, link, mkdir and nested paths, symlink and readlink,
+flock), and the requests it makes to a shared object store (S3: PUT, GET,
+HEAD, DELETE of whole objects, conditional PUTs).
+Not modelled: permissions, renaming or removing directories, open
+descriptors on directories, signals other than SIGBUS from a mapped read,
+and the data's meaning beyond "equals a writer's payload".
 """
 
 from __future__ import annotations
