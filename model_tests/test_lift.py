@@ -562,6 +562,27 @@ def test_a_close_frees_its_descriptor_where_it_began() -> None:
     assert only(log) == only(PLAIN)
 
 
+def test_a_child_between_fork_and_exec_closes_its_own_copies() -> None:
+    """What a go build's log showed: the writer makes a pipe (10) and
+    forks child 300; the writer then opens the entry at 13; the child
+    dup3s the pipe onto 13 (in its own table, a copy) and runs execve.
+    The writer's descriptor 13 stays open, and its writes are the entry's."""
+    log = ['100  pipe2([9, 10], O_CLOEXEC) = 0',
+           '300  chdir("/src") = 0',
+           PLAIN[0].replace("= 3", "= 13"),
+           '300  dup3(10, 13, O_CLOEXEC) = 13',
+           '300  close(9) = 0',
+           '300  execve("/bin/asm", ["asm"], 0x7ffd /* 1 var */) = 0',
+           *[ln.replace("(3", "(13") for ln in PLAIN[1:]]]
+    assert only(log) == only(PLAIN)
+    # A thread that never runs execve is the writer's own: its dup3 over
+    # the open entry closes the writer's descriptor, which the language
+    # cannot express (an error, not a guess).
+    with pytest.raises(CannotExpress) as e:
+        lifted([ln for ln in log if "execve" not in ln])
+    assert e.value.line == 4
+
+
 EXECS = ['100  execve("/bin/writer", ["writer"], 0x7ffd /* 1 var */) = 0',
          '200  execve("/bin/other", ["other"], 0x7ffd /* 1 var */) = 0',
          '200  openat(AT_FDCWD, "/c/x", O_RDONLY|O_CLOEXEC) = 3']

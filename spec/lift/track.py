@@ -15,7 +15,11 @@ of its own; a call on a descriptor its process does not hold is taken to
 be on the descriptor of that number that another process holds, when
 exactly one does, and the two are then one process (``Tracker.process``;
 a child between fork and exec uses its parent's descriptors the same way).
-Two processes that each ran execve are never taken to be one.
+Two processes that each ran execve are never taken to be one.  A thread
+that runs execve after other calls is a child between fork and exec: its
+descriptor table is a copy of its parent's (taken at its first call on a
+descriptor), so closing or dup2ing over one of them closes the child's copy
+only, and the file sees nothing.
 After execve a thread is a process of its own, holding the descriptions
 its old process held without O_CLOEXEC; when the last thread of a process
 exits, its descriptors close.  When several processes hold the descriptor,
@@ -145,7 +149,7 @@ def writes(e: Event) -> bool:
 class Tracker:
     """The kernel's bookkeeping, as far as the log shows it (see the module doc)."""
 
-    def __init__(self, merged: dict[int, int] | None = None) -> None:
+    def __init__(self, merged: dict[int, int] | None = None, children: frozenset[int] = frozenset()) -> None:
         # fd -> process -> (description, close-on-exec): each process's
         # descriptor table (close-on-exec belongs to the descriptor, not
         # to the description: dup3 without O_CLOEXEC makes one without).
@@ -155,6 +159,13 @@ class Tracker:
         # pass over the whole log found, so that a thread is known to be in
         # its process from its first call on)
         self.merged: dict[int, int] = dict(merged or {})
+        # Threads that ran execve after other calls: children between fork
+        # and exec.  A child's descriptor table is a copy of its parent's,
+        # not the parent's own (``_copy``): what it closes or dup2s over
+        # before its execve leaves the parent's descriptors open.
+        self.children = children
+        self.copy_of: dict[int, int] = {t: self.merged.pop(t) for t in children if t in self.merged}
+        self.copies: set[int] = set()  # processes that are such a copy
         self.alive: dict[int, set[int]] = {}  # process -> its threads not yet exited
         self.cwd: dict[int, str] = {}
         self.names: dict[str, Inode] = {}
@@ -188,7 +199,38 @@ class Tracker:
         """Could processes ``a`` and ``b`` be one?  Not two that each ran
         execve: those are two programs."""
         a, b = self.canon(a), self.canon(b)
+        if a in self.copies or b in self.copies:
+            return a == b  # a child's table is its own from the fork on
         return a == b or not (a >= _EXECED and b >= _EXECED)
+
+    def _parent(self, tid: int, p: int, holders: list[int]) -> int | None:
+        """The process ``tid`` is a child of, when ``tid`` is a child
+        between fork and exec whose table is not yet copied (``p``: its
+        process now) and the log shows whose child it is: the one process
+        that holds the descriptor it uses (or what a first pass found)."""
+        if tid not in self.children or p != tid or p in self.copies:
+            return None
+        if tid in self.copy_of:
+            return self.canon(self.copy_of[tid])
+        return holders[0] if len(holders) == 1 else None
+
+    def _copy(self, parent: int, child: int) -> None:
+        """``child``'s descriptors are copies of ``parent``'s (sharing
+        their descriptions, as fork does).  The copy is taken at the
+        child's first call on a descriptor, so it may hold descriptors the
+        parent opened after the fork: harmless, since the child only uses
+        the ones it had and drops them all at execve."""
+        self.copies.add(child)
+        for table in self.by_fd.values():
+            if parent in table:
+                table[child] = table[parent]
+
+    def closes_a_copy(self, tid: int, d: Desc) -> bool:
+        """Is closing ``d`` in ``tid``'s process closing a child's copy of
+        a description its parent still holds?  Then the file sees nothing."""
+        p = self.process(tid)
+        return p in self.copies and any(q != p and slot[0] is d for table in self.by_fd.values()
+                                        for q, slot in table.items())
 
     def _merge(self, a: int, b: int) -> None:
         """Processes ``a`` and ``b`` are one: their threads share descriptors."""
@@ -298,6 +340,10 @@ class Tracker:
         if p in table:
             return table[p][0]
         candidates = [(q, d) for q, (d, _) in table.items() if self.may_merge(p, q)]
+        parent = self._parent(c.pid, p, [q for q, _ in candidates])
+        if parent is not None and parent in table:
+            self._copy(parent, p)
+            return table[p][0]
         if len(candidates) == 1:
             q, d = candidates[0]
             self._merge(p, q)
@@ -390,12 +436,27 @@ def track(records: list[Record]) -> tuple[list[Event], Tracker]:
     thread's call was ambiguous, the log is read again knowing from the
     start which threads turned out to share descriptors."""
     args = [Args(r.args) if isinstance(r, Call) else None for r in records]
-    tracker = Tracker()
+    children = _children(records)
+    tracker = Tracker(children=children)
     events = tracker.run(records, args)
     if any(e.kind == AMBIGUOUS for e in events):
-        tracker = Tracker(tracker.merged | tracker.deduced())
+        tracker = Tracker(tracker.merged | tracker.deduced(), children)
         events = tracker.run(records, args)
     return events, tracker
+
+
+def _children(records: list[Record]) -> frozenset[int]:
+    """Threads that ran execve after making other calls: children between
+    fork and exec (the recommended trace has no clone; this is how the log
+    shows one)."""
+    seen: set[int] = set()
+    out: set[int] = set()
+    for r in records:
+        if isinstance(r, Call):
+            if r.name in ("execve", "execveat") and r.ok and r.pid in seen:
+                out.add(r.pid)
+            seen.add(r.pid)
+    return frozenset(out)
 
 
 # ------------------------------------------------------------ the calls
@@ -518,8 +579,9 @@ def _close(t: Tracker, c: Call, a: Args) -> None:
     d = t.lookup(c, fd)
     if d is None or fd is None:
         return
+    copy = t.closes_a_copy(c.pid, d)
     t.release(c.pid, fd)  # even a failed close releases the descriptor
-    if d.path is not None:
+    if d.path is not None and not copy:
         t.emit("close", c, path=d.path, desc=d)
 
 
@@ -528,8 +590,10 @@ def _close_range(t: Tracker, c: Call, a: Args) -> None:
     if lo is None or hi is None or "CLOSE_RANGE_CLOEXEC" in _arg(a, 2):
         return
     for fd in [fd for fd in t.by_fd if lo <= fd <= hi]:
+        held = t.lookup_quiet(c.pid, fd)
+        copy = held is not None and t.closes_a_copy(c.pid, held)
         d = t.release(c.pid, fd)
-        if d is not None and d.path is not None:
+        if d is not None and d.path is not None and not copy:
             t.emit("close", c, path=d.path, desc=d)
 
 
@@ -723,7 +787,7 @@ def _dup_to(t: Tracker, c: Call, old: int | None, new: int | None, cloexec: bool
     if new is None:
         return
     over = t.lookup_quiet(c.pid, new)
-    if over is not None and over is not d and over.path is not None:
+    if over is not None and over is not d and over.path is not None and not t.closes_a_copy(c.pid, over):
         t.emit("dup", c, path=over.path, desc=over, why="dup2 over an open descriptor closes it")
     nd = d if d is not None else Desc(t._new_id(), None, frozenset(), c.pid)
     t.install(c.pid, new, nd, cloexec)
