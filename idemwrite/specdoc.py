@@ -158,15 +158,9 @@ def atlas_confirmed_md() -> str:
             done.append(f"- `{p.name}`: {src.confirmed.version}, `{src.confirmed.test}`")
         else:
             only.append(f"`{p.name}` ({src.tool})")
-    return ("Confirmed against the real tool, under strace (each test records the version it ran with):
-
-"
-            + "
-".join(done) + "
-
-Resting on the cited source only (the tool, or that version of it, does not "
-            "run here): " + ", ".join(only) + ".
-")
+    return ("Confirmed against the real tool, under strace (each test records the version it ran with):\n\n"
+            + "\n".join(done) + "\n\nResting on the cited source only (the tool, or that version of it, does not "
+            "run here): " + ", ".join(only) + ".\n")
 
 
 def atlas_md(results: list[Result]) -> str:

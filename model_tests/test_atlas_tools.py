@@ -41,8 +41,8 @@ import pytest
 from idemwrite.commands import read_logs
 from spec import tools as T
 from spec.lift import lift, success_path
-from spec.ops import ENTRY, OUTPUT, Close, Data, Fdatasync, Fsync, Instr, Length, Open, OpenFlags, Program, Rename, Stat
-from spec.ops import Unlink, Write
+from spec.ops import ENTRY, OUTPUT, Close, Data, Fdatasync, Fsync, If, Instr, Label, Length, Mkdir, Open, OpenFlags
+from spec.ops import Path as MPath, Rename, Stat, Unlink, Write
 from spec.protocols import ATLAS, CATALOGUE
 from test_atlas import _joined, _split_pid, _strace
 
@@ -63,8 +63,8 @@ def real_calls(log: str, names: dict[str, str]) -> list[tuple[str, ...]]:
     """The calls on the files ``names`` maps (real path -> model name), in
     log order, as ``(call, name, ...)``: opens with their O_EXCL/O_APPEND/
     O_TRUNC, writes (a run on one descriptor is one), fsync, fdatasync,
-    close, a stat or access that found nothing (``stat``), renames and
-    unlinks between them.  Every pid counts: node and ccache's compiler
+    close, a stat or access (``stat``, ``found`` when the name was there),
+    renames and unlinks between them.  Every pid counts: node and ccache's compiler
     driver write from more than one thread or process."""
     fds: dict[str, str] = {}
     out: list[tuple[str, ...]] = []
@@ -82,8 +82,8 @@ def real_calls(log: str, names: dict[str, str]) -> list[tuple[str, ...]]:
                 fds.pop(m.group(2))
         elif (m := _RENAME.match(call)) and m.group(1) in names and m.group(2) in names:
             out.append(("rename", names[m.group(1)], names[m.group(2)]))
-        elif (m := _EXISTS.match(call)) and m.group(1) in names and m.group(2) != "0":
-            out.append(("stat", names[m.group(1)]))
+        elif (m := _EXISTS.match(call)) and m.group(1) in names:
+            out.append(("stat", names[m.group(1)], *(["found"] if m.group(2) == "0" else [])))
         elif (m := _UNLINK.match(call)) and m.group(1) in names:
             out.append(("unlink", names[m.group(1)]))
     return out
@@ -163,16 +163,28 @@ def _cacache_version(npm: str) -> str:
     return "unknown"
 
 
+def flat(ins: Instr) -> Instr:
+    """An instruction with each path named by its last component (the
+    lifter names a file in directories a sequence made ``dir/dir/entry``;
+    the catalogue takes its directories as there from the start)."""
+    changes = {f.name: replace(v, name=v.name.rsplit("/", 1)[-1]) for f in fields(ins)  # type: ignore[arg-type]
+               if isinstance(v := getattr(ins, f.name), MPath)}
+    return replace(ins, **changes)  # type: ignore[type-var]
+
+
 def test_real_npm_cache_add_writes_as_cacache_put_says(tmp_path: pathlib.Path, record_property: Any) -> None:
     """npm (npm 11.19.1 with cacache 20.0.4 when recorded), ``npm cache add``
-    of a local tarball with ``--cache`` and ``--offline``, under strace:
-    on the tarball's content file, its temp and its index bucket, the calls
-    are ``cacache-put``'s success path - temp opened O_EXCL, written,
-    closed; the content's name found absent (access); rename; then the
-    bucket opened O_APPEND, one write, close - with no fsync anywhere.  The
-    content is the tarball's bytes, and the bucket holds one line,
-    ``\\n<sha1 of the JSON>\\t<JSON>``, whose integrity names that content.
-    The lifted writers are the same success path, file by file."""
+    of a local tarball with ``--cache`` and ``--offline``, under strace.
+    npm puts the tarball twice (``cache add``'s fetch, then its manifest's).
+    On the content file, its temps and the index bucket, the first put's
+    calls are ``cacache-put``'s success path - temp opened O_EXCL (and
+    node's O_TRUNC), written, closed; access finds no content; rename; then
+    the bucket opened O_APPEND, one write, close; the second put takes the
+    entry's other branch - access finds the content, the temp is unlinked,
+    a line appended.  No fsync anywhere.  The content is the tarball's
+    bytes; each bucket line is ``\n<sha1 of the JSON>\t<JSON>`` and names
+    that content.  The lifted writers (``idemwrite lift``) are the success
+    path too, file by file, less the ``mkdir -p`` the catalogue abstracts."""
     import base64
     import hashlib
 
@@ -193,31 +205,36 @@ def test_real_npm_cache_add_writes_as_cacache_put_says(tmp_path: pathlib.Path, r
     text = log.read_text(errors="replace")
     data = tgz.read_bytes()
     sri = "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()
-    content = cache / "_cacache" / "content-v2" / "sha512"
-    (final,) = [p for p in content.rglob("*") if p.is_file() and p.read_bytes() == data]
-    buckets = [p for p in (cache / "_cacache").glob("index-v*/*/*/*") if sri in p.read_text()]
-    assert len(buckets) == 1, (version, buckets)
-    bucket = buckets[0]
-    # The index line: "\n" + sha1(json) + "\t" + json, naming the content.
-    line = bucket.read_text()
-    assert line.startswith("\n") and line.count("\n") == 1, (version, line)
-    digest, body = line[1:].split("\t", 1)
-    assert hashlib.sha1(body.encode()).hexdigest() == digest and json.loads(body)["integrity"] == sri
-    tmp = renamed_onto(text, str(final))
-    assert pathlib.Path(tmp).parent.name == "tmp" and not pathlib.Path(tmp).exists()
-    names = {tmp: "output.tmp", str(final): "output", str(bucket): "entry"}
-    real = real_calls(text, names)
-    model = model_calls(success_path(T.CACACHE_PUT))
-    assert model == [("open", "output.tmp", "O_EXCL"), ("write", "output.tmp"), ("close", "output.tmp"),
+    (final,) = [p for p in (cache / "_cacache" / "content-v2").rglob("*") if p.is_file() and p.read_bytes() == data]
+    (bucket,) = [p for p in (cache / "_cacache").glob("index-v*/*/*/*") if sri in p.read_text()]
+    lines = bucket.read_text().split("\n")
+    assert lines[0] == "" and len(lines) == 3, (version, lines)  # two puts, two appended lines
+    for line in lines[1:]:
+        digest, body = line.split("\t", 1)
+        assert hashlib.sha1(body.encode()).hexdigest() == digest and json.loads(body)["integrity"] == sri
+    temps = sorted(set(re.findall(r'"(' + re.escape(str(cache / "_cacache" / "tmp")) + r'/[0-9a-f-]{36})"', text)))
+    assert len(temps) == 2 and renamed_onto(text, str(final)) in temps, (version, temps)
+    # fs.rm probes the temp with lstat before it unlinks: abstracted.
+    real = [c for c in real_calls(text, {**{t: "output.tmp" for t in temps}, str(final): "output", str(bucket): "entry"})
+            if c[:2] != ("stat", "output.tmp")]
+    path = success_path(T.CACACHE_PUT)
+    model = model_calls(path)
+    assert model == [("open", "output.tmp", "O_EXCL", "O_TRUNC"), ("write", "output.tmp"), ("close", "output.tmp"),
                      ("stat", "output"), ("rename", "output.tmp", "output"),
                      ("open", "entry", "O_APPEND"), ("write", "entry"), ("close", "entry")]
-    assert real == model, (version, real)
-    # The lift: the content (with its temp) and the bucket, each a writer.
-    path = success_path(T.CACACHE_PUT)
+    there = model[:3] + [("stat", "output", "found"), ("unlink", "output.tmp")] + model[5:]
+    assert real == model + there, (version, real)
+    # The second put's branch is the catalogue entry's own: a content found
+    # there goes to unlinking the temp, then to the index.
+    code = T.CACACHE_PUT.source
+    branch = code[code.index(Stat(OUTPUT)) + 1]
+    assert isinstance(branch, If) and code[code.index(Label(branch.label)) + 1] == Unlink(T.OUTPUT_TMP)
+    # The lift: the content (with its temp) and the bucket, each a writer
+    # (the two appends are one program).
     index = next(i for i, ins in enumerate(path) if isinstance(ins, Open) and ins.path == ENTRY)
-    content_part = tuple(as_entry(i) for i in path[:index])
+    content_part = tuple(flat(as_entry(i)) for i in path[:index])
     index_part = tuple(replace(i, fd="f") if hasattr(i, "fd") else i for i in path[index:])
-    lifted = lifted_paths(log, str(final), str(bucket))
+    lifted = [tuple(flat(i) for i in p if not isinstance(i, Mkdir)) for p in lifted_paths(log, str(final), str(bucket))]
     assert sorted(map(repr, lifted)) == sorted(map(repr, [content_part, index_part])), (version, lifted)
 
 
@@ -232,8 +249,9 @@ def test_real_ccache_writes_result_and_manifest_as_atomic_file_says(tmp_path: pa
     it (mkstemp: O_EXCL), written, closed and renamed, with no fsync or
     fdatasync - ``ccache-atomic-file``'s success path, whose SURVIVES claim
     (violated: no fsync) rests on that; the lifted writers are that path
-    too.  The second run is a hit: it opens neither for writing and renames
-    nothing onto them."""
+    too (less the look-ups' stats and the fan-out mkdirs, which the
+    catalogue abstracts, and mkstemp's O_RDWR for O_WRONLY).  The second
+    run is a hit: it stats and reads them, never writes them."""
     strace = _strace()
     ccache, cc = shutil.which("ccache"), shutil.which("gcc") or shutil.which("cc")
     if ccache is None or cc is None:
@@ -259,16 +277,30 @@ def test_real_ccache_writes_result_and_manifest_as_atomic_file_says(tmp_path: pa
     for final in entries:
         tmp = renamed_onto(logs[0], str(final))
         assert pathlib.Path(tmp).parent == final.parent, (version, tmp)
-        assert real_calls(logs[0], {tmp: "entry.tmp", str(final): "entry"}) == model, (version, final)
-        # The hit: read, never written.
+        calls = real_calls(logs[0], {tmp: "entry.tmp", str(final): "entry"})
+        assert [c for c in calls if c[0] != "stat"] == model, (version, final, calls)
+        # The stats are look_up_cache_file's (nothing there yet) before the
+        # temp, and put's of the new file after the rename: none between.
+        assert not any(c[0] == "stat" for c in calls[calls.index(model[0]):calls.index(model[-1])]), (version, calls)
+        # The hit: stat and read, never written.
         second = real_calls(logs[1], {str(final): "entry"})
-        assert all(c[0] in ("open", "close") and c[2:] == () for c in second), (version, second)
+        assert second and all(c[0] in ("stat", "open", "close") and c[2:] in ((), ("found",)) for c in second), \
+            (version, second)
         assert any(re.search(rf'openat\(AT_FDCWD, "{re.escape(str(final))}", O_RDONLY', line)
                    for line in logs[1].splitlines()) or final.name.endswith("M"), (version, final)
     log1 = tmp_path / "ccache1.log"
     want = success_path(T.CCACHE_ATOMIC_FILE)
-    lifted = lifted_paths(log1, *[str(p) for p in entries])
-    assert lifted and all(p == want for p in lifted), (version, lifted)
+
+    def written(ins: Instr) -> Instr:
+        """mkstemp opens O_RDWR; the catalogue's temp is O_WRONLY: the
+        access mode aside, the same open."""
+        return replace(ins, flags=ins.flags & ~OpenFlags.READ) if isinstance(ins, Open) else ins
+
+    # The lift, less the look-ups' stats and the mkdir -p of the fan-out
+    # directories (which the catalogue abstracts), files named flat.
+    lifted = [tuple(written(flat(i)) for i in p if not isinstance(i, (Stat, Mkdir)))
+              for p in lifted_paths(log1, *[str(p) for p in entries])]
+    assert len(lifted) == len(entries) and all(p == want for p in lifted), (version, lifted)
 
 
 # ------------------------------------------------------------ the go command, and the record
@@ -333,7 +365,7 @@ def test_list_and_spec_say_which_are_confirmed() -> None:
     for p in CATALOGUE:
         if p.source is None:
             continue
-        block = text.split(f"\n{p.name} (", 1)[1].split("\n\n", 1)[0] if not text.startswith(f"{p.name} (") else text
+        block = ("\n" + text).split(f"\n{p.name} (", 1)[1].split("\n\n", 1)[0]
         said = p.source.confirmed.cite() if p.source.confirmed else "rests on the cited source"
         assert said in block, p.name
     listing = atlas_confirmed_md()

@@ -272,7 +272,8 @@ ATLAS: tuple[Protocol, ...] = (
         source=Source("pip", "23.3", "pypa/pip", "src/pip/_internal/network/cache.py", "SafeFileCache.get, get_body",
                       ("pypa/pip#12361",), note="get_body returned None for a missing body; fixed in #12364")),
     Protocol(T.CACACHE_PUT, (
-        Claim(STAYS, None, "content appears only by link of a complete temp file, and EEXIST leaves it"),
+        Claim(STAYS, None, "content appears only by rename of a complete temp file, and a second writer's rename "
+                           "(access found nothing yet) replaces it with the same bytes: its name is its hash"),
         Claim(HITS, None, "the index line is appended only after the content is in place"),
         Claim(NO_CORRUPT, None, "appends land whole and content is verified"),
         Claim(SURVIVES, -1, "nothing is fsynced: after a power loss the content may be empty"),
@@ -297,8 +298,10 @@ ATLAS: tuple[Protocol, ...] = (
              source=Source("ccache", "4.7.5 (Debian 4.8+really4.7.5)", "ccache/ccache",
                            "src/AtomicFile.cpp, src/storage/local/LocalStorage.cpp",
                            "AtomicFile::commit, LocalStorage::put",
-                           note="result (R) and manifest (M) files: a mkstemp temp <name>.tmp.XXXXXX, fwrite, "
-                                "fclose, rename; no fsync; the destructor unlinks an uncommitted temp",
+                           note="result (R) and manifest (M) files: a mkstemp temp beside it "
+                                "(<name>.tmp.XXXXXX.tmp, O_RDWR|O_CREAT|O_EXCL), fwrite, fclose, rename; no fsync; "
+                                "the destructor unlinks an uncommitted temp; look_up_cache_file's stats before and "
+                                "put's stat after are abstracted",
                            confirmed=Confirmed(_TOOLS_TEST + "test_real_ccache_writes_result_and_manifest_as_atomic_file_says",
                                                "ccache 4.7.5"))),
     Protocol(T.GRADLE_STORE, _single_file("Gradle"), reader=T.GRADLE_LOAD,

@@ -237,11 +237,14 @@ def _cacache_put() -> tuple[Instr, ...]:
 
     The access-then-rename leaves a window: two writers may both find no
     content and both rename; the second replaces a complete file with a
-    complete file of the same bytes.  Abstracted: moveFile's rm of the temp
-    after a rename (force: it finds nothing), and the EXDEV/EPERM copy
-    fallback (the temp directory is inside the cache)."""
+    complete file of the same bytes.  Abstracted: the ``mkdir -p`` of the
+    temp and content directories; rm's lstat of the temp (after a rename
+    it finds nothing; on the "there" path it finds the temp, then unlinks
+    it); and moveFile's EXDEV/EPERM copy fallback (the temp directory is
+    inside the cache)."""
     return (
-        Open(OUTPUT_TMP, O_WRONLY | O_CREAT | O_EXCL), If(ERR, "fail"),
+        # Node's "wx": O_TRUNC comes with it (a no-op on a new file).
+        Open(OUTPUT_TMP, O_WRONLY | O_CREAT | O_EXCL | O_TRUNC), If(ERR, "fail"),
         Write(Data("output")), If(ERR, "close_unlink"),
         Close(), If(ERR, "unlink"),
         # pathExists: only ENOENT is "not there" (any other error: there).
