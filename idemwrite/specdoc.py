@@ -16,7 +16,7 @@ from pathlib import Path
 
 from spec.check import Result, default_scenarios, run
 from spec.properties import HITS, INDEX_OUTPUT, INDEX_SAME, NO_CORRUPT, NO_MIX, PROPERTIES, STAYS, SURVIVES
-from spec.protocols import ATLAS, CATALOGUE
+from spec.protocols import ATLAS, CATALOGUE, Protocol
 from spec.report import markdown
 from spec.trace import markdown_table, mermaid
 
@@ -138,13 +138,39 @@ def _cell(by: dict[tuple[str, str, int], Result], proto: str, prop: str) -> str:
     return " / ".join(marks)
 
 
+def _confirmed_cell(p: Protocol) -> str:
+    """The "real tool" column: the version its success path was confirmed
+    against under strace, or that it rests on its cited source."""
+    c = p.source.confirmed if p.source is not None else None
+    return f"confirmed ({c.version})" if c is not None else "source only"
+
+
+def atlas_confirmed_md() -> str:
+    """Every cited protocol of the catalogue (the atlas's and the go
+    command's own): confirmed against the real tool (version, test), or
+    resting on its cited source only."""
+    done, only = [], []
+    for p in CATALOGUE:
+        src = p.source
+        if src is None:
+            continue
+        if src.confirmed is not None:
+            done.append(f"- `{p.name}`: {src.confirmed.version}, `{src.confirmed.test}`")
+        else:
+            only.append(f"`{p.name}` ({src.tool})")
+    return ("Confirmed against the real tool, under strace (each test records the version it ran with):\n\n"
+            + "\n".join(done) + "\n\nResting on the cited source only (the tool, or that version of it, does not "
+            "run here): " + ", ".join(only) + ".\n")
+
+
 def atlas_md(results: list[Result]) -> str:
     """The table "Protocols of real tools": each tool's protocol, its
-    source, and the verdict of each property it is checked for, at F=0 /
-    F=1 (✓ holds, ✗ violated, linked to the shortest counterexample; the
-    crash column is C=1 at F=0 / F=1; — not checked)."""
+    source, whether it was confirmed against the real tool, and the
+    verdict of each property it is checked for, at F=0 / F=1 (✓ holds,
+    ✗ violated, linked to the shortest counterexample; the crash column
+    is C=1 at F=0 / F=1; — not checked)."""
     by = _atlas_results(results)
-    head = ["tool", "version", "protocol (writer / reader)", "source", *[h for _, h in _ATLAS_COLUMNS]]
+    head = ["tool", "version", "protocol (writer / reader)", "source", "real tool", *[h for _, h in _ATLAS_COLUMNS]]
     out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for p in ATLAS:
         src = p.source
@@ -153,7 +179,7 @@ def atlas_md(results: list[Result]) -> str:
         read = "" if src.read else " (not read: modelled from the issue or docs)"
         versions = f", {p.variants} versions of the bytes" if p.variants > 1 else ""
         row = [src.tool, src.version, f"`{p.name}` / `{p.reader.name}`{versions}",
-               f"{src.repository} `{src.file}` {src.function}{read}{bugs}",
+               f"{src.repository} `{src.file}` {src.function}{read}{bugs}", _confirmed_cell(p),
                *[_cell(by, p.name, prop.name) for prop, _ in _ATLAS_COLUMNS]]
         out.append("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |")
     return "\n".join(out) + "\n"
@@ -187,6 +213,7 @@ def generated() -> dict[str, str]:
         "verdicts": markdown(results) + "\n",
         "counterexamples": counterexamples_md(results),
         "atlas": atlas_md(results),
+        "atlas-confirmed": atlas_confirmed_md(),
         "atlas-counterexamples": atlas_counterexamples_md(results),
     }
 

@@ -85,12 +85,29 @@ class Claim:
 
 
 @dataclass(frozen=True)
+class Confirmed:
+    """Where a protocol's success path was checked against the real tool
+    running here: the test (``module.py::function``, under strace) and
+    the version it last ran with (each run records its own with
+    ``record_property``).  What is compared - calls on the entry's files,
+    names abstracted - is the test's docstring."""
+
+    test: str
+    version: str
+
+    def cite(self) -> str:
+        return f"confirmed against the real tool ({self.version}) by {self.test}"
+
+
+@dataclass(frozen=True)
 class Source:
     """Where a real tool's protocol was read: the tool and its version, the
     repository, file and function, and the issues that report its known
     bugs.  ``read`` is False where the source could not be read and the
     protocol is modelled from the issue text or the tool's documentation
-    (``note`` then says from what)."""
+    (``note`` then says from what).  ``confirmed`` says where the real
+    tool's system calls were checked against the protocol; None where the
+    tool does not run here and the protocol rests on its cited source."""
 
     tool: str
     version: str
@@ -100,13 +117,16 @@ class Source:
     bugs: tuple[str, ...] = ()
     read: bool = True
     note: str = ""
+    confirmed: Confirmed | None = None
 
     def cite(self) -> str:
-        """One line: tool version, repository file function, bugs, note."""
+        """One line: tool version, repository file function, bugs, note,
+        and where it was confirmed against the real tool (or that it was not)."""
         bugs = f"; known bugs: {', '.join(self.bugs)}" if self.bugs else ""
         how = "" if self.read else " (source NOT read: modelled from the issue or documentation)"
         note = f"; {self.note}" if self.note else ""
-        return f"{self.tool} {self.version}: {self.repository} {self.file} {self.function}{how}{bugs}{note}"
+        real = f"; {self.confirmed.cite()}" if self.confirmed else "; not confirmed against the real tool: rests on the cited source"
+        return f"{self.tool} {self.version}: {self.repository} {self.file} {self.function}{how}{bugs}{note}{real}"
 
 
 @dataclass(frozen=True)
@@ -205,12 +225,16 @@ def _single_file(name: str) -> tuple[Claim, ...]:
             Claim(SURVIVES, -1, f"{name} does not fsync before the rename: after a power loss the entry may be empty"))
 
 
+_ATLAS_TEST = "model_tests/test_atlas.py::"
+_TOOLS_TEST = "model_tests/test_atlas_tools.py::"
+
 PIP_SOURCE = Source("pip", "23.3.1+ (reader fixed by #12364)", "pypa/pip", "src/pip/_internal/network/cache.py",
                     "SafeFileCache.get, get_body, set, set_body (with CacheControl's _cache_set: set, then set_body)",
                     ("pypa/pip#12361", "psf/cachecontrol#324"),
                     note="the fixed reader checks both files exist; the write side still assumes one URL always "
-                         "gives the same bytes (its docstring), which #324 says need not hold; the writer's calls "
-                         "confirmed under strace with pip 26.3 (model_tests/test_atlas.py)")
+                         "gives the same bytes (its docstring), which #324 says need not hold",
+                    confirmed=Confirmed(_ATLAS_TEST + "test_real_pip_writes_its_http_cache_as_the_catalogue_says",
+                                        "pip 26.3"))
 
 ATLAS: tuple[Protocol, ...] = (
     Protocol(T.GIT_LOOSE_OBJECT, (
@@ -222,7 +246,10 @@ ATLAS: tuple[Protocol, ...] = (
         source=Source("git", "2.4x (stored commit 30bb547)", "git/git", "object-file.c",
                       "write_loose_object, create_tmpfile, finalize_object_file",
                       note="fsync only with core.fsync=loose-object (not the default); the collision check on "
-                           "EEXIST is a FIXME in finalize_object_file")),
+                           "EEXIST is a FIXME in finalize_object_file",
+                      confirmed=Confirmed("model_tests/test_lift_strace.py::"
+                                          "test_git_hash_object_lifts_to_exclusive_temp_mkdir_link_unlink",
+                                          "git 2.39.5"))),
     Protocol(T.PIP_HTTP_CACHE, (
         _RENAMED, _RENAMED_HITS,
         Claim(NO_CORRUPT, None, "both files only ever hold a complete write, and the reader needs both"),
@@ -245,23 +272,38 @@ ATLAS: tuple[Protocol, ...] = (
         source=Source("pip", "23.3", "pypa/pip", "src/pip/_internal/network/cache.py", "SafeFileCache.get, get_body",
                       ("pypa/pip#12361",), note="get_body returned None for a missing body; fixed in #12364")),
     Protocol(T.CACACHE_PUT, (
-        Claim(STAYS, None, "content appears only by link of a complete temp file, and EEXIST leaves it"),
+        Claim(STAYS, None, "content appears only by rename of a complete temp file, and a second writer's rename "
+                           "(access found nothing yet) replaces it with the same bytes: its name is its hash"),
         Claim(HITS, None, "the index line is appended only after the content is in place"),
         Claim(NO_CORRUPT, None, "appends land whole and content is verified"),
         Claim(SURVIVES, -1, "nothing is fsynced: after a power loss the content may be empty"),
     ), reader=T.CACACHE_GET,
-        source=Source("npm cacache", "stored commit 03e947e", "npm/cacache",
-                      "lib/util/move-file.js, lib/content/write.js, lib/entry-index.js", "moveFile, write, insert",
+        source=Source("npm cacache", "20.0.4 (npm 11.19.1)", "npm/cacache",
+                      "lib/content/write.js, lib/entry-index.js (stored 2f06143, 5e9e825; as installed with npm "
+                      "11.19.1); @npmcli/fs 5.0.0 lib/move-file.js",
+                      "write.stream (handleContent, moveToDestination), insert; moveFile(overwrite: false)",
                       note="README: 'Fault tolerance (immune to corruption, partial writes, process races, etc)', "
-                           "'Lockless, high-concurrency cache access'; the index is modelled by its first line")),
+                           "'Lockless, high-concurrency cache access'; the index is modelled by its first line; "
+                           "content is moved by access(2) then rename(2) - cacache up to its own "
+                           "lib/util/move-file.js (stored 59cd403) linked instead, EEXIST meaning there already",
+                      confirmed=Confirmed(_TOOLS_TEST + "test_real_npm_cache_add_writes_as_cacache_put_says",
+                                          "npm 11.19.1, cacache 20.0.4"))),
     Protocol(T.UV_PERSIST, _single_file("uv"), reader=T.UV_READ,
              source=Source("uv", "0.x", "astral-sh/uv", "crates/uv-fs/src/lib.rs", "write_atomic (tempfile persist)",
-                           read=False, note="source not read; confirmed under strace with uv 0.13.9 "
-                                            "(model_tests/test_atlas.py): a temp file made with O_EXCL, opened again "
-                                            "by name with O_TRUNC and written, closed, renamed; no fsync")),
+                           read=False, note="source not read; under strace: a temp file made with O_EXCL, opened "
+                                            "again by name with O_TRUNC and written, closed, renamed; no fsync",
+                           confirmed=Confirmed(_ATLAS_TEST + "test_real_uv_writes_its_index_cache_as_uv_write_atomic_says",
+                                               "uv 0.13.9"))),
     Protocol(T.CCACHE_ATOMIC_FILE, _single_file("ccache"), reader=T.CCACHE_READ,
-             source=Source("ccache", "4.x", "ccache/ccache", "src/ccache/core/atomicfile.cpp", "AtomicFile::commit",
-                           note="fclose then rename, no fsync; the destructor unlinks an uncommitted temp")),
+             source=Source("ccache", "4.7.5 (Debian 4.8+really4.7.5)", "ccache/ccache",
+                           "src/AtomicFile.cpp, src/storage/local/LocalStorage.cpp",
+                           "AtomicFile::commit, LocalStorage::put",
+                           note="result (R) and manifest (M) files: a mkstemp temp beside it "
+                                "(<name>.tmp.XXXXXX.tmp, O_RDWR|O_CREAT|O_EXCL), fwrite, fclose, rename; no fsync; "
+                                "the destructor unlinks an uncommitted temp; look_up_cache_file's stats before and "
+                                "put's stat after are abstracted",
+                           confirmed=Confirmed(_TOOLS_TEST + "test_real_ccache_writes_result_and_manifest_as_atomic_file_says",
+                                               "ccache 4.7.5"))),
     Protocol(T.GRADLE_STORE, _single_file("Gradle"), reader=T.GRADLE_LOAD,
              source=Source("Gradle", "8.x", "gradle/gradle",
                            "subprojects/build-cache/.../DirectoryBuildCacheService.java, DefaultBuildCacheTempFileStore.java",
@@ -341,6 +383,15 @@ ATLAS_READERS: tuple[Protocol, ...] = tuple(
 
 # ------------------------------------------------------------ the catalogue
 
+# The go command's own writers of GOCACHE, lifted from the real go build.
+GO_INDEX_SOURCE = Source(
+    "go", "1.13+ (after commit 2fc7574)", "golang/go", "src/cmd/go/internal/cache/cache.go", "Cache.putIndexEntry",
+    ("golang/go#29667",), note="the remove on error is Go's own TODO",
+    confirmed=Confirmed("model_tests/test_lift_go.py::test_index_entries_lift_to_go_index_entry", "go 1.27.3"))
+GO_OUTPUT_SOURCE = Source(
+    "go", "1.13+", "golang/go", "src/cmd/go/internal/cache/cache.go", "Cache.copyFile",
+    confirmed=Confirmed("model_tests/test_lift_go.py::test_outputs_lift_to_go_output_file", "go 1.27.3"))
+
 _VALIDATES = Claim(NO_CORRUPT, None, "go-read-entry accepts only an exact, valid entry")
 _NOT_DURABLE = Claim(SURVIVES, -1, "nothing is fsynced: after a power loss the published entry may be empty")
 
@@ -358,7 +409,7 @@ CATALOGUE = Catalogue((
         Claim(NO_SIGBUS, None, "nothing ever shrinks the file below the entry's size while it is mapped"),
         _VALIDATES,
         _NOT_DURABLE,
-    )),
+    ), source=GO_INDEX_SOURCE),
     Protocol(WRITE_THEN_TRUNCATE, (
         Claim(STAYS, None, "every write stores the same bytes and nothing shortens the file"),
         Claim(HITS, None, "the published entry stays complete"),
@@ -386,7 +437,7 @@ CATALOGUE = Catalogue((
     )),
     Protocol(GO_OUTPUT_FILE, (
         Claim(STAYS, 0, "the truncate-to-0 on an error path empties another writer's completed output"),
-    )),
+    ), source=GO_OUTPUT_SOURCE),
     Protocol(GO_PUT, (
         Claim(STAYS, 0, "both error paths undo another writer's published files"),
         Claim(HITS, 0, "an emptied output or removed index makes a later get miss"),

@@ -225,17 +225,35 @@ def _pip_read(fixed: bool) -> tuple[Instr, ...]:
 
 
 def _cacache_put() -> tuple[Instr, ...]:
-    """content/write.js then entry-index.js insert: the content to a temp
-    file, moved into place by its hash with util/move-file.js (link;
-    EEXIST or EBUSY: already there; then unlink the temp), then one index
-    line appended (O_APPEND) with the hash of the line before it."""
+    """cacache 20's put.stream: content/write.js handleContent, then
+    entry-index.js insert.  The content is streamed to a temp file opened
+    ``wx`` (O_EXCL) under ``tmp/``, closed, and moved into place by its
+    hash with @npmcli/fs moveFile(tmp, dest, {overwrite: false}): an
+    access(2) of the destination - content already there (another
+    writer's: the same bytes, by its hash) throws "The destination file
+    exists", which moveToDestination swallows, and handleContent's finally
+    removes the temp - else rename(2) over it.  Then one index line is
+    appended (appendFile: O_APPEND) with the hash of the line before it.
+
+    The access-then-rename leaves a window: two writers may both find no
+    content and both rename; the second replaces a complete file with a
+    complete file of the same bytes.  Abstracted: the ``mkdir -p`` of the
+    temp and content directories; rm's lstat of the temp (after a rename
+    it finds nothing; on the "there" path it finds the temp, then unlinks
+    it); and moveFile's EXDEV/EPERM copy fallback (the temp directory is
+    inside the cache)."""
     return (
-        Open(OUTPUT_TMP, O_WRONLY | O_CREAT | O_EXCL), If(ERR, "fail"),
+        # Node's "wx": O_TRUNC comes with it (a no-op on a new file).
+        Open(OUTPUT_TMP, O_WRONLY | O_CREAT | O_EXCL | O_TRUNC), If(ERR, "fail"),
         Write(Data("output")), If(ERR, "close_unlink"),
         Close(), If(ERR, "unlink"),
-        Link(OUTPUT_TMP, OUTPUT), If(EEXIST, "moved"), If(ERR, "unlink"),
-        Label("moved"), Unlink(OUTPUT_TMP),
+        # pathExists: only ENOENT is "not there" (any other error: there).
+        Stat(OUTPUT), If(SizeIs(">", Length(None, -1)), "there"),
+        Rename(OUTPUT_TMP, OUTPUT), If(ERR, "unlink"),
+        Goto("index"),
+        Label("there"), Unlink(OUTPUT_TMP),
         # appendFile: one write of the whole line at the end of the bucket.
+        Label("index"),
         Open(ENTRY, O_WRONLY | O_CREAT | O_APPEND, "g"), If(ERR, "fail"),
         Write(Data("entry"), "g"), If(ERR, "close_g"),
         Close("g"), If(ERR, "fail"),
@@ -441,8 +459,8 @@ PIP_READ = _reader("pip-http-read", "metadata, then the body only if both files 
 PIP_READ_23_3 = _reader("pip-http-read-23.3", "metadata, then the body; a missing body is served as an empty one "
                         "(pip 23.3, pip#12361)", _pip_read(False), reads=OUTPUT)
 
-CACACHE_PUT = _writer("cacache-put", "content to a temp file, linked into place by hash (EEXIST: there already), "
-                      "then one index line appended with O_APPEND (npm's cacache)", _cacache_put(), ((OUTPUT, "output"),))
+CACACHE_PUT = _writer("cacache-put", "content to a temp file (O_EXCL), renamed into place by hash unless access finds "
+                      "it there already, then one index line appended with O_APPEND (npm's cacache 20)", _cacache_put(), ((OUTPUT, "output"),))
 CACACHE_GET = _reader("cacache-get", "the first index line whose hash checks, then the content, verified",
                       _cacache_get(), reads=OUTPUT)
 
