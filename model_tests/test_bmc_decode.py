@@ -78,6 +78,21 @@ def test_bmc_finds_the_shortest_violation_and_it_replays(name: str, prop: str, r
     assert p.check(system, res.worlds[-1]) is not None  # the last world violates it
 
 
+def test_symmetry_breaking_orders_only_identical_processes() -> None:
+    """A write-file writer (W1) and a rename-into-place writer (W2) are not
+    alike: the shortest violation needs W2 to publish before W1 takes any
+    step (W1's O_TRUNC then empties W2's entry).  Symmetry breaking, which
+    orders the first steps of identical processes only, must leave that
+    run to BMC, at the depth the exhaustive search finds."""
+    p = get_property(STAYS)
+    system = System.of([CATALOGUE["write-file"], CATALOGUE["rename-into-place"]], 2, 0, entry_length=1)
+    shortest = search_all(system, p).violation_depth
+    assert shortest is not None
+    res = search(system, p, shortest + 1)
+    assert res.outcome == "counterexample" and res.depth == shortest, (res.outcome, res.depth, shortest)
+    assert res.steps is not None and res.steps[0].process == "W2"
+
+
 def test_bmc_finds_nothing_where_the_protocol_is_safe() -> None:
     """write-then-truncate keeps its entry complete: no counterexample."""
     p = get_property(STAYS)
