@@ -58,7 +58,8 @@ class Target:
 
 _FIDELITY_PINNED = "model_tests/test_stateful_fidelity.py::test_zero_byte_read_on_a_bad_descriptor"
 TARGETS: tuple[Target, ...] = (
-    Target("spec/semantics.py", ("model_tests/test_semantics_edges.py", "model_tests/test_fs.py", "model_tests/test_new_ops.py", "model_tests/test_durability.py",
+    Target("spec/semantics.py", ("model_tests/test_semantics_edges.py", "model_tests/test_fs.py",
+                                 "model_tests/test_new_ops.py", "model_tests/test_durability.py",
                                  "model_tests/test_contract_witnesses.py", "model_tests/test_replay.py"), 60, 300),
     Target("spec/explore.py", ("model_tests/test_durability.py", "model_tests/test_explore.py"), 12, 300),
     Target("spec/properties.py", ("model_tests/test_explore.py",), 12, 300),
