@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import pytest
 
-from proofs.bmc import DecodeError, decode
-from spec import CATALOGUE, System
+from proofs.bmc import DecodeError, decode, max_inodes
+from spec import CATALOGUE, Process, Program, Role, System
+from spec.ops import ENTRY, O_CREAT, O_WRONLY, Close, GetObject, Goto, Key, Label, Open, Outcome, PutObject, Return, Stat
+from spec.state import Buf
 
 
 def _system(granularity: str) -> System:
@@ -91,6 +93,45 @@ def test_symmetry_breaking_orders_only_identical_processes() -> None:
     res = search(system, p, shortest + 1)
     assert res.outcome == "counterexample" and res.depth == shortest, (res.outcome, res.depth, shortest)
     assert res.steps is not None and res.steps[0].process == "W2"
+
+
+def test_symmetry_breaking_orders_only_neighbouring_twins() -> None:
+    """Processes W1 and W3 run write-file, W2 between them runs
+    rename-into-place: W1 and W3 are alike but not neighbours, and the
+    shortest violation (two write-files) has W3 move before W2 ever does.
+    BMC must find it at the exhaustive search's depth."""
+    p = get_property(STAYS)
+    base = System.of([CATALOGUE["write-file"], CATALOGUE["rename-into-place"]], 3, 0, entry_length=1)
+    wf = [q for q in base.processes if q.program.name == "write-file"]
+    rip = [q for q in base.processes if q.program.name == "rename-into-place"]
+    system = System((wf[0], rip[0], wf[1]))
+    assert system.kind_of == (0, 1, 0)
+    shortest = search_all(system, p).violation_depth
+    res = search(system, p, (shortest or 0) + 1)
+    assert shortest is not None and res.outcome == "counterexample" and res.depth == shortest, (res.depth, shortest)
+
+
+def test_max_inodes_counts_the_creating_operations_of_forward_only_programs() -> None:
+    """Each rename-into-place writer creates one inode (its temp), each
+    write-then-truncate writer one (the entry); a reader none.  A program
+    that jumps back may run an operation many times: one per step then."""
+    assert max_inodes(System.of(CATALOGUE["rename-into-place"], 2, 0, entry_length=1), 50) == 2
+    assert max_inodes(System.of(CATALOGUE["write-then-truncate"], 3, 1, entry_length=1), 50) == 3
+    loop = Program("loop", Role.WRITER, (Label("top"), Open(ENTRY, O_WRONLY | O_CREAT), Close(), Goto("top")))
+    assert max_inodes(System((Process(loop, (("entry", b"a"),)),)), 7) == 7
+
+
+@pytest.mark.parametrize("cut, body", [(-1, None), (0, b""), (1, b"X"), (2, b"XY")])
+def test_a_get_fault_is_decoded_as_the_cut_the_solver_chose(cut: int, body: bytes | None) -> None:
+    """For a GET the solver picks the fault's variant (no body, or a body
+    cut after k bytes): decode must name exactly that one."""
+    key = Key("o/k")
+    prog = Program("g", Role.WRITER, (PutObject(key), GetObject(key, "buf", "output"), Stat(ENTRY), Return(Outcome.OK)))
+    system = System((Process(prog, (("entry", b"ab"), ("output", b"XYZ"))),), faults=1)
+    steps, worlds = decode(system, [(0, False, 0), (0, True, cut)])
+    assert steps[1].fault == ("EIO", cut)
+    buf = worlds[-1].procs[0].regs[0]
+    assert (buf.data if isinstance(buf, Buf) else None) == body
 
 
 def test_bmc_finds_nothing_where_the_protocol_is_safe() -> None:
