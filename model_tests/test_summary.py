@@ -213,6 +213,47 @@ def test_facts_unused_beyond_the_trim_limit_are_forgotten(tmp_path: Path) -> Non
     assert KEY not in reread.table
 
 
+def test_facts_used_within_the_trim_limit_are_kept(tmp_path: Path) -> None:
+    """Go trims what is unused for TRIM_LIMIT_S: a fact last used a day
+    short of that is kept."""
+    session(tmp_path, put(1, AID, b"abc"))
+    summary = Summary(str(tmp_path / "cache"))
+    summary.load()
+    parsed = parse_fact(summary.peek(KEY) or b"")
+    assert parsed is not None
+    recently = time.time_ns() - (TRIM_LIMIT_S - 86400) * 10**9
+    summary.learn(KEY, fact(recently, *parsed[1:]))
+    summary.finish(time.time_ns())
+    reread = Summary(str(tmp_path / "cache"))
+    reread.load()
+    assert KEY in reread.table
+
+
+def test_no_summary_and_nothing_learned_writes_none(tmp_path: Path) -> None:
+    (tmp_path / "cache").mkdir()
+    summary = Summary(str(tmp_path / "cache"))
+    summary.load()
+    summary.finish(time.time_ns())
+    assert not (tmp_path / "cache" / SUMMARY_NAME).exists()
+
+
+def test_a_summary_that_is_a_symlink_is_replaced_and_its_target_left_alone(tmp_path: Path) -> None:
+    """A link at the summary's name is not followed (O_NOFOLLOW): the next
+    session writes a regular file there, even with nothing new to say,
+    and the file the link pointed at keeps its bytes."""
+    session(tmp_path, put(1, AID, b"abc"))
+    cache = tmp_path / "cache"
+    elsewhere = tmp_path / "elsewhere"
+    (cache / SUMMARY_NAME).rename(elsewhere)
+    before = elsewhere.read_bytes()
+    (cache / SUMMARY_NAME).symlink_to(elsewhere)
+    summary = Summary(str(cache))
+    summary.load()
+    summary.finish(time.time_ns())
+    assert not (cache / SUMMARY_NAME).is_symlink() and (cache / SUMMARY_NAME).is_file()
+    assert elsewhere.read_bytes() == before
+
+
 @pytest.mark.parametrize("load_after", [0, LOAD_AFTER])
 def test_an_unchanged_summary_is_not_rewritten(tmp_path: Path, load_after: int) -> None:
     """Answered from the summary, or (before it is read) from the index
