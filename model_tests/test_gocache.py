@@ -254,6 +254,8 @@ def test_executable_output_directory(tmp_path: Path) -> None:
     assert hit is not None and hit[0] == str(d / "tool")
     report = c.verify()
     assert report.ok and report.executables == 1
+    st = c.stat()
+    assert st["executables"] == 1 and st["outputs"] == 1 and st["output_bytes"] == len(body)
     (d / "tool").write_bytes(body[:-1])  # the one file, short
     assert c.get_file(AID) is None
     (d / "tool").write_bytes(body)
@@ -636,3 +638,47 @@ def test_the_comparison_machine_catches_go_index_entry() -> None:
         run_state_machine_as_test(Trusting, settings=settings(max_examples=50, stateful_step_count=30, derandomize=True,
                                                               database=None, deadline=None,
                                                               phases=(Phase.explicit, Phase.generate)))
+
+
+# ------------------------------------------------------------ edges the mutation run found
+
+
+def test_a_fresh_cache_object_finds_an_output_another_put(tmp_path: Path) -> None:
+    """The output's subdirectory is looked at on first use by each GoCache
+    (it need not be the action's)."""
+    for i in range(4):
+        GoCache(str(tmp_path)).put(bytes([i]) * 32, b"out%d" % i)
+    for i in range(4):
+        hit = GoCache(str(tmp_path)).get_file(bytes([i]) * 32)
+        assert hit is not None and Path(hit[0]).read_bytes() == b"out%d" % i
+
+
+def test_verify_counts_the_outputs_no_entry_names(tmp_path: Path) -> None:
+    c = GoCache(str(tmp_path))
+    for i in range(3):
+        c.put(bytes([i]) * 32, b"body %d" % i)
+    for i in range(2):
+        os.unlink(c.file_name(bytes([i]) * 32, "a"))
+    assert c.verify().unreferenced_outputs == 2
+
+
+@pytest.mark.parametrize("ahead, skipped", [(0, True), (86399, False), (-86399, True), (-86400, False),
+                                            (3599, True), (3600, False)])
+def test_skip_trim_as_go_does(ahead: int, skipped: bool) -> None:
+    """Go's skipTrim: trim.txt says a trim ran less than a day ago, and
+    not an hour or more in the future (a bad clock: trim anyway).  ``ahead``
+    is how far trim.txt's time is ahead of now, in seconds."""
+    from reference.gocache import _skip_trim
+
+    now = 1_800_000_000
+    assert _skip_trim(b"%d\n" % (now + ahead), now) is skipped
+
+
+@pytest.mark.parametrize("mode, readable", [(0o644, True), (0o640, False), (0o604, True), (0o600, False)])
+def test_may_read_uses_the_others_bits_for_a_stranger(mode: int, readable: bool) -> None:
+    from types import SimpleNamespace
+
+    from reference.gocache import may_read
+
+    st = SimpleNamespace(st_mode=0o100000 | mode, st_uid=4321, st_gid=4321)
+    assert may_read(st, (1000, frozenset({1000}))) is readable  # type: ignore[arg-type]
