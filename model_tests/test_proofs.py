@@ -522,3 +522,55 @@ def test_bmc_says_so_when_a_file_outgrows_its_byte_bound() -> None:
     with pytest.raises(BoundTooSmall, match="longer than the 3 bytes"):
         search(writer(5), STAYS, depth=6)
     assert search(writer(0), STAYS, depth=6).outcome == "none"
+
+
+# ------------------------------------------------------------ induction edges (found by the mutation run)
+
+
+def test_induction_edge_a_proof_and_its_checks() -> None:
+    """write-then-truncate's all-N proof passes; each check names what it
+    asked about (no solver's reason for an answer that is not unknown);
+    its HITS proof rests on the assumption that the entry's bytes are
+    non-zero (the reader's validation), and fails without it; s3-put's
+    proof keeps its two payloads (the record and the output) apart."""
+    t = find("write-then-truncate/published-entry-stays-complete/all-N-all-L")
+    res = prove(unbounded_system(t.protocol.program, t.reader), t.invariant, t.property)  # type: ignore[arg-type]
+    assert res.proved and res.checks
+    assert all(" (" not in c.detail for c in res.checks), [c.detail for c in res.checks if " (" in c.detail]
+    hits = find("write-then-truncate/reader-after-publication-hits/all-N-all-L")
+    sysm = unbounded_system(hits.protocol.program, hits.reader)
+    assert prove(sysm, hits.invariant, hits.property).proved  # type: ignore[arg-type]
+    assert not prove(sysm, hits.invariant, hits.property, valid_entry=False).proved  # type: ignore[arg-type]
+    for name in ("s3-put/remote-record-names-complete-output/all-N-all-L", "s3-put/remote-hit-serves-complete-output/all-N-all-L"):
+        assert run(find(name)).outcome == PROVED, name
+
+
+def test_induction_edge_concrete_consecution_finds_and_describes_the_breaking_step() -> None:
+    """For write-file the invariant that proves write-then-truncate is not
+    inductive: the check says which process, at which operation, breaks
+    which conjunct; for write-then-truncate it is inductive at that scope.
+    Each check's seconds lie within the call's own time."""
+    from time import perf_counter
+
+    from proofs.induction import concrete_consecution
+
+    for name, answer in (("write-file", "sat"), ("write-then-truncate", "unsat")):
+        started = perf_counter()
+        check, why = concrete_consecution(System.of(CATALOGUE[name], 2, 0, entry_length=1), invariants.in_place_writer)
+        took = perf_counter() - started
+        assert check.answer == answer and 0 <= check.seconds <= took, (check, took)
+        if answer == "sat":
+            assert why == check.detail and why.startswith("W") and "at `" in why and " breaks " in why, why
+        else:
+            assert why == "" and check.detail == "the invariant is inductive at this scope"
+
+
+def test_induction_edge_vacuity_of_a_true_invariant_passes_and_counts_from_one() -> None:
+    """Every vacuity check of write-then-truncate's real invariant passes
+    (a state is found for every sample and every consecution case), and
+    the samples are numbered from 1."""
+    t = find("write-then-truncate/published-entry-stays-complete/all-N-all-L")
+    sysm = unbounded_system(t.protocol.program, t.reader)
+    checks = vacuity(sysm, t.invariant, System.of(WRITE_THEN_TRUNCATE, 2, 1, faults=2, entry_length=2), SAMPLES)  # type: ignore[arg-type]
+    assert checks and all(c.passed for c in checks), [c for c in checks if not c.passed]
+    assert checks[0].name.startswith("vacuity: sample 1 (")
