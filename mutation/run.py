@@ -69,7 +69,8 @@ TARGETS: tuple[Target, ...] = (
     Target("reference/outcomes.py", ("model_tests/test_real_failures.py", "model_tests/test_replay.py"), 60, 300),
     Target("reference/gocache.py", ("model_tests/test_ordering.py", "model_tests/test_gocache.py",
                                     "-k", "not Comparison and not comparison"), 30, 300),
-    Target("reference/gocacheprog.py", ("model_tests/test_gocacheprog.py", "-k", "fast_path or bad_request or put_then_get"),
+    Target("reference/gocacheprog.py", ("model_tests/test_gocacheprog.py", "-k", "fast_path or fast_get or bad_request "
+                                        "or put_then_get or refuses_bad_usage"),
            40, 300),
     Target("reference/summary.py", ("model_tests/test_ordering.py", "model_tests/test_summary.py", "-k",
                                     "not concurrent and not kill"), 30, 300),
