@@ -125,6 +125,10 @@ def test_if_match_on_a_missing_key_is_412_and_stores_nothing() -> None:
 
 
 def test_a_plain_put_overwrites_and_a_delete_removes() -> None:
+    """The last writer wins; DELETE removes the key, and a second DELETE
+    of the missing key is no error (204)."""
+    w, errs, _ = _run(PutObject(K), PutObject(K, Data("entry")))
+    assert errs == ["", ""] and w.fs.object_bytes(K.name) == b"ab"
     w, errs, _ = _run(PutObject(K), PutObject(K, Data("entry")), DeleteObject(K), DeleteObject(K))
     assert errs == ["", "", "", ""] and w.fs.object_bytes(K.name) is None
 
