@@ -70,9 +70,10 @@ TARGETS: tuple[Target, ...] = (
                                     "-k", "not Fidelity and not broken_model"), 40, 300),
     Target("reference/outcomes.py", ("model_tests/test_real_failures.py", "model_tests/test_replay.py"), 60, 300),
     Target("reference/gocache.py", ("model_tests/test_ordering.py", "model_tests/test_gocache.py",
+                                    "model_tests/test_gocacheprog_edges.py",
                                     "-k", "not Comparison and not comparison"), 30, 300),
-    Target("reference/gocacheprog.py", ("model_tests/test_gocacheprog.py", "-k", "fast_path or fast_get or bad_request "
-                                        "or put_then_get or refuses_bad_usage"),
+    Target("reference/gocacheprog.py", ("model_tests/test_gocacheprog_edges.py", "model_tests/test_gocacheprog.py", "-k",
+                                        "edges or fast_path or fast_get or bad_request or put_then_get or refuses_bad_usage"),
            40, 300),
     Target("reference/summary.py", ("model_tests/test_ordering.py", "model_tests/test_summary.py", "-k",
                                     "not concurrent and not kill"), 30, 300),
