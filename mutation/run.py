@@ -79,9 +79,11 @@ TARGETS: tuple[Target, ...] = (
            40, 300),
     Target("reference/summary.py", ("model_tests/test_ordering.py", "model_tests/test_summary.py", "-k",
                                     "not concurrent and not kill"), 30, 300),
-    Target("proofs/induction.py", ("model_tests/test_proofs.py", "-k", "pinned_cases_follow or forgets or non_inductive "
+    Target("proofs/induction.py", ("model_tests/test_proofs_edges.py", "model_tests/test_proofs.py", "-k",
+                                   "proofs_edges or pinned_cases_follow or forgets or non_inductive "
                                    "or false_invariant or false_on_reachable or induction_edge"), 40, 300),
-    Target("proofs/bmc.py", ("model_tests/test_bmc_decode.py", "model_tests/test_own_protocol.py"), 30, 300),
+    Target("proofs/bmc.py", ("model_tests/test_proofs_edges.py", "model_tests/test_bmc_decode.py",
+                             "model_tests/test_own_protocol.py"), 30, 300),
 )
 
 
