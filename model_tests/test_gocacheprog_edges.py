@@ -27,6 +27,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -37,7 +38,8 @@ import pytest
 
 from reference.errors import UnsafePathError
 from reference.gocache import MTIME_INTERVAL_NS, GoCache, Miss
-from reference.gocacheprog import MAX_LINE, STREAM_AT, Server, Stats
+from reference.gocacheprog import MAX_LINE, STREAM_AT, USAGE, Server, Stats, _private_name, parse_options
+from reference.osrun import private_name
 
 REPO = Path(__file__).resolve().parent.parent
 AID = bytes(range(32))  # its index entry lives in DIR/00
@@ -292,3 +294,73 @@ def test_a_missing_subdirectory_is_a_miss_and_no_problem_for_verify(tmp_path: Pa
     report = cache.verify()
     assert report.ok, report.problems
     assert report.entries == 1
+
+
+# ------------------------------------------------------------ commands, body lines, the report
+
+
+def test_only_close_ends_a_session_even_for_commands_that_sort_before_it(tmp_path: Path) -> None:
+    """An unknown command ("abort", "": both sort before "close") gets an
+    Err that names it, and the requests after it are served: only close
+    ends the session."""
+    cache = GoCache(str(tmp_path / "c"))
+    unknown = b"".join(json.dumps({"ID": i, "Command": c}).encode() + b"\n\n" for i, c in ((5, "abort"), (6, "")))
+    r, _ = session(cache, unknown + get(7, AID) + close(8), tmp_path)
+    assert [a["ID"] for a in r] == [5, 6, 7, 8]
+    assert "unknown command 'abort'" in r[0]["Err"] and "unknown command ''" in r[1]["Err"]
+    assert r[2:] == [{"ID": 7, "Miss": True}, {"ID": 8}]
+
+
+def test_a_streamed_body_that_ends_the_input_without_a_newline_is_whole(tmp_path: Path) -> None:
+    """Input that stops right after a streamed body's closing quote, with
+    no newline (the go command's stdin closed): the body is complete, so
+    the put is stored and answered.  The body line is longer than a
+    request line may be, so it is read in pieces."""
+    body = b"large output " * 8000
+    assert len(base64.b64encode(body)) > MAX_LINE
+    cache = GoCache(str(tmp_path / "c"))
+    data = put(1, AID, body)
+    assert data.endswith(b'"\n')
+    r, _ = session(cache, data[:-1], tmp_path, stream_at=16)
+    assert len(r) == 1 and "Err" not in r[0], r
+    assert output_path(cache, body).read_bytes() == body
+
+
+def test_a_streamed_body_with_anything_after_its_closing_quote_is_refused(tmp_path: Path) -> None:
+    """A body line is a JSON string and nothing more: one stray character
+    after the closing quote makes the put an Err that stores nothing, and
+    the next request is served."""
+    body = b"large output " * 100
+    cache = GoCache(str(tmp_path / "c"))
+    r, _ = session(cache, put(1, AID, body)[:-1] + b"x\n" + get(2, AID) + close(3), tmp_path, stream_at=16)
+    assert r[0]["ID"] == 1 and "Err" in r[0]
+    assert r[1:] == [{"ID": 2, "Miss": True}, {"ID": 3}]
+    assert not output_path(cache, body).exists()
+
+
+def test_the_verbose_report_counts_the_session_and_its_cpu(tmp_path: Path) -> None:
+    """The line --verbose prints at the end: gets, hits, puts, bytes put,
+    errors, and the server's own CPU time in whole milliseconds."""
+    cache = GoCache(str(tmp_path / "c"))
+    _, server = session(cache, put(1, AID, b"kept") + get(2, AID) + close(3), tmp_path)
+    line = server.stats.render()
+    assert re.fullmatch(r"idemwrite gocacheprog: 1 gets, 1 hits \(\d+ from the summary\), 1 puts, 4 bytes put, "
+                        r"0 errors, \d+ ms CPU", line), line
+
+
+def test_the_remote_timeout_defaults_to_the_documented_ten_seconds() -> None:
+    """--remote-timeout defaults to 10 s, as the usage text (and the
+    README) says; an explicit value is taken as given."""
+    assert "--remote-timeout seconds (default 10)" in " ".join(USAGE.split())
+    assert parse_options(["--dir", "d", "--remote", "s3://b/p"]).remote_timeout == 10.0
+    assert parse_options(["--dir", "d", "--remote", "s3://b/p", "--remote-timeout", "2.5"]).remote_timeout == 2.5
+
+
+def test_the_servers_temporary_names_are_as_random_as_the_runners() -> None:
+    """A streamed output's temporary name is, as the production runner's,
+    ``<base>.<pid>.<8 hex digits>``: 32 random bits, so that two threads
+    of one server (the remote tier fetches from threads) never pick the
+    same name."""
+    pid = os.getpid()
+    assert re.fullmatch(rf"/d/x\.{pid}\.[0-9a-f]{{8}}\.tmp", _private_name("/d/x"))
+    assert re.fullmatch(rf"/d/x\.{pid}\.[0-9a-f]{{8}}", private_name("/d/x"))

@@ -242,3 +242,16 @@ def test_failing_mmap_and_fstat_are_data(tmp_path: pathlib.Path) -> None:
     p = prog("mapfail", Open(ENTRY, O_WRONLY | O_CREAT), Write(Data("entry")), Fstat(), Mmap(), If(Failed(), "a"),
              OK, Label("a"), Close(), Fstat(), If(Failed(), "b"), OK, Label("b"), FAIL, role=Role.READER)
     assert agree(tmp_path, p) == Status.FAIL
+
+
+@pytest.mark.parametrize("extra", [(), (Fstat(),)], ids=["one-register", "two-registers"])
+def test_each_payload_is_written_where_the_program_names_it(tmp_path: pathlib.Path, extra: tuple[Instr, ...]) -> None:
+    """A program that names two payloads writes each one's own bytes to its
+    own file (with one register or two before the payloads in the
+    runner's environment, so that the payloads' slots fall on both
+    parities)."""
+    p = prog("two", Open(ENTRY, O_WRONLY | O_CREAT), *extra, Write(Data("entry")), Close(),
+             Open(OUTPUT, O_WRONLY | O_CREAT), Write(Data("output")), Close(), OK)
+    assert agree(tmp_path, p) == Status.OK
+    assert (tmp_path / "entry").read_bytes() == PAYLOADS["entry"]
+    assert (tmp_path / "output").read_bytes() == PAYLOADS["output"]
