@@ -364,3 +364,19 @@ def test_the_servers_temporary_names_are_as_random_as_the_runners() -> None:
     pid = os.getpid()
     assert re.fullmatch(rf"/d/x\.{pid}\.[0-9a-f]{{8}}\.tmp", _private_name("/d/x"))
     assert re.fullmatch(rf"/d/x\.{pid}\.[0-9a-f]{{8}}", private_name("/d/x"))
+
+
+def test_without_o_tmpfile_a_streamed_output_goes_through_a_private_temp_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a file system without O_TMPFILE the streamed output is written to
+    a private temp file beside it and renamed: the put round-trips and no
+    temp file is left behind."""
+    import reference.gocacheprog as gp
+
+    monkeypatch.setattr(gp, "_TMPFILE", 0)
+    body = b"large output " * 100
+    cache = GoCache(str(tmp_path / "c"))
+    r, _ = session(cache, put(1, AID, body) + get(2, AID) + close(3), tmp_path, stream_at=16)
+    out = output_path(cache, body)
+    assert "Err" not in r[0] and r[1]["DiskPath"] == str(out) and out.read_bytes() == body
+    assert [p.name for p in out.parent.iterdir()] == [out.name]
