@@ -2,13 +2,16 @@
 
 The report must carry a Total row with a percentage, and the score must
 leave out exactly the equivalent and incompetent mutants; every entry of
-``mutation/equivalent.json`` must have a reason and name a target module.
+``mutation/equivalent.json`` must have a reason and name a target module;
+a test process a hung mutant leaves in a scratch copy is killed.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import signal
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -74,3 +77,22 @@ def test_annotations_are_found_only_under_postponed_evaluation() -> None:
     assert run._inside((3, 9), spans) and run._inside((3, 28), spans) and run._inside((4, 7), spans)
     assert not run._inside((5, 15), spans)  # the code's own `|`
     assert run.annotation_spans(src.split("\n", 1)[1]) == []
+
+
+def test_a_hung_test_process_left_in_a_scratch_copy_is_killed(tmp_path: Path) -> None:
+    """A process still working in a module's scratch copy after its run
+    (a mutant's test that hangs, started outside cosmic-ray's process
+    group) is killed; a process working elsewhere is not."""
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
+    inside = subprocess.Popen(sleeper, cwd=scratch, start_new_session=True)
+    outside = subprocess.Popen(sleeper, cwd=tmp_path, start_new_session=True)
+    try:  # Popen returns once the child has exec'd: its cwd is set
+        assert _tool().kill_leftovers(scratch) == [inside.pid]
+        assert inside.wait(timeout=10) == -signal.SIGKILL
+        assert outside.poll() is None
+    finally:
+        for p in (inside, outside):
+            p.kill()
+            p.wait()

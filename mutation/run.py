@@ -150,6 +150,28 @@ def _env(scratch: Path) -> dict[str, str]:
     return env
 
 
+def kill_leftovers(scratch: Path, proc: Path = Path("/proc")) -> list[int]:
+    """Kill every process still working in ``scratch`` (its cwd there):
+    a mutant that hangs leaves its test process behind when the budget
+    stops cosmic-ray, which starts it outside cosmic-ray's process group,
+    and that process would go on using a CPU after the run.  The pids
+    killed."""
+    killed = []
+    prefix = str(scratch)
+    for d in proc.glob("[0-9]*"):
+        try:
+            cwd = os.readlink(d / "cwd")
+        except OSError:
+            continue  # gone, or not ours to read
+        if cwd == prefix or cwd.startswith(prefix + "/") or cwd.startswith(prefix + " "):
+            try:
+                os.kill(int(d.name), signal.SIGKILL)
+                killed.append(int(d.name))
+            except ProcessLookupError:
+                pass
+    return killed
+
+
 def _cr(args: list[str], scratch: Path, env: dict[str, str], timeout: float | None = None) -> int:
     """Run cosmic-ray; stopped (its whole process group) at ``timeout``."""
     p = subprocess.Popen([sys.executable, "-m", "cosmic_ray.cli", *args], cwd=scratch, env=env, start_new_session=True,
@@ -251,6 +273,7 @@ def mutate(t: Target, sample: int | None, budget_scale: float, known: list[dict[
                     tally.survived += 1
                     tally.survivors.append(result.diff or job_id)
     finally:
+        kill_leftovers(scratch)
         shutil.rmtree(scratch, ignore_errors=True)
     tally.seconds = time.monotonic() - started
     return tally
