@@ -36,6 +36,10 @@ from typing import Any
 
 import pytest
 
+from goreq import b64
+from goreq import close_req as close
+from goreq import get_req as get
+from goreq import put_req as put
 from reference.errors import UnsafePathError
 from reference.gocache import MTIME_INTERVAL_NS, GoCache, Miss
 from reference.gocacheprog import MAX_LINE, STREAM_AT, USAGE, Server, Stats, _private_name, parse_options
@@ -44,26 +48,6 @@ from reference.osrun import private_name
 REPO = Path(__file__).resolve().parent.parent
 AID = bytes(range(32))  # its index entry lives in DIR/00
 AID2 = b"\x01" * 32
-
-
-def b64(b: bytes) -> str:
-    return base64.b64encode(b).decode()
-
-
-def get(id_: int, aid: bytes) -> bytes:
-    """As the go command writes it (compact: the server's fast path)."""
-    return json.dumps({"ID": id_, "Command": "get", "ActionID": b64(aid)}, separators=(",", ":")).encode() + b"\n\n"
-
-
-def put(id_: int, aid: bytes, body: bytes) -> bytes:
-    """As the go command writes it: object, newline, blank line, body line."""
-    req = {"ID": id_, "Command": "put", "ActionID": b64(aid), "OutputID": b64(hashlib.sha256(body).digest()),
-           "BodySize": len(body)}
-    return json.dumps(req).encode() + b"\n\n" + b'"' + base64.b64encode(body) + b'"\n'
-
-
-def close(id_: int) -> bytes:
-    return b'{"ID":%d,"Command":"close"}\n\n' % id_
 
 
 class OneAnswerEach(Stats):

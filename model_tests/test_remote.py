@@ -33,6 +33,7 @@ from typing import Any, Iterator
 import pytest
 
 from reference.gocache import GoCache
+from goreq import b64, close_req, get_req, put_req
 from seaweed import BUCKET, Seaweed, weed_binary
 from test_go_interop import GO, compile_lines, go, go_env, hello, write_module
 
@@ -55,24 +56,6 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seaweed]:
 
 
 # ------------------------------------------------------------ the protocol by hand
-
-
-def b64(b: bytes) -> str:
-    return base64.b64encode(b).decode()
-
-
-def get_req(id_: int, aid: bytes) -> bytes:
-    return json.dumps({"ID": id_, "Command": "get", "ActionID": b64(aid)}, separators=(",", ":")).encode() + b"\n\n"
-
-
-def put_req(id_: int, aid: bytes, body: bytes) -> bytes:
-    req = {"ID": id_, "Command": "put", "ActionID": b64(aid), "OutputID": b64(hashlib.sha256(body).digest()),
-           "BodySize": len(body)}
-    return json.dumps(req).encode() + b"\n\n" + b'"' + base64.b64encode(body) + b'"\n'
-
-
-def close_req(id_: int) -> bytes:
-    return json.dumps({"ID": id_, "Command": "close"}).encode() + b"\n\n"
 
 
 def serve(dir: Path, data: bytes, env: dict[str, str], *args: str, timeout: float = 120) -> tuple[dict[int, dict[str, Any]], str]:
