@@ -7,10 +7,11 @@ STAMP := $(VENV)/.installed
 
 .PHONY: check test test-deep bench mutate clean
 
+# scripts/idemwrite is copied into the venv at install, hence a prerequisite.
 # Editable mode compat: a plain path in a .pth.  The default editable finder
 # costs 12 ms at every start of `idemwrite gocacheprog`, which the go command
 # waits for; setuptools calls compat transitional, hence the fallback.
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml scripts/idemwrite
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]' --config-settings editable_mode=compat \

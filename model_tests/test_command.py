@@ -14,6 +14,11 @@ line.  The promises (no time is asserted: ``bench.bench_startup`` measures):
   (which pip's entry-point wrappers imported before pip 25), not the CLI's
   dispatcher or the explorer, not json, typing, argparse or runpy.  A
   wrapper of the old kind (pip's template) is the known-bad twin.
+- A session ends the process at once after its last answer and its
+  stderr lines (``exit_after``): no interpreter teardown, which a go
+  command whose stderr is a pipe would wait for.  Probed with an
+  ``atexit`` handler (teardown's first step) put in by ``sitecustomize``;
+  the other subcommands, which exit the ordinary way, are the control.
 - A plain ``pip install .`` (not editable) installs every package of the
   repository: pyproject's package list names each directory with an
   ``__init__.py`` under the four top-level packages (``spec.lift`` was
@@ -22,6 +27,7 @@ line.  The promises (no time is asserted: ``bench.bench_startup`` measures):
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tomllib
@@ -91,6 +97,34 @@ def test_the_check_catches_a_wrapper_of_the_old_kind(cache: Path, tmp_path: Path
                        "    sys.exit(run_main())\n")
     imported = imported_by_a_session([str(wrapper), "gocacheprog"], cache)
     assert {"re", "idemwrite.cli"} <= imported & NOT_AT_START
+
+
+TEARDOWN_PROBE = "import atexit, sys\natexit.register(lambda: sys.stderr.write('teardown ran\\n'))\n"
+
+
+def with_teardown_probe(argv: list[str], tmp_path: Path, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
+    """``argv`` run with an atexit handler that reports the interpreter's
+    teardown on stderr (installed by a ``sitecustomize`` module)."""
+    probe = tmp_path / "probe"
+    probe.mkdir(exist_ok=True)
+    (probe / "sitecustomize.py").write_text(TEARDOWN_PROBE)
+    env = dict(os.environ, PYTHONPATH=str(probe))
+    return subprocess.run(argv, input=stdin, capture_output=True, timeout=120, cwd=tmp_path, env=env)
+
+
+def test_a_session_ends_without_the_interpreter_teardown(cache: Path, tmp_path: Path) -> None:
+    done = with_teardown_probe([str(COMMAND), "gocacheprog", "--dir", str(cache), "--verbose"], tmp_path, CLOSE)
+    assert done.returncode == 0 and done.stdout.endswith(b'{"ID":1}\n'), done
+    assert b"teardown ran" not in done.stderr
+    assert b"0 gets" in done.stderr  # the session's own lines still arrive whole
+    bad = with_teardown_probe([str(COMMAND), "gocacheprog", "--dir", str(cache), "--protocol", "nonesuch"], tmp_path)
+    assert bad.returncode == 2 and b"nonesuch" in bad.stderr and b"teardown ran" not in bad.stderr
+
+
+def test_the_teardown_probe_sees_an_ordinary_exit(tmp_path: Path) -> None:
+    """The control: a subcommand that exits the ordinary way runs the probe."""
+    done = with_teardown_probe([str(COMMAND), "list"], tmp_path)
+    assert done.returncode == 0 and b"teardown ran" in done.stderr, done
 
 
 def packages_missing(listed: list[str], root: Path = ROOT) -> list[str]:

@@ -79,7 +79,7 @@ import time
 # that is not a plain get (a put, an error), typing only by type checkers.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable, Iterable, Iterator, Mapping
+    from typing import Any, Callable, Iterable, Iterator, Mapping, NoReturn
 
     from reference.remote import RemoteTier
 
@@ -1050,5 +1050,22 @@ def main(argv: list[str]) -> int:
     return 0
 
 
+def exit_after(rc: int) -> NoReturn:
+    """End the process at once with status ``rc``, stdio flushed, without
+    the interpreter's teardown (freeing every object and module: 3-5 ms
+    here).  For the command only, after ``main`` has returned: the session
+    is over by then (stdout closed, the summary written, the remote
+    tier's waiting done), and a go command whose stderr is a pipe - CI, a
+    script capturing its output - waits for this process to exit, as the
+    pipe stays open until then.  What still runs (remote uploads past
+    ``--remote-upload-wait``) ends with the process, as documented."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # closed, or its file descriptor is
+            pass
+    os._exit(rc)
+
+
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    exit_after(main(sys.argv[1:]))
