@@ -50,6 +50,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from twins import TrustingSummary
+
 from reference.entry import write_entry
 from reference.errors import UnsafePathError
 from reference.gocache import Entry, GoCache, Miss, format_entry
@@ -640,11 +642,6 @@ def test_the_checks_catch_a_writer_without_checks(tmp_path: Path) -> None:
             write_entry(c.file_name(out, "d"), body)
             write_entry(c.file_name(a, "a"), format_entry(a, out, len(body), 1))
     assert snapshot(s.out) != before
-
-
-class TrustingSummary(Summary):
-    def get(self, key_: bytes) -> bytes | None:
-        return self.peek(key_)
 
 
 def test_the_checks_catch_a_server_whose_summary_is_trusted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -20,6 +20,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from twins import TrustingSummary
+
 from reference.gocache import MTIME_INTERVAL_NS, TRIM_LIMIT_S, GoCache
 from reference.gocacheprog import KNOWN_COMMANDS, Server, run
 from reference.summary import LOAD_AFTER, SUMMARY_NAME, Summary, decode, encode, fact, parse_fact
@@ -296,13 +298,6 @@ def test_at_most_max_facts_are_kept_the_most_recently_used(tmp_path: Path) -> No
 # ------------------------------------------------------------ the check can fail
 
 
-class TrustingSummary(Summary):
-    """Hands out every fact unchecked (Summary.get checks the output)."""
-
-    def get(self, key: bytes) -> bytes | None:
-        return self.peek(key)
-
-
 class TrustingServer(Server):
     """Known-bad twin: answers from the summary without checking that the
     output is still there (neither the summary nor the server checks)."""
@@ -311,8 +306,8 @@ class TrustingServer(Server):
         super().__init__(*args, **kwargs)
         self.summary = TrustingSummary(self.cache.dir)
 
-    def _summary_get(self, id_s: bytes, key: bytes, fact_: bytes) -> bool:
-        _, _, output_hex, answer = fact_.split(b" ", 3)
+    def _summary_get(self, id_s: bytes, key: bytes, got: tuple[bytes, bytes, bytes, bytes]) -> bool:
+        _, _, output_hex, answer = got
         path = b"%s/%s/%s-d" % (self.cache.dir.encode(), output_hex[:2], output_hex)
         self._out.append(b'{"ID":%s,%s,"DiskPath":"%s"}\n' % (id_s, answer, path))
         return True

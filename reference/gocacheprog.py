@@ -231,6 +231,7 @@ def _write_all(fd: int, data: bytes) -> None:
 _GET_PREFIX = b'{"ID":'
 _ID_AT = len(_GET_PREFIX)
 _GET_MIDDLE = b',"Command":"get","ActionID":"'
+_MIDDLE_SIZE = len(_GET_MIDDLE)
 _CLOSE_SUFFIX = b',"Command":"close"}'
 _last_second: list[object] = [None, ""]  # (Unix second, its formatted date and time)
 
@@ -689,17 +690,18 @@ class Server:
         (most requests of a warm build); False leaves the line to the
         general path, which then answers it the same way or with an Err."""
         i = line.find(_GET_MIDDLE, _ID_AT)
-        if i < 0 or not line.endswith(b'"}'):
+        if i < 0 or line[-2:] != b'"}':
             return False
-        id_s, aid_s = line[_ID_AT:i], line[i + len(_GET_MIDDLE):-2]
+        id_s, aid_s = line[_ID_AT:i], line[i + _MIDDLE_SIZE:-2]
         if not _plain_id(id_s) or b'"' in aid_s or b"\\" in aid_s:
             return False  # not what json would read as a plain integer ID and string
-        if not self.summary.loaded:
+        summary = self.summary
+        if not summary.loaded:
             self._gets_to_load -= 1
             if self._gets_to_load < 0:
-                self.summary.load()
-        fact = self.summary.get(aid_s)
-        if fact is not None and self._summary_get(id_s, aid_s, fact):
+                summary.load()
+        got = summary.hit(aid_s)
+        if got is not None and self._summary_get(id_s, aid_s, got):
             return True
         try:
             action_id = binascii.a2b_base64(aid_s, strict_mode=True)
@@ -716,27 +718,26 @@ class Server:
         self._out.append(self._hit_line(id_s, *hit, key=aid_s))
         return True
 
-    def _summary_get(self, id_s: bytes, key: bytes, fact: bytes) -> bool:
-        """Answer a get from a fact that ``Summary.get`` has just handed
-        out, after checking its output (one lstat: a regular file, not a
-        link, of the recorded size; no second stat here, as there once
-        was); the answer is stored ready-made.  A malformed fact is
-        forgotten, and False sends the get down the ordinary path."""
+    def _summary_get(self, id_s: bytes, key: bytes, got: tuple[bytes, bytes, bytes, bytes]) -> bool:
+        """Answer a get from what ``Summary.hit`` has just handed out (the
+        fact, split), its output checked (one lstat: a regular file, not
+        a link, of the recorded size); the answer is stored ready-made.  A
+        fact with a malformed mtime is forgotten, and False sends the get
+        down the ordinary path."""
+        _, mtime_s, output_hex, answer = got
+        summary = self.summary
+        now = self.cache.now_ns()
         try:
-            mtime_s, _, output_hex, answer = fact.split(b" ", 3)
-            ok = len(output_hex) == 64
-            if ok and self.cache.now_ns() - int(mtime_s) >= MTIME_INTERVAL_NS:
-                self.summary.stale.append(key)  # refreshed after the last answer
-        except ValueError:  # the fact is malformed
-            ok = False
-        if not ok:
-            self.summary.drop(key)
+            if now - int(mtime_s) >= MTIME_INTERVAL_NS:
+                summary.stale.append(key)  # refreshed after the last answer
+        except ValueError:
+            summary.drop(key)
             return False
-        path = b"%s%s/%s-d" % (self._dir_prefix_b, output_hex[:2], output_hex)
-        self.cache.mark_used(path, self.summary.output_mtime_ns)
-        self.stats.gets += 1
-        self.stats.hits += 1
-        self.stats.summary_hits += 1
+        self.cache.mark_used(b"%s%s/%s-d" % (self._dir_prefix_b, output_hex[:2], output_hex), summary.output_mtime_ns)
+        stats = self.stats
+        stats.gets += 1
+        stats.hits += 1
+        stats.summary_hits += 1
         self._out.append(b'{"ID":%s,%s,"DiskPath":"%s%s/%s-d"}\n'
                          % (id_s, answer, self._dir_json_b, output_hex[:2], output_hex))
         return True

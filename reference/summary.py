@@ -137,8 +137,10 @@ def parse_fact(fact_: bytes) -> tuple[int, int, bytes, bytes] | None:
 
 
 _LOWER_HEX = b"0123456789abcdef"
+_S_IFMT, _S_IFREG, _S_IFDIR = stat.S_IFMT(0o177777), stat.S_IFREG, stat.S_IFDIR
 _DIGITS_TO_0 = bytes.maketrans(b"123456789", b"000000000")
 _TIME_FORM = b'0000-00-00T00:00:00.000000000Z"'  # the server's RFC 3339 time, digits as 0, its closing quote
+_b2a, _unhex = binascii.b2a_base64, binascii.unhexlify
 
 
 def well_formed(fact_: bytes) -> bool:
@@ -149,14 +151,16 @@ def well_formed(fact_: bytes) -> bool:
     an output outside the directory (``../``) nor send the go command an
     answer it cannot parse or one that contradicts the output checked."""
     parts = fact_.split(b" ", 3)
-    if len(parts) != 4:
+    return len(parts) == 4 and _well_formed(*parts)
+
+
+def _well_formed(mtime: bytes, size: bytes, out: bytes, answer: bytes) -> bool:
+    """``well_formed`` of a fact split in its four fields.  Once per fact
+    used in a session, on the server's fast path: built-in calls only."""
+    if not (mtime.isdigit() and size.isdigit() and (size[0] != 0x30 or len(size) == 1)  # JSON: no leading zero
+            and len(out) == HEX_SIZE and not out.translate(None, _LOWER_HEX)):
         return False
-    mtime, size, out, answer = parts
-    if not (mtime.isdigit() and size.isdigit() and len(out) == HEX_SIZE and not out.translate(None, _LOWER_HEX)):
-        return False
-    if size != b"%d" % int(size):  # JSON allows no leading zero
-        return False
-    head = b'"OutputID":"%s","Size":%s,"Time":"' % (binascii.b2a_base64(binascii.unhexlify(out), newline=False), size)
+    head = b'"OutputID":"%s","Size":%s,"Time":"' % (_b2a(_unhex(out), newline=False), size)
     return answer.startswith(head) and answer[len(head):].translate(_DIGITS_TO_0) == _TIME_FORM
 
 
@@ -195,7 +199,7 @@ class Summary:
         self.changed = False
         self.stale: list[bytes] = []  # used keys whose index mtime is over an hour old
         self._dir_b = os.fsencode(dir)
-        self._subdir_seen = bytearray(256)  # per subdirectory: 1 once found a directory, not a link
+        self._subdirs_ok: set[bytes] = set()  # subdirectory names (2 hex digits) found a directory, not a link
         self._ids = process_ids()
         # The mtime of the output that the last fact handed out by ``get``
         # was checked against (its lstat): what the server's markUsed needs,
@@ -264,37 +268,48 @@ class Summary:
         ``DIR/xx/<hex>-d`` is a regular file - not a link - of the recorded
         size that this process may read, in a subdirectory that is not a
         link.  One lstat."""
-        if not self.loaded:
-            f = self._pending.get(key)
-        else:
-            v = self.table.get(key)
-            if v is None or isinstance(v, bytes):
-                f = v
-            else:
-                f = self._records[v:v + FACT_WIDTH].rstrip(b" ")
-                if not well_formed(f):
+        got = self.hit(key)
+        return None if got is None else got[0]
+
+    def hit(self, key: bytes) -> tuple[bytes, bytes, bytes, bytes] | None:
+        """``get`` for the server's fast path, the fact split once: (the
+        fact, its index mtime, its output hex, its answer)."""
+        if self.loaded:
+            f = self.table.get(key)
+            if f is None:
+                return None
+            if isinstance(f, int):  # an offset into the file: the fact's first use
+                f = self._records[f:f + FACT_WIDTH].rstrip(b" ")
+                parts = f.split(b" ", 3)
+                if len(parts) != 4 or not _well_formed(*parts):
                     self.drop(key)
                     return None
-                self.table[key] = f  # checked: the next get skips the check
-        if f is None:
-            return None
-        parts = f.split(b" ", 3)
+                self.table[key] = f  # checked: a later get skips the check
+            else:
+                parts = f.split(b" ", 3)
+        else:
+            f = self._pending.get(key)
+            if f is None:
+                return None
+            parts = f.split(b" ", 3)
         if len(parts) == 4 and self._output_ok(parts[2], parts[1]):
-            return f
+            return f, parts[0], parts[2], parts[3]
         self.drop(key)
         return None
 
     def _output_ok(self, output_hex: bytes, size: bytes) -> bool:
+        sub = output_hex[:2]
         try:
-            i = int(output_hex[:2], 16)
-            if not self._subdir_seen[i]:
-                if not stat.S_ISDIR(os.lstat(b"%s/%s" % (self._dir_b, output_hex[:2])).st_mode):
+            if sub not in self._subdirs_ok:
+                if (len(sub) != 2 or sub.translate(None, _LOWER_HEX)
+                        or os.lstat(b"%s/%s" % (self._dir_b, sub)).st_mode & _S_IFMT != _S_IFDIR):
                     return False
-                self._subdir_seen[i] = 1
-            st = os.lstat(b"%s/%s/%s-d" % (self._dir_b, output_hex[:2], output_hex))
+                self._subdirs_ok.add(sub)
+            st = os.lstat(b"%s/%s/%s-d" % (self._dir_b, sub, output_hex))
             self.output_mtime_ns = st.st_mtime_ns
-            return (stat.S_ISREG(st.st_mode) and st.st_size == int(size)
-                    and bool(st.st_mode & 0o004 or may_read(st, self._ids)))
+            mode = st.st_mode
+            return (mode & _S_IFMT == _S_IFREG and st.st_size == int(size)
+                    and bool(mode & 0o004 or may_read(st, self._ids)))
         except (OSError, ValueError):
             return False
 
