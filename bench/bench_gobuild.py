@@ -18,7 +18,10 @@ the server reads it as it is): then, in each run and in turn,
 - ``go-null``: the same compiled server answering every get from a table
   loaded at start (no work per request): the floor of the protocol itself,
   the price of one pipe round trip per lookup and of the go command's JSON,
-  which no server can go below.
+  which no server can go below;
+- ``py-null``: ``bench/py_null_server.py``, go-null written in Python and
+  run without site (``python -S -I``): the floor of any Python server, its
+  interpreter's start-up and its per-lookup cost with no work at all.
 
 Reported: median and best seconds per variant; the ratio to ``builtin``
 as the median of per-run paired ratios (the verdict), the ratio of the
@@ -200,6 +203,12 @@ def server_command(dir: Path) -> str:
     return f"{sys.executable} -S -m reference.gocacheprog --dir {dir}"
 
 
+def py_null_command(table: Path) -> str:
+    """Python's floor: ``bench/py_null_server.py`` answering from go-null's
+    table, without site (``-S -I``): what any Python server pays here."""
+    return f"{sys.executable} -S -I {REPO / 'bench' / 'py_null_server.py'} {table}"
+
+
 def installed_env(base: dict[str, str]) -> dict[str, str]:
     """``base`` without PYTHONPATH: an installed command finds its own package."""
     return {k: v for k, v in base.items() if k != "PYTHONPATH"}
@@ -229,6 +238,7 @@ def variants(tmp: Path, dir: Path, floor: Path | None, installed: Path | None = 
         table = answer_table(dir, tmp)
         out["go-disk"] = dict(base, GOCACHE=str(own), GOCACHEPROG=f"{floor} {dir}")
         out["go-null"] = dict(base, GOCACHE=str(own), GOCACHEPROG=f"{floor} -table {table}")
+        out["py-null"] = dict(base, GOCACHE=str(own), GOCACHEPROG=py_null_command(table))
     return out
 
 

@@ -308,6 +308,7 @@ VARIANTS = {
     "installed": "the documented command, `idemwrite gocacheprog --dir DIR`, from `pip install .` into a fresh venv",
     "go-disk": "`bench/floor_server DIR`: compiled Go, the same work per request",
     "go-null": "`bench/floor_server -table`: compiled Go, no work per request (the protocol's floor)",
+    "py-null": "`python -S -I bench/py_null_server.py TABLE`: Python, no work per request (Python's floor)",
 }
 
 
@@ -337,7 +338,10 @@ def _gobuild(data: Data) -> list[str]:
         out += table(("variant", "runs", "median", "min", "max", "CPU (median)", "vs Go's own cache", "vs go-null"),
                      rows, (False, True, True, True, True, True, True, True)) + [""]
     out += ["`go-null` is the protocol's own floor on this machine (one pipe round trip per lookup and the go "
-            "command's JSON): the server's ratio to it is the one to drive toward 1.0.", ""]
+            "command's JSON): the server's ratio to it is the one to drive toward 1.0. `py-null` is the same "
+            "table-answering server in Python without site: what any Python server pays here before doing any "
+            "of the work the server's promises need (one lstat of the output per get, the fact's form checked).",
+            ""]
     if "installed" in g or "installed_missing" in g:
         out += [f"`installed`: {g.get('installed') or g['installed_missing']}.", ""]
     return out + _startup(g)

@@ -156,3 +156,19 @@ def test_renderer_refuses_data_of_another_format(quick: Path) -> None:
     data["format"] = -1
     with pytest.raises(ValueError, match="format"):
         render(data)
+
+
+def test_python_floor_server_answers_from_its_table(tmp_path: Path) -> None:
+    """``bench/py_null_server.py`` (the ``py-null`` row) speaks the
+    protocol: its table's answer for a known action, a miss otherwise,
+    blank lines skipped, ``close`` ends it.  Without this, its row would time a server that answers nothing."""
+    table = tmp_path / "table"
+    table.write_text('AAAA= ,"OutputID":"x","Size":1,"DiskPath":"/d"}\n')
+    requests = (b'{"ID":1,"Command":"get","ActionID":"AAAA="}\n\n'
+                b'{"ID":22,"Command":"get","ActionID":"BBBB="}\n\n{"ID":3,"Command":"close"}\n')
+    done = subprocess.run([sys.executable, "-S", "-I", str(REPO / "bench" / "py_null_server.py"), str(table)],
+                          input=requests, capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [b'{"ID":0,"KnownCommands":["get","close"]}',
+                                        b'{"ID":1,"OutputID":"x","Size":1,"DiskPath":"/d"}',
+                                        b'{"ID":22,"Miss":true}', b'{"ID":3}']
