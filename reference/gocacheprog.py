@@ -99,6 +99,7 @@ STREAM_AT = 16 << 20  # above every output of `go build std` here, so the go com
 _BODY_SLACK = 64  # blanks a body line may carry around its quotes
 _HEAD = 256  # bytes of a bad line searched for its ID
 _MAX_MESSAGE = 500  # characters of an Err or stderr message
+_ECHO = 80  # characters of a request's own text echoed in an Err
 _BEFORE_QUOTE, _IN_STRING, _AFTER_QUOTE = 0, 1, 2  # _decode_body's states
 _TMPFILE = getattr(os, "O_TMPFILE", 0)  # Linux; 0: use a private temp file instead
 BAD_REQUESTS = "requests answered with Err (malformed)"  # a kind of failure (Stats.failed)
@@ -294,10 +295,10 @@ def _guess_id(line: bytes) -> int:
     return int(m.group(1)) if m else 0
 
 
-def _clip(text: str) -> str:
+def _clip(text: str, limit: int = _MAX_MESSAGE) -> str:
     """A message short enough for one line of a terminal log (hostile
     requests can make their own echo arbitrarily long)."""
-    return text if len(text) <= _MAX_MESSAGE else text[:_MAX_MESSAGE] + "..."
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _failure_kind(e: Exception) -> str:
@@ -581,7 +582,9 @@ class Server:
             self._skip_body(req.get("BodySize"))
             return True
         cmd = req.get("Command")
-        what = _clip(repr(cmd) if not isinstance(cmd, str) else cmd)
+        # The echoed command is clipped short, so that what follows it in
+        # the message (why the request was refused) is never clipped away.
+        what = _clip(repr(cmd) if not isinstance(cmd, str) else cmd, _ECHO)
         try:
             if cmd == "get":
                 self._get(id_, req)
@@ -593,7 +596,7 @@ class Server:
                 return False
             else:
                 self._skip_body(req.get("BodySize"))
-                raise BadRequest(f"unknown command {_clip(repr(cmd))}; known: get, put, close")
+                raise BadRequest(f"unknown command {_clip(repr(cmd), _ECHO)}; known: get, put, close")
         except BadRequest as e:
             self._error(id_, BAD_REQUESTS, f"{what} request {id_}: {e}")
         except Exception as e:  # a server never dies of one request
