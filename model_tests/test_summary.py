@@ -313,6 +313,47 @@ class TrustingServer(Server):
         return True
 
 
+def _form_damage(mtime: bytes, size: bytes, out: bytes, answer: bytes) -> dict[str, tuple[bytes, ...]]:
+    """A fact's four fields damaged one way each (the output stays the one
+    on disk, so only the form can refuse them)."""
+    other = base64.b64encode(hashlib.sha256(b"other").digest())
+    return {
+        "mtime not a number": (b"1e9", size, out, answer),
+        "size with a leading zero": (mtime, b"0" + size, out, answer.replace(b'"Size":' + size, b'"Size":0' + size)),
+        "size not the answer's": (mtime, size, out, answer.replace(b'"Size":' + size, b'"Size":' + size + b"0")),
+        "output name in upper case": (mtime, size, out.upper(), answer),
+        "output name short": (mtime, size, out[:-2], answer),
+        "answer of another output": (mtime, size, out, answer.replace(base64.b64encode(bytes.fromhex(out.decode())),
+                                                                      other)),
+        "answer with a field after the time": (mtime, size, out, answer + b',"DiskPath":"/etc/passwd"'),
+        "time not RFC 3339": (mtime, size, out, answer.replace(b"T", b" ", 1)),
+        "no answer": (mtime, size, out, b""),
+    }
+
+
+@pytest.mark.parametrize("body", [b"abc", b"0123456789", b""])
+def test_a_fact_from_the_file_is_used_only_in_the_servers_own_form(tmp_path: Path, body: bytes) -> None:
+    """The summary file is untrusted input: a fact read from it answers a
+    get only in exactly the form the server writes (``well_formed``),
+    checked once per session, even when its output is there whole.  Sizes
+    of one and more digits, 0 included (a single zero is no leading one)."""
+    session(tmp_path, put(1, AID, body))
+    cache = tmp_path / "cache"
+    summary = Summary(str(cache))
+    summary.load()
+    good = summary.peek(KEY)
+    assert good is not None and summary.get(KEY) == good  # the server's own fact is used
+    damaged = _form_damage(*good.split(b" ", 3))
+    keys = {name: base64.b64encode(hashlib.sha256(name.encode()).digest()) for name in damaged}
+    (cache / SUMMARY_NAME).write_bytes(encode(sorted([(KEY, good)] + [(keys[n], b" ".join(f)) for n, f in damaged.items()])))
+    fresh = Summary(str(cache))
+    fresh.load()
+    assert fresh.get(KEY) == good and fresh.get(KEY) == good  # checked once, then as stored
+    refused = [name for name in damaged if fresh.get(keys[name]) is None]
+    assert refused == list(damaged)
+    assert all(keys[name] not in fresh.table for name in damaged)  # forgotten, so rewritten without them
+
+
 def test_the_soundness_check_catches_a_server_that_trusts_its_summary(tmp_path: Path) -> None:
     session(tmp_path, put(1, AID, b"abc"))
     output_path(tmp_path, b"abc").unlink()
