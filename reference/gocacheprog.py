@@ -61,7 +61,8 @@ per batch of input (flushing only before the server would block); a get or
 close in the exact form the go command sends is answered without json,
 which is imported (C-accelerated) only for puts and odd requests; the
 catalogue (``spec``) is imported only at the first write.  The ``reference``
-package's ``__init__`` imports nothing eagerly.
+package's ``__init__`` imports nothing eagerly.  The command ends with
+``exit_after``: no interpreter teardown after the session.
 """
 
 from __future__ import annotations
