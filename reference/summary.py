@@ -23,7 +23,7 @@ What an answer from the summary rests on:
 - Anything not in the summary takes the ordinary path, so entries written
   since (by other servers, by plain go commands) are found as before.
 - The directory may be shared with other users, so the file is untrusted
-  input (its CRC is no secret).  ``Summary.get``, the server's fast path,
+  input (its CRC is no secret).  ``Summary.hit`` (``get``), the server's fast path,
   hands out a fact only if it has exactly the form ``fact`` makes from a
   hit (the output named by 64 lower-case hex digits, the answer in the
   server's own JSON form), and only while its output is a regular file of
@@ -201,7 +201,7 @@ class Summary:
         self._dir_b = os.fsencode(dir)
         self._subdirs_ok: set[bytes] = set()  # subdirectory names (2 hex digits) found a directory, not a link
         self._ids = process_ids()
-        # The mtime of the output that the last fact handed out by ``get``
+        # The mtime of the output that the last fact handed out by ``hit``
         # was checked against (its lstat): what the server's markUsed needs,
         # so a get from the summary is one system call, not two.
         self.output_mtime_ns = 0
