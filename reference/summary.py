@@ -137,7 +137,7 @@ def parse_fact(fact_: bytes) -> tuple[int, int, bytes, bytes] | None:
 
 
 _LOWER_HEX = b"0123456789abcdef"
-_S_IFMT, _S_IFREG, _S_IFDIR = stat.S_IFMT(0o177777), stat.S_IFREG, stat.S_IFDIR
+_S_IFMT, _S_IFREG, _S_IFDIR = 0o170000, stat.S_IFREG, stat.S_IFDIR  # the file-type mask (stat.S_IFMT), regular, directory
 _DIGITS_TO_0 = bytes.maketrans(b"123456789", b"000000000")
 _TIME_FORM = b'0000-00-00T00:00:00.000000000Z"'  # the server's RFC 3339 time, digits as 0, its closing quote
 _b2a, _unhex = binascii.b2a_base64, binascii.unhexlify
