@@ -28,6 +28,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 import subprocess
 import sys
 import time
@@ -42,7 +43,7 @@ from goreq import get_req as get
 from goreq import put_req as put
 from reference.errors import UnsafePathError
 from reference.gocache import MTIME_INTERVAL_NS, GoCache, Miss
-from reference.gocacheprog import MAX_LINE, STREAM_AT, USAGE, Server, Stats, _private_name, parse_options
+from reference.gocacheprog import MAX_LINE, STREAM_AT, USAGE, BadRequest, Server, Stats, _private_name, parse_options
 from reference.osrun import private_name
 
 REPO = Path(__file__).resolve().parent.parent
@@ -169,6 +170,20 @@ def test_a_complete_streamed_output_is_left_alone(tmp_path: Path) -> None:
     assert out.stat().st_ino == inode and out.read_bytes() == body
 
 
+def test_a_streamed_output_has_the_mode_of_any_other_output(tmp_path: Path) -> None:
+    """An output streamed to an unnamed file gets 0666 less the umask, as
+    the catalogue's writers and Go give every output (no execute bits)."""
+    body = b"large output " * 100
+    cache = GoCache(str(tmp_path / "c"))
+    mask = os.umask(0o022)
+    try:
+        r, _ = session(cache, put(1, AID, body), tmp_path, stream_at=16)
+    finally:
+        os.umask(mask)
+    assert "Err" not in r[0] and output_path(cache, body).read_bytes() == body
+    assert stat.S_IMODE(output_path(cache, body).stat().st_mode) == 0o644
+
+
 def test_a_streamed_output_never_follows_a_linked_subdirectory(tmp_path: Path) -> None:
     """The output's subdirectory replaced by a link to elsewhere: the
     streamed put is an Err and nothing is written where the link points."""
@@ -226,6 +241,24 @@ def test_an_unknown_protocol_is_refused_whatever_its_name(tmp_path: Path) -> Non
                         "--protocol", "zz-no-such"], input=b"", capture_output=True, timeout=60,
                        env={**os.environ, "PYTHONPATH": str(REPO)})
     assert r.returncode == 2 and b"cannot write a cache file" in r.stderr and r.stdout == b""
+
+
+def test_the_command_answers_on_stdout_and_says_nothing_on_stderr(tmp_path: Path) -> None:
+    """The command (``python -m reference.gocacheprog``) serves on its
+    stdin and stdout; stderr, the person's terminal, stays empty."""
+    r = subprocess.run([sys.executable, "-m", "reference.gocacheprog", "--dir", str(tmp_path / "c")],
+                       input=b'{"ID":1,"Command":"close"}\n', capture_output=True, timeout=60,
+                       env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert r.returncode == 0 and r.stderr == b""
+    assert r.stdout == b'{"ID":0,"KnownCommands":["get","put","close"]}\n{"ID":1}\n'
+
+
+def test_a_double_dash_is_skipped_and_a_lone_dash_refused() -> None:
+    """``--`` (which some wrappers pass through) is no argument; ``-`` is
+    an unknown one."""
+    assert parse_options(["--", "--dir", "D", "--"]).dir == "D"
+    with pytest.raises(BadRequest, match="unknown argument '-'"):
+        parse_options(["--dir", "D", "-"])
 
 
 # ------------------------------------------------------------ GoCache: linked and missing subdirectories

@@ -354,6 +354,53 @@ def test_a_fact_from_the_file_is_used_only_in_the_servers_own_form(tmp_path: Pat
     assert all(keys[name] not in fresh.table for name in damaged)  # forgotten, so rewritten without them
 
 
+def test_a_fact_whose_subdirectory_is_a_link_is_not_used(tmp_path: Path) -> None:
+    """The output's subdirectory replaced by a link to a directory holding
+    the same output: the fact is not handed out (an lstat of the output
+    alone would follow the link)."""
+    session(tmp_path, put(1, AID, b"abc"))
+    sub = output_path(tmp_path, b"abc").parent
+    moved = tmp_path / "elsewhere"
+    sub.rename(moved)
+    sub.symlink_to(moved)
+    summary = Summary(str(tmp_path / "cache"))
+    summary.load()
+    assert summary.peek(KEY) is not None and output_path(tmp_path, b"abc").is_file()
+    assert summary.get(KEY) is None
+
+
+def test_a_stored_fact_with_a_junk_mtime_is_replaced_and_left_out(tmp_path: Path) -> None:
+    """Facts come unchecked from the file until used: learning over one
+    whose mtime is not a number (its other fields the same) replaces it,
+    and one never replaced is left out when the file is written again;
+    neither is an error."""
+    now = time.time_ns()
+    new, other = fact(now, 1, b"0" * 64, b"A"), fact(now, 2, b"1" * 64, b"B")
+    key2, key3 = base64.b64encode(b"2" * 32), base64.b64encode(b"3" * 32)
+    (tmp_path / SUMMARY_NAME).write_bytes(encode([(KEY, b"x" + new), (key2, b"x" + other)]))
+    summary = Summary(str(tmp_path))
+    summary.load()
+    summary.learn(KEY, new)
+    assert summary.peek(KEY) == new and summary.changed
+    summary.learn(key3, other)
+    summary.finish(now)
+    assert keys_on_disk(tmp_path) == {KEY, key3}
+
+
+def test_a_different_fact_learnt_within_the_hour_replaces_the_old(tmp_path: Path) -> None:
+    """Within the hour only the same fact (a refreshed mtime) is no change;
+    another output or answer for the key replaces it, whichever sorts first."""
+    summary = Summary(str(tmp_path))
+    summary.load()
+    now = time.time_ns()
+    first, second = fact(now, 1, b"f" * 64, b"A"), fact(now + 1, 1, b"0" * 64, b"B")
+    summary.learn(KEY, first)
+    summary.learn(KEY, second)
+    assert summary.peek(KEY) == second
+    summary.learn(KEY, fact(now + 2, 1, b"0" * 64, b"B"))  # the same fact, a moment later
+    assert summary.peek(KEY) == second
+
+
 def test_the_soundness_check_catches_a_server_that_trusts_its_summary(tmp_path: Path) -> None:
     session(tmp_path, put(1, AID, b"abc"))
     output_path(tmp_path, b"abc").unlink()

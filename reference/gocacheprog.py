@@ -477,7 +477,7 @@ class Server:
     ``stream_at``: bodies larger than this are streamed to disk
     (``_UnnamedOutput``) instead of decoded in memory."""
 
-    def __init__(self, cache: GoCache, infd: int = 0, outfd: int = 1, *,
+    def __init__(self, cache: GoCache, infd: int, outfd: int, *,
                  load_summary_after: int = LOAD_AFTER, stream_at: int = STREAM_AT,
                  remote: RemoteTier | None = None) -> None:
         self.cache = cache

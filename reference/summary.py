@@ -143,20 +143,15 @@ _TIME_FORM = b'0000-00-00T00:00:00.000000000Z"'  # the server's RFC 3339 time, d
 _b2a, _unhex = binascii.b2a_base64, binascii.unhexlify
 
 
-def well_formed(fact_: bytes) -> bool:
-    """Whether ``fact_`` has exactly the form the server's facts have:
-    ``<mtime> <size> <output hex> "OutputID":"<the same ID, base64>",
-    "Size":<the same size>,"Time":"<RFC 3339 UTC, nanoseconds>"`` (numbers
-    in decimal, no leading zeros).  So an edited summary can neither name
-    an output outside the directory (``../``) nor send the go command an
-    answer it cannot parse or one that contradicts the output checked."""
-    parts = fact_.split(b" ", 3)
-    return len(parts) == 4 and _well_formed(*parts)
-
-
-def _well_formed(mtime: bytes, size: bytes, out: bytes, answer: bytes) -> bool:
-    """``well_formed`` of a fact split in its four fields.  Once per fact
-    used in a session, on the server's fast path: built-in calls only."""
+def well_formed(mtime: bytes, size: bytes, out: bytes, answer: bytes) -> bool:
+    """Whether a fact, split in its four fields, has exactly the form the
+    server's facts have: ``<mtime> <size> <output hex> "OutputID":"<the
+    same ID, base64>","Size":<the same size>,"Time":"<RFC 3339 UTC,
+    nanoseconds>"`` (numbers in decimal, no leading zeros).  So an edited
+    summary can neither name an output outside the directory (``../``) nor
+    send the go command an answer it cannot parse or one that contradicts
+    the output checked.  Once per fact used in a session, on the server's
+    fast path: built-in calls only."""
     if not (mtime.isdigit() and size.isdigit() and (size[0] != 0x30 or len(size) == 1)  # JSON: no leading zero
             and len(out) == HEX_SIZE and not out.translate(None, _LOWER_HEX)):
         return False
@@ -281,7 +276,7 @@ class Summary:
             if isinstance(f, int):  # an offset into the file: the fact's first use
                 f = self._records[f:f + FACT_WIDTH].rstrip(b" ")
                 parts = f.split(b" ", 3)
-                if len(parts) != 4 or not _well_formed(*parts):
+                if len(parts) != 4 or not well_formed(*parts):
                     self.drop(key)
                     return None
                 self.table[key] = f  # checked: a later get skips the check
