@@ -368,11 +368,14 @@ def test_the_verbose_report_counts_the_session_and_its_cpu(tmp_path: Path) -> No
                         r"0 errors, \d+ ms CPU", line), line
 
 
-def test_the_remote_timeout_defaults_to_the_documented_ten_seconds() -> None:
-    """--remote-timeout defaults to 10 s, as the usage text (and the
-    README) says; an explicit value is taken as given."""
+def test_the_remote_waits_default_to_the_documented_seconds() -> None:
+    """--remote-timeout defaults to 10 s and --remote-upload-wait to 60 s,
+    as the usage text (and the README) says; an explicit value is taken as
+    given."""
     assert "--remote-timeout seconds (default 10)" in " ".join(USAGE.split())
-    assert parse_options(["--dir", "d", "--remote", "s3://b/p"]).remote_timeout == 10.0
+    assert "--remote-upload-wait seconds, default 60)" in " ".join(USAGE.split())
+    opts = parse_options(["--dir", "d", "--remote", "s3://b/p"])
+    assert opts.remote_timeout == 10.0 and opts.remote_upload_wait == 60.0
     assert parse_options(["--dir", "d", "--remote", "s3://b/p", "--remote-timeout", "2.5"]).remote_timeout == 2.5
 
 

@@ -9,6 +9,7 @@ summary without checking the output is shown to fail that check.
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import json
 import os
@@ -399,6 +400,39 @@ def test_a_different_fact_learnt_within_the_hour_replaces_the_old(tmp_path: Path
     assert summary.peek(KEY) == second
     summary.learn(KEY, fact(now + 2, 1, b"0" * 64, b"B"))  # the same fact, a moment later
     assert summary.peek(KEY) == second
+    earlier = fact(now, 1, b"0" * 64, b"B")  # the same fact seen earlier than the stored one: replaces it
+    summary.learn(KEY, earlier)
+    assert summary.peek(KEY) == earlier
+
+
+def test_a_stale_fact_whose_index_entry_is_gone_is_dropped(tmp_path: Path) -> None:
+    """A used fact over an hour old has its index entry's mtime refreshed
+    after the session; if that entry has gone (trimmed, go clean), the fact
+    is dropped from the file instead, and that is no error."""
+    session(tmp_path, put(1, AID, b"abc"))
+    cache = tmp_path / "cache"
+    summary = Summary(str(cache))
+    summary.load()
+    old = summary.peek(KEY)
+    assert old is not None
+    index = cache / AID.hex()[:2] / f"{AID.hex()}-a"
+    index.unlink()
+    summary.stale.append(KEY)
+    summary.finish(time.time_ns() + 2 * MTIME_INTERVAL_NS)
+    assert KEY not in keys_on_disk(cache)
+
+
+def test_the_file_format_is_fixed_width_records_of_286_bytes() -> None:
+    """The on-disk format stays readable by every session of this version:
+    a header, then one record per fact, 44-byte key, a space, the fact
+    padded with spaces to 240 bytes, a newline (written here by hand)."""
+    fact_ = fact(1, 2, b"ab" * 32, b"{}")
+    body = KEY + b" " + fact_ + b" " * (240 - len(fact_)) + b"\n"
+    data = b"idemwrite-summary v1 %08x\n" % binascii.crc32(body) + body
+    got = decode(data)
+    assert got is not None and len(body) == 286
+    records, offsets = got
+    assert records[offsets[KEY]:][:len(fact_)] == fact_ and encode([(KEY, fact_)]) == data
 
 
 def test_the_soundness_check_catches_a_server_that_trusts_its_summary(tmp_path: Path) -> None:
