@@ -415,8 +415,7 @@ def test_a_stale_fact_whose_index_entry_is_gone_is_dropped(tmp_path: Path) -> No
     summary.load()
     old = summary.peek(KEY)
     assert old is not None
-    index = cache / AID.hex()[:2] / f"{AID.hex()}-a"
-    index.unlink()
+    Path(GoCache(str(cache)).file_name(AID, "a")).unlink()
     summary.stale.append(KEY)
     summary.finish(time.time_ns() + 2 * MTIME_INTERVAL_NS)
     assert KEY not in keys_on_disk(cache)
